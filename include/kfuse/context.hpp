@@ -1,0 +1,85 @@
+// kfuse::Context: where and how an operation runs.
+//
+// Every operation takes a Context first. A Cpu context runs the CPU path on host
+// memory; a Cuda context runs the GPU path on device memory, asynchronously on
+// the context's stream. The header needs no CUDA headers: the stream and cuBLAS
+// handle types are forward-declared and identical to CUDA's own.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+struct CUstream_st;
+struct cublasContext;
+
+namespace kfuse {
+
+using cudaStream = CUstream_st*;    // == cudaStream_t
+using cublasHandle = cublasContext*;  // == cublasHandle_t
+
+enum class Backend : int { Cpu = 0, Cuda = 1 };
+
+const char* backend_name(Backend backend) noexcept;
+
+// Number of usable CUDA devices: 0 when the library was built without CUDA, when
+// no driver is installed, or when the runtime reports no device. Never throws.
+int cuda_device_count() noexcept;
+
+// True when this build of kfuse contains the CUDA path.
+bool built_with_cuda() noexcept;
+
+// Device memory for workspaces. The default allocator is stream-ordered
+// (cudaMallocAsync / cudaFreeAsync on the context's stream); a caller with its own
+// pool (PyTorch's caching allocator, RMM, ...) supplies one of these instead.
+// allocate() throws kfuse::Error (OutOfMemory) on failure.
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(std::size_t bytes, cudaStream stream) = 0;
+  virtual void deallocate(void* ptr, std::size_t bytes, cudaStream stream) noexcept = 0;
+};
+
+class Context {
+ public:
+  // The CPU backend. Always available.
+  static Context cpu();
+  // A CUDA context on `device` with a stream it creates and owns (non-blocking).
+  // Throws Error(NoDevice) when no usable device exists.
+  static Context cuda(int device = 0);
+  // A CUDA context on `device` that borrows the caller's stream (nullptr is the
+  // legacy default stream). The caller keeps the stream alive longer than the context.
+  static Context cuda(int device, cudaStream stream);
+  // Cuda on device 0 when a usable device exists, otherwise Cpu. Never throws for
+  // want of a driver.
+  static Context best();
+
+  Context(Context&&) noexcept;
+  Context& operator=(Context&&) noexcept;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context();
+
+  Backend backend() const noexcept;
+  int device() const noexcept;       // -1 for Cpu
+  cudaStream stream() const noexcept;  // nullptr for Cpu (and for a borrowed default stream)
+  bool owns_stream() const noexcept;
+
+  // The cuBLAS handle, created on first use, bound to this context's stream.
+  // Throws Error(Unsupported) on a Cpu context.
+  cublasHandle cublas();
+
+  // The workspace allocator (Cuda contexts only; throws Unsupported on Cpu).
+  void set_allocator(std::shared_ptr<Allocator> allocator);
+  Allocator& allocator();
+
+  // Blocks the host until the context's stream has finished. No-op on Cpu.
+  void synchronize() const;
+
+  struct Impl;  // defined in src/, opaque to users
+
+ private:
+  explicit Context(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kfuse

@@ -1,0 +1,147 @@
+/* kfuse C API: a thin shell over the C++ API for FFI (Python ctypes/cffi, Rust,
+ * Julia, ...). Every function returns a kfuse_status_t; on failure the message of
+ * the last error on the calling thread is kfuse_last_error(), and no output has
+ * been written. The numeric values of every enumeration match the C++ ones. */
+#ifndef KFUSE_KFUSE_H
+#define KFUSE_KFUSE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kfuse_status {
+  KFUSE_SUCCESS = 0,
+  KFUSE_INVALID_ARGUMENT = 1,
+  KFUSE_SHAPE_MISMATCH = 2,
+  KFUSE_MEMORY_LOCATION = 3,
+  KFUSE_UNSUPPORTED = 4,
+  KFUSE_NO_DEVICE = 5,
+  KFUSE_CUDA_ERROR = 6,
+  KFUSE_CUBLAS_ERROR = 7,
+  KFUSE_OUT_OF_MEMORY = 8,
+  KFUSE_INTERNAL = 9
+} kfuse_status_t;
+
+typedef enum kfuse_backend { KFUSE_BACKEND_CPU = 0, KFUSE_BACKEND_CUDA = 1 } kfuse_backend_t;
+
+typedef enum kfuse_dtype {
+  KFUSE_F32 = 0,
+  KFUSE_F64 = 1,
+  KFUSE_BF16 = 2,
+  KFUSE_F16 = 3,
+  KFUSE_I32 = 4,
+  KFUSE_I64 = 5
+} kfuse_dtype_t;
+
+typedef enum kfuse_memory { KFUSE_HOST = 0, KFUSE_DEVICE = 1 } kfuse_memory_t;
+
+typedef enum kfuse_precision {
+  KFUSE_PRECISION_EXACT = 0,
+  KFUSE_PRECISION_TF32 = 1,
+  KFUSE_PRECISION_BF16 = 2
+} kfuse_precision_t;
+
+/* A row-major matrix: element (i, j) at data[i * ld + j], ld >= cols. */
+typedef struct kfuse_matrix {
+  void* data;
+  int64_t rows;
+  int64_t cols;
+  int64_t ld;
+  kfuse_dtype_t dtype;
+  kfuse_memory_t memory;
+} kfuse_matrix_t;
+
+/* A contiguous vector. {NULL, 0, ...} (or a NULL pointer to one) means "absent"
+ * where a function documents an optional vector. */
+typedef struct kfuse_vector {
+  void* data;
+  int64_t size;
+  kfuse_dtype_t dtype;
+  kfuse_memory_t memory;
+} kfuse_vector_t;
+
+typedef struct kfuse_context_s* kfuse_context_t;
+
+/* ------------------------------------------------------------------ errors */
+/* The message of the last failed call on this thread ("" if none). Valid until the
+ * thread's next failing kfuse call. */
+const char* kfuse_last_error(void);
+const char* kfuse_status_name(kfuse_status_t status);
+
+/* ------------------------------------------------------------------ contexts */
+/* Usable CUDA devices; 0 without CUDA, driver or GPU. */
+int kfuse_cuda_device_count(void);
+kfuse_status_t kfuse_context_create_cpu(kfuse_context_t* out);
+/* A CUDA context with a stream of its own. */
+kfuse_status_t kfuse_context_create_cuda(int device, kfuse_context_t* out);
+/* A CUDA context on the caller's stream (a cudaStream_t; NULL is the legacy default stream). */
+kfuse_status_t kfuse_context_create_cuda_on_stream(int device, void* stream, kfuse_context_t* out);
+/* CUDA on device 0 when a usable device exists, else CPU. */
+kfuse_status_t kfuse_context_create_best(kfuse_context_t* out);
+void kfuse_context_destroy(kfuse_context_t ctx);
+kfuse_status_t kfuse_context_backend(kfuse_context_t ctx, kfuse_backend_t* out);
+kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx);
+
+/* ------------------------------------------------------------------ Gaussian family
+ * All matrices and vectors of one call share one dtype, KFUSE_F32 or KFUSE_F64.
+ * See include/kfuse/gauss.hpp for the mathematics of each function. */
+typedef struct kfuse_gauss_matvec_options {
+  double sigma;
+  double alpha;
+  double beta;
+  kfuse_precision_t precision;
+} kfuse_gauss_matvec_options_t;
+
+typedef struct kfuse_kde_options {
+  double sigma;
+  int log; /* nonzero: log-density */
+  kfuse_precision_t precision;
+} kfuse_kde_options_t;
+
+typedef struct kfuse_gauss_grad_options {
+  double sigma;
+  kfuse_precision_t precision;
+} kfuse_gauss_grad_options_t;
+
+typedef struct kfuse_mmd2_options {
+  double sigma;
+  int unbiased; /* nonzero: the U-statistic */
+  kfuse_precision_t precision;
+} kfuse_mmd2_options_t;
+
+/* Defaults: sigma 1, alpha 1, beta 0, log 1, unbiased 0, exact precision. */
+kfuse_gauss_matvec_options_t kfuse_gauss_matvec_options_default(void);
+kfuse_kde_options_t kfuse_kde_options_default(void);
+kfuse_gauss_grad_options_t kfuse_gauss_grad_options_default(void);
+kfuse_mmd2_options_t kfuse_mmd2_options_default(void);
+
+/* out [M x R] = alpha * K(X, Y) V + beta * out */
+kfuse_status_t kfuse_gauss_matvec(kfuse_context_t ctx, const kfuse_matrix_t* X,
+                                  const kfuse_matrix_t* Y, const kfuse_matrix_t* V,
+                                  const kfuse_matrix_t* out,
+                                  const kfuse_gauss_matvec_options_t* options);
+/* out [M] = (log-)density of each query; weights may be NULL */
+kfuse_status_t kfuse_kde(kfuse_context_t ctx, const kfuse_matrix_t* queries,
+                         const kfuse_matrix_t* Y, const kfuse_vector_t* weights,
+                         const kfuse_vector_t* out, const kfuse_kde_options_t* options);
+/* grad [M x d] = d/dX <U, K(X, Y) V> */
+kfuse_status_t kfuse_gauss_matvec_grad_x(kfuse_context_t ctx, const kfuse_matrix_t* X,
+                                         const kfuse_matrix_t* Y, const kfuse_matrix_t* V,
+                                         const kfuse_matrix_t* U, const kfuse_matrix_t* grad,
+                                         const kfuse_gauss_grad_options_t* options);
+/* out [M x d] = one mean-shift step of X towards the modes of the KDE of Y */
+kfuse_status_t kfuse_mean_shift_step(kfuse_context_t ctx, const kfuse_matrix_t* X,
+                                     const kfuse_matrix_t* Y, const kfuse_vector_t* weights,
+                                     const kfuse_matrix_t* out,
+                                     const kfuse_gauss_grad_options_t* options);
+/* out [1] = MMD^2(X, Y) */
+kfuse_status_t kfuse_mmd2(kfuse_context_t ctx, const kfuse_matrix_t* X, const kfuse_matrix_t* Y,
+                          const kfuse_vector_t* out, const kfuse_mmd2_options_t* options);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KFUSE_KFUSE_H */

@@ -1,0 +1,17 @@
+// How an operation may compute its matrix products.
+#pragma once
+
+namespace kfuse {
+
+// Numeric values are part of the C ABI (kfuse.h mirrors them).
+enum class Precision : int {
+  Exact = 0,  // IEEE arithmetic in the input type (the default)
+  TF32 = 1,   // tensor cores on fp32 inputs rounded to TF32 (10-bit mantissa), fp32 accumulation
+  BF16 = 2,   // tensor cores on inputs rounded to bf16 (8-bit mantissa), fp32 accumulation
+};
+
+// A precision is a permission, not a demand: where an operation has no faster
+// path for a given shape or backend (the CPU path, small d) it computes exactly.
+const char* precision_name(Precision precision) noexcept;
+
+}  // namespace kfuse

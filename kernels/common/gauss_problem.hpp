@@ -1,0 +1,110 @@
+// The one computation behind every Gaussian-family operation, and what is done
+// with its per-row results. Both backends implement gauss_sum over this
+// description; the operations differ only in their inputs and their epilogue.
+//
+// For each query row i, over the sample rows j (a pair i == j left out when
+// skip_diagonal), with s_ij = -c |x_i - y_j|^2 in base-2 units (gauss_math.hpp):
+//   plain:       e_ij = w_j * 2^s_ij                      (any real weights)
+//   stabilised:  e_ij = 2^(s_ij + log2 w_j - m_i)         (w_j >= 0; m_i the row maximum)
+//   acc_i[r] = sum_j e_ij v_jr,   den_i = sum_j e_ij,   m_i (0 in plain form).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "gauss_math.hpp"
+#include "hd.hpp"
+
+namespace kfuse::detail {
+
+template <class T>
+struct GaussSum {
+  const T* x = nullptr;
+  std::int64_t ldx = 0;
+  const T* y = nullptr;
+  std::int64_t ldy = 0;
+  std::int64_t m = 0, n = 0, d = 0;
+  const T* v = nullptr;  // [n x r]; r == 0: no acc, only den and m
+  std::int64_t ldv = 0, r = 0;
+  const T* w = nullptr;  // [n] with stride w_stride; null: all ones
+  std::int64_t w_stride = 1;
+  double sigma = 1.0;  // c = gauss_log2_coefficient<W>(sigma) in the backend's working type
+  bool stabilised = false;
+  bool skip_diagonal = false;  // x and y are the same sample
+};
+
+enum class GaussEpilogueKind : int {
+  Matvec,     // out[i][r] = alpha * acc + beta * out (beta == 0: out not read)
+  MeanShift,  // out[i][r] = acc / den
+  Grad,       // out[i][r] (+)= grad_scale * u_i * (acc - x_ir * den)
+  Kde,        // out[i] = ln 2 * (m + log2 den) + log_norm - ln(weight_total), or exp of that
+  RowSum,     // out[i] = den
+};
+
+template <class T>
+struct GaussEpilogue {
+  GaussEpilogueKind kind = GaussEpilogueKind::Matvec;
+  T* out = nullptr;
+  std::int64_t ldo = 0;  // row stride of a matrix output
+  double alpha = 1.0, beta = 0.0;
+  const T* x = nullptr;  // Grad: the query rows
+  std::int64_t ldx = 0;
+  const T* u = nullptr;  // Grad: one column of U
+  std::int64_t u_stride = 0;
+  double grad_scale = 0.0;
+  bool accumulate = false;
+  bool log = true;  // Kde
+  double log_norm = 0.0;
+  const double* weight_total = nullptr;  // Kde: sum of weights in the backend's memory, or null
+};
+
+// Per element of a matrix output (kinds Matvec, MeanShift, Grad).
+template <class T, class Acc>
+KFUSE_HD void gauss_epilogue_element(const GaussEpilogue<T>& e, std::int64_t i, std::int64_t r,
+                                     Acc acc, Acc den) {
+  T* dst = e.out + i * e.ldo + r;
+  switch (e.kind) {
+    case GaussEpilogueKind::Matvec: {
+      const Acc value = static_cast<Acc>(e.alpha) * acc;
+      *dst = static_cast<T>(e.beta == 0.0 ? value
+                                          : value + static_cast<Acc>(e.beta) * static_cast<Acc>(*dst));
+      break;
+    }
+    case GaussEpilogueKind::MeanShift:
+      *dst = static_cast<T>(acc / den);
+      break;
+    case GaussEpilogueKind::Grad: {
+      const Acc xir = static_cast<Acc>(e.x[i * e.ldx + r]);
+      const Acc value = static_cast<Acc>(e.grad_scale) * static_cast<Acc>(e.u[i * e.u_stride]) *
+                        (acc - xir * den);
+      *dst = static_cast<T>(e.accumulate ? static_cast<Acc>(*dst) + value : value);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Per row (kinds Kde, RowSum).
+template <class T, class Acc>
+KFUSE_HD void gauss_epilogue_row(const GaussEpilogue<T>& e, std::int64_t i, Acc den, Acc m) {
+  switch (e.kind) {
+    case GaussEpilogueKind::Kde: {
+      Acc log_p = static_cast<Acc>(kLn2) * (m + hd_log2(den)) + static_cast<Acc>(e.log_norm);
+      if (e.weight_total != nullptr) log_p -= static_cast<Acc>(log(*e.weight_total));
+      e.out[i] = static_cast<T>(e.log ? log_p : hd_exp(log_p));
+      break;
+    }
+    case GaussEpilogueKind::RowSum:
+      e.out[i] = static_cast<T>(den);
+      break;
+    default:
+      break;
+  }
+}
+
+KFUSE_HD bool gauss_epilogue_is_row(GaussEpilogueKind kind) {
+  return kind == GaussEpilogueKind::Kde || kind == GaussEpilogueKind::RowSum;
+}
+
+}  // namespace kfuse::detail

@@ -1,0 +1,36 @@
+#include "reduce.hpp"
+
+#ifdef KFUSE_HAS_CUDA
+#include "../kernels/reduce_launch.hpp"
+#endif
+
+namespace kfuse::detail {
+
+template <class T>
+void sum_to_f64(Context& ctx, const T* x, std::int64_t n, std::int64_t stride, double* out) {
+#ifdef KFUSE_HAS_CUDA
+  if (ctx.backend() == Backend::Cuda) return cuda::sum_to_f64(ctx, x, n, stride, out);
+#endif
+  (void)ctx;
+  double total = 0.0;
+  for (std::int64_t k = 0; k < n; ++k) total += static_cast<double>(x[k * stride]);
+  *out = total;
+}
+
+template <class T>
+void combine_f64(Context& ctx, const double* terms, const double* coeff, int count, T* out) {
+#ifdef KFUSE_HAS_CUDA
+  if (ctx.backend() == Backend::Cuda) return cuda::combine_f64(ctx, terms, coeff, count, out);
+#endif
+  (void)ctx;
+  double total = 0.0;
+  for (int k = 0; k < count; ++k) total += coeff[k] * terms[k];
+  out[0] = static_cast<T>(total);
+}
+
+template void sum_to_f64<float>(Context&, const float*, std::int64_t, std::int64_t, double*);
+template void sum_to_f64<double>(Context&, const double*, std::int64_t, std::int64_t, double*);
+template void combine_f64<float>(Context&, const double*, const double*, int, float*);
+template void combine_f64<double>(Context&, const double*, const double*, int, double*);
+
+}  // namespace kfuse::detail

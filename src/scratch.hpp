@@ -1,0 +1,32 @@
+// Scratch memory in the context's memory space: the host heap for a Cpu context,
+// the context's allocator for a Cuda one (released stream-ordered when it goes out
+// of scope, so work already enqueued that uses it stays valid).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "kfuse/context.hpp"
+
+namespace kfuse::detail {
+
+class Scratch {
+ public:
+  Scratch(Context& ctx, std::size_t bytes);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  Context& ctx_;
+  std::size_t bytes_;
+  std::unique_ptr<unsigned char[]> host_;
+  void* ptr_ = nullptr;
+};
+
+}  // namespace kfuse::detail

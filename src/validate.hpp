@@ -1,0 +1,122 @@
+// Argument checks shared by every operation. They run once, in the host layer,
+// before any backend sees the data; a failure throws kfuse::Error whose message
+// names the operation, the argument, the expected and the actual value.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "kfuse/context.hpp"
+#include "kfuse/error.hpp"
+#include "kfuse/view.hpp"
+
+namespace kfuse::detail {
+
+class Validator {
+ public:
+  Validator(const char* op, const Context& ctx) : op_(op), ctx_(ctx) {}
+
+  [[noreturn]] void fail(Status status, const std::string& argument, const std::string& what) const;
+
+  // Extents >= 0, ld >= cols (ld >= 1 when the view is not empty), data non-null when
+  // the view is not empty, memory location matching the context.
+  template <class T>
+  void matrix(const char* name, const MatrixView<T>& m) const {
+    if (m.rows < 0 || m.cols < 0)
+      fail(Status::ShapeMismatch, name,
+           "expected non-negative extents, got " + dims(m.rows, m.cols));
+    if (m.ld < m.cols || (m.rows > 0 && m.ld < 1))
+      fail(Status::ShapeMismatch, name,
+           "expected ld >= cols (" + std::to_string(m.cols) + "), got ld = " + std::to_string(m.ld));
+    if (!m.empty() && m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
+    location(name, m.memory, m.data);
+  }
+
+  template <class T>
+  void vector(const char* name, const VectorView<T>& v) const {
+    if (v.size < 0)
+      fail(Status::ShapeMismatch, name, "expected size >= 0, got " + std::to_string(v.size));
+    if (v.size > 0 && v.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
+    location(name, v.memory, v.data);
+  }
+
+  void extent(const char* name, const char* what, std::int64_t expected,
+              std::int64_t actual) const {
+    if (expected != actual)
+      fail(Status::ShapeMismatch, name,
+           std::string("expected ") + what + " == " + std::to_string(expected) + ", got " +
+               std::to_string(actual));
+  }
+  void at_least(const char* name, const char* what, std::int64_t minimum,
+                std::int64_t actual) const {
+    if (actual < minimum)
+      fail(Status::ShapeMismatch, name,
+           std::string("expected ") + what + " >= " + std::to_string(minimum) + ", got " +
+               std::to_string(actual));
+  }
+  void positive_finite(const char* name, double value) const {
+    if (!(std::isfinite(value) && value > 0))
+      fail(Status::InvalidArgument, name, "expected a finite value > 0, got " + number(value));
+  }
+  void finite(const char* name, double value) const {
+    if (!std::isfinite(value))
+      fail(Status::InvalidArgument, name, "expected a finite value, got " + number(value));
+  }
+
+  // An output must not share memory with an input: the backends read inputs while
+  // they write outputs.
+  template <class T, class U>
+  void disjoint(const char* out_name, const MatrixView<T>& out, const char* in_name,
+                const MatrixView<U>& in) const {
+    if (overlaps(out.data, span_bytes(out), in.data, span_bytes(in)))
+      fail(Status::InvalidArgument, out_name,
+           std::string("must not overlap input '") + in_name + "'");
+  }
+  template <class T, class U>
+  void disjoint(const char* out_name, const VectorView<T>& out, const char* in_name,
+                const MatrixView<U>& in) const {
+    if (overlaps(out.data, out.size * sizeof(T), in.data, span_bytes(in)))
+      fail(Status::InvalidArgument, out_name,
+           std::string("must not overlap input '") + in_name + "'");
+  }
+  template <class T, class U>
+  void disjoint(const char* out_name, const VectorView<T>& out, const char* in_name,
+                const VectorView<U>& in) const {
+    if (overlaps(out.data, out.size * sizeof(T), in.data, in.size * sizeof(U)))
+      fail(Status::InvalidArgument, out_name,
+           std::string("must not overlap input '") + in_name + "'");
+  }
+  template <class T, class U>
+  void disjoint(const char* out_name, const MatrixView<T>& out, const char* in_name,
+                const VectorView<U>& in) const {
+    if (overlaps(out.data, span_bytes(out), in.data, in.size * sizeof(U)))
+      fail(Status::InvalidArgument, out_name,
+           std::string("must not overlap input '") + in_name + "'");
+  }
+
+  const Context& context() const { return ctx_; }
+
+ private:
+  void location(const char* name, Memory memory, const void* data) const;
+  static std::string dims(std::int64_t r, std::int64_t c) {
+    return std::to_string(r) + " x " + std::to_string(c);
+  }
+  static std::string number(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  }
+  template <class T>
+  static std::size_t span_bytes(const MatrixView<T>& m) {
+    if (m.empty()) return 0;
+    return static_cast<std::size_t>((m.rows - 1) * m.ld + m.cols) * sizeof(T);
+  }
+  static bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes);
+
+  const char* op_;
+  const Context& ctx_;
+};
+
+}  // namespace kfuse::detail

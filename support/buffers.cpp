@@ -1,0 +1,45 @@
+#include "buffers.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#ifdef KFUSE_HAS_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace kfuse::support {
+
+#ifdef KFUSE_HAS_CUDA
+namespace {
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+}  // namespace
+void* device_alloc(std::size_t bytes) {
+  void* p = nullptr;
+  check(cudaMalloc(&p, bytes), "cudaMalloc");
+  return p;
+}
+void device_free(void* ptr) noexcept { (void)cudaFree(ptr); }
+void copy_to_device(void* dst, const void* src, std::size_t bytes) {
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+}
+void copy_to_host(void* dst, const void* src, std::size_t bytes) {
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+}
+void device_fill_zero(void* ptr, std::size_t bytes) {
+  check(cudaMemset(ptr, 0, bytes), "cudaMemset");
+}
+#else
+namespace {
+[[noreturn]] void no_cuda() { throw std::logic_error("built without CUDA"); }
+}  // namespace
+void* device_alloc(std::size_t) { no_cuda(); }
+void device_free(void*) noexcept {}
+void copy_to_device(void*, const void*, std::size_t) { no_cuda(); }
+void copy_to_host(void*, const void*, std::size_t) { no_cuda(); }
+void device_fill_zero(void*, std::size_t) { no_cuda(); }
+#endif
+
+}  // namespace kfuse::support

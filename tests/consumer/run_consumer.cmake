@@ -1,0 +1,18 @@
+# Installs the build tree into a scratch prefix, configures and builds the consumer
+# project against it with find_package(kfuse), and runs the consumer.
+file(REMOVE_RECURSE ${KFUSE_WORK_DIR})
+set(prefix ${KFUSE_WORK_DIR}/prefix)
+function(step)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "step failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+if(KFUSE_CONFIG)
+  set(config_args --config ${KFUSE_CONFIG})
+endif()
+step(${CMAKE_COMMAND} --install ${KFUSE_BUILD_DIR} --prefix ${prefix} ${config_args})
+step(${CMAKE_COMMAND} -S ${KFUSE_CONSUMER_SOURCE} -B ${KFUSE_WORK_DIR}/build -G ${KFUSE_GENERATOR}
+     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+step(${CMAKE_COMMAND} --build ${KFUSE_WORK_DIR}/build)
+step(${KFUSE_WORK_DIR}/build/consumer)
