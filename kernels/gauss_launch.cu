@@ -9,6 +9,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/launch_plan.hpp"
 #include "gauss_kernels.hpp"
 #include "gauss_launch.hpp"
 
@@ -22,13 +23,9 @@ enum class Variant { SmallD, Tiled, TensorCore };
 
 // Blocks wanted in flight: several per SM so that the tail of the grid is short.
 constexpr int kBlocksPerSmTarget = 8;
-constexpr int kMaxSplits = 64;
-constexpr std::size_t kMaxPartialBytes = std::size_t(512) << 20;
 // Beyond this c, sqrt(c)-scaled inputs could overflow fp32 in the tensor-core
 // prepass; such tiny bandwidths take the exact path.
 constexpr double kTensorCoreMaxCoefficient = 1e18;
-
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 template <class T>
 Variant choose(const detail::GaussSum<T>& p, Precision precision, double c) {
@@ -63,25 +60,19 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
   }
   if (variant == Variant::Tiled) shape = gauss::tiled_shape<T>(p.r);
 
-  const std::int64_t row_blocks = ceil_div(p.m, shape.rows_per_block);
-  const std::int64_t r_chunks = shape.r_chunk > 0 ? ceil_div(p.r, shape.r_chunk) : 1;
-  const std::int64_t tiles = ceil_div(p.n, shape.tile_cols);
   int sms = 0;
   KFUSE_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
-  const std::int64_t target = std::int64_t(kBlocksPerSmTarget) * sms;
-  std::int64_t splits = 1;
-  if (row_blocks * r_chunks < target && tiles > 1) {
-    splits = std::min<std::int64_t>({ceil_div(target, row_blocks * r_chunks), tiles, kMaxSplits});
-    const std::size_t per_split = static_cast<std::size_t>(p.m * (p.r + 2)) * sizeof(T);
-    splits = std::max<std::int64_t>(
-        1, std::min<std::int64_t>(splits, static_cast<std::int64_t>(kMaxPartialBytes / per_split)));
-  }
-  L.tiles_per_split = splits > 1 ? ceil_div(tiles, splits) : tiles;
-  if (splits > 1) splits = ceil_div(tiles, L.tiles_per_split);
+  detail::SplitLimits limits;
+  limits.target_blocks = std::int64_t(kBlocksPerSmTarget) * sms;
+  const detail::SplitPlan plan = detail::plan_splits(
+      p.m, p.n, p.r, shape.rows_per_block, shape.r_chunk, shape.tile_cols,
+      static_cast<std::size_t>(p.m * (p.r + 2)) * sizeof(T), limits);
+  const std::int64_t splits = plan.splits;
   L.splits = static_cast<int>(splits);
-  if (r_chunks > 65535 || splits > 65535 || row_blocks > 0x7fffffff)
+  L.tiles_per_split = plan.tiles_per_split;
+  if (plan.col_chunks > 65535 || splits > 65535 || plan.row_blocks > 0x7fffffff)
     throw Error(Status::Unsupported, "gauss: problem too large for one launch grid");
-  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(r_chunks),
+  const dim3 grid(static_cast<unsigned>(plan.row_blocks), static_cast<unsigned>(plan.col_chunks),
                   static_cast<unsigned>(splits));
 
   // Scratch lives until the end of this function: stream-ordered release keeps it
@@ -110,7 +101,7 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
         p.m * (detail::gauss_epilogue_is_row(e.kind) ? 1 : std::max<std::int64_t>(p.r, 1));
     constexpr int kBlock = 256;
     gauss::combine_splits_kernel<T>
-        <<<static_cast<unsigned>(ceil_div(threads, kBlock)), kBlock, 0, stream>>>(L);
+        <<<static_cast<unsigned>(detail::ceil_div(threads, kBlock)), kBlock, 0, stream>>>(L);
     KFUSE_CUDA_CHECK_LAUNCH(combine_splits_kernel);
   }
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -24,27 +25,58 @@ constexpr std::int64_t kColBlock = 256;
 inline float exp2_nonpositive(float x) { return detail::exp2_poly(x); }
 inline double exp2_nonpositive(double x) { return std::exp2(x); }
 
-// The sample transposed, so that the inner loops run over consecutive sample rows.
+// Sample rows per register block of the distance kernel: two 256-bit vectors.
+template <class T>
+constexpr int kColsPerStrip = 64 / sizeof(T);
+
+// The sample transposed, so that the inner loops run over consecutive sample rows;
+// rows padded with zeros to a whole number of strips.
 template <class T>
 struct PackedSample {
-  std::vector<T> yt;      // [d][n]
-  std::vector<T> vt;      // [r][n]
-  std::vector<T> weight;  // [n]: log2 w (stabilised) or w (plain)
+  std::int64_t stride = 0;  // padded n
+  std::vector<T> yt;        // [d][stride]
+  std::vector<T> vt;        // [r][stride]
+  std::vector<T> weight;    // [n]: log2 w (stabilised) or w (plain)
 };
 
 template <class T>
 PackedSample<T> pack_sample(const GaussSum<T>& p) {
   PackedSample<T> s;
-  s.yt.resize(static_cast<std::size_t>(p.d * p.n));
-  s.vt.resize(static_cast<std::size_t>(p.r * p.n));
+  s.stride = (p.n + kColsPerStrip<T> - 1) / kColsPerStrip<T> * kColsPerStrip<T>;
+  s.yt.assign(static_cast<std::size_t>(p.d * s.stride), T(0));
+  s.vt.assign(static_cast<std::size_t>(p.r * s.stride), T(0));
   s.weight.resize(static_cast<std::size_t>(p.n));
   for (std::int64_t j = 0; j < p.n; ++j) {
-    for (std::int64_t k = 0; k < p.d; ++k) s.yt[k * p.n + j] = p.y[j * p.ldy + k];
-    for (std::int64_t c = 0; c < p.r; ++c) s.vt[c * p.n + j] = p.v[j * p.ldv + c];
+    for (std::int64_t k = 0; k < p.d; ++k) s.yt[k * s.stride + j] = p.y[j * p.ldy + k];
+    for (std::int64_t c = 0; c < p.r; ++c) s.vt[c * s.stride + j] = p.v[j * p.ldv + c];
     const T w = p.w == nullptr ? T(1) : p.w[j * p.w_stride];
     s.weight[j] = p.stabilised ? detail::log2_weight(w) : w;
   }
   return s;
+}
+
+// dist[ii][jj] = |x_ii - y_(j0 + jj)|^2 for kRowBlock rows and one strip of sample
+// rows, in the direct form. The accumulator block is local (no aliasing question)
+// and small enough to stay in vector registers for the whole d loop; the pragmas
+// make the compiler vectorise across the strip, not along d (which would gather).
+template <class T>
+void strip_distances(const T* __restrict xs, const T* __restrict yt, std::int64_t stride,
+                     std::int64_t d, T (&dist)[kRowBlock][kColsPerStrip<T>]) {
+  constexpr int kStrip = kColsPerStrip<T>;
+  T acc[kRowBlock][kStrip] = {};
+  for (std::int64_t k = 0; k < d; ++k) {
+    const T* __restrict yk = yt + k * stride;
+#pragma GCC unroll 4
+    for (int ii = 0; ii < kRowBlock; ++ii) {
+      const T xk = xs[ii * d + k];
+#pragma omp simd
+      for (int jj = 0; jj < kStrip; ++jj) {
+        const T diff = xk - yk[jj];
+        acc[ii][jj] += diff * diff;
+      }
+    }
+  }
+  std::memcpy(dist, acc, sizeof(acc));
 }
 
 template <class T>
@@ -52,8 +84,9 @@ void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const Packed
                    std::int64_t i0, std::int64_t rows) {
   const T c = detail::gauss_log2_coefficient<T>(p.sigma);
   const std::int64_t d = p.d, n = p.n, r = p.r;
-  std::vector<T> xs(static_cast<std::size_t>(kRowBlock * d));
-  std::vector<T> term(static_cast<std::size_t>(kColBlock));
+  constexpr int kStrip = kColsPerStrip<T>;
+  std::vector<T> xs(static_cast<std::size_t>(kRowBlock * d), T(0));  // rows past the end: 0
+  std::vector<T> terms(static_cast<std::size_t>(kRowBlock * kColBlock));
   std::vector<double> acc(static_cast<std::size_t>(kRowBlock * r), 0.0);
   double den[kRowBlock] = {};
   double row_max[kRowBlock];
@@ -64,19 +97,17 @@ void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const Packed
 
   for (std::int64_t j0 = 0; j0 < n; j0 += kColBlock) {
     const std::int64_t cols = std::min(kColBlock, n - j0);
+    // terms[ii][jj] = -c |x_i - y_j|^2, strip by strip (padding columns are computed
+    // and ignored).
+    for (std::int64_t js = 0; js < cols; js += kStrip) {
+      T dist[kRowBlock][kStrip];
+      strip_distances(xs.data(), s.yt.data() + j0 + js, s.stride, d, dist);
+      for (int ii = 0; ii < kRowBlock; ++ii)
+        for (int jj = 0; jj < kStrip && js + jj < cols; ++jj)
+          terms[ii * kColBlock + js + jj] = -c * dist[ii][jj];
+    }
     for (std::int64_t ii = 0; ii < rows; ++ii) {
-      T* t = term.data();
-      // t = -c |x_i - y_j|^2
-      for (std::int64_t jj = 0; jj < cols; ++jj) t[jj] = T(0);
-      for (std::int64_t k = 0; k < d; ++k) {
-        const T xk = xs[ii * d + k];
-        const T* yk = s.yt.data() + k * n + j0;
-        for (std::int64_t jj = 0; jj < cols; ++jj) {
-          const T diff = xk - yk[jj];
-          t[jj] += diff * diff;
-        }
-      }
-      for (std::int64_t jj = 0; jj < cols; ++jj) t[jj] *= -c;
+      T* t = terms.data() + ii * kColBlock;
       const T* wt = s.weight.data() + j0;
       // A left-out pair (i == j) becomes a term of exactly 0.
       const std::int64_t diagonal = p.skip_diagonal ? i0 + ii - j0 : -1;
@@ -110,7 +141,7 @@ void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const Packed
       for (std::int64_t jj = 0; jj < cols; ++jj) sum += double(t[jj]);
       den[ii] += sum;
       for (std::int64_t c = 0; c < r; ++c) {
-        const T* vc = s.vt.data() + c * n + j0;
+        const T* vc = s.vt.data() + c * s.stride + j0;
         double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
         for (std::int64_t jj = 0; jj < cols; ++jj) dot += double(t[jj]) * double(vc[jj]);

@@ -1,0 +1,42 @@
+"""KeOps peer for gauss_matvec: the LazyTensor formula exp(-|x_i - y_j|^2 / (2 sigma^2)) @ V,
+K never materialised (pykeops + keopscore from PyPI). KeOps computes in fp32 with
+its own kernels (no tensor cores), so every precision maps to its one fp32 path;
+the note says so."""
+import math
+
+import torch
+from pykeops.torch import LazyTensor
+
+from common import load_cases, machine, parse_args, pick_device, result, time_ms, write
+
+
+def matvec(X, Y, V, inv):
+    x_i = LazyTensor(X[:, None, :])
+    y_j = LazyTensor(Y[None, :, :])
+    K = (-((x_i - y_j) ** 2).sum(-1) * inv).exp()
+    return K @ V
+
+
+def main():
+    args = parse_args(__doc__)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(torch, args.device)
+    doc, cases = load_cases(args.cases, "gauss_matvec")
+    results = []
+    for c in cases:
+        s = c["sizes"]
+        M, N, d, R = s["M"], s["N"], s["d"], s["R"]
+        g = torch.Generator().manual_seed(1)
+        X = (torch.rand(M, d, generator=g) * 2 - 1).to(device).contiguous()
+        Y = (torch.rand(N, d, generator=g) * 2 - 1).to(device).contiguous()
+        V = (torch.rand(N, R, generator=g) * 2 - 1).to(device).contiguous()
+        inv = 1.0 / (2.0 * d)  # sigma = sqrt(d)
+        ms = time_ms(torch, device, lambda: matvec(X, Y, V, inv), args.warmup, args.runs)
+        results.append(result(c, "keops", device, ms, note="LazyTensor, fp32 (no tensor cores)"))
+        print(f"keops {c['case']:6s} {c['precision']:6s} median {results[-1]['median_ms']:.3f} ms")
+    write(args.json, doc.get("preset", ""), machine(torch, device, args.threads), results)
+
+
+if __name__ == "__main__":
+    main()
