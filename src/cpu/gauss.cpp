@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -59,8 +60,12 @@ PackedSample<T> pack_sample(const GaussSum<T>& p) {
 // rows, in the direct form. The accumulator block is local (no aliasing question)
 // and small enough to stay in vector registers for the whole d loop; the pragmas
 // make the compiler vectorise across the strip, not along d (which would gather).
+// The hot functions are always inlined into the per-ISA entry points below, so that
+// each entry point is compiled whole for its instruction set.
+#define KFUSE_CPU_HOT inline __attribute__((always_inline))
+
 template <class T>
-void strip_distances(const T* __restrict xs, const T* __restrict yt, std::int64_t stride,
+KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict yt, std::int64_t stride,
                      std::int64_t d, T (&dist)[kRowBlock][kColsPerStrip<T>]) {
   constexpr int kStrip = kColsPerStrip<T>;
   T acc[kRowBlock][kStrip] = {};
@@ -80,7 +85,7 @@ void strip_distances(const T* __restrict xs, const T* __restrict yt, std::int64_
 }
 
 template <class T>
-void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const PackedSample<T>& s,
+KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const PackedSample<T>& s,
                    std::int64_t i0, std::int64_t rows) {
   const T c = detail::gauss_log2_coefficient<T>(p.sigma);
   const std::int64_t d = p.d, n = p.n, r = p.r;
@@ -161,17 +166,49 @@ void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const Packed
   }
 }
 
+// One entry point per instruction set: the baseline of the build, and on x86-64
+// AVX2+FMA (256-bit vectors, twice the baseline's SSE2 width), chosen at run time.
+template <class T>
+void sum_rows_baseline(const GaussSum<T>& p, const GaussEpilogue<T>& e, const PackedSample<T>& s,
+                       std::int64_t i0, std::int64_t rows) {
+  sum_row_block(p, e, s, i0, rows);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+template <class T>
+__attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
+                                                        const GaussEpilogue<T>& e,
+                                                        const PackedSample<T>& s, std::int64_t i0,
+                                                        std::int64_t rows) {
+  sum_row_block(p, e, s, i0, rows);
+}
+
+// KFUSE_CPU_ISA=baseline forces the baseline entry point (tests run both).
+bool use_avx2() {
+  static const bool use = [] {
+    const char* forced = std::getenv("KFUSE_CPU_ISA");
+    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return use;
+}
+#endif
+
 }  // namespace
 
 template <class T>
 void gauss_sum(const GaussSum<T>& p, const GaussEpilogue<T>& e) {
   if (p.m == 0) return;
+  auto* rows_fn = &sum_rows_baseline<T>;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (use_avx2()) rows_fn = &sum_rows_avx2<T>;
+#endif
   const PackedSample<T> sample = pack_sample(p);
   const std::int64_t blocks = (p.m + kRowBlock - 1) / kRowBlock;
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::int64_t b = 0; b < blocks; ++b) {
     const std::int64_t i0 = b * kRowBlock;
-    sum_row_block(p, e, sample, i0, std::min(kRowBlock, p.m - i0));
+    rows_fn(p, e, sample, i0, std::min(kRowBlock, p.m - i0));
   }
 }
 
