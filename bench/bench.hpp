@@ -16,17 +16,17 @@ namespace kfuse::bench {
 enum class Preset { Quick, Full };
 
 struct Measurement {
-  std::string op;         // "gauss_matvec"
+  std::string op;  // "gauss_matvec"
   std::string impl = "kfuse";
   std::string backend;    // "cpu" / "cuda"
   std::string dtype;      // "f32"
   std::string precision;  // "exact" / "tf32" / "bf16"
   std::string case_name;  // "d3"
   std::map<std::string, std::int64_t> sizes;
-  std::vector<double> ms;  // every timed run
-  double work = 0;         // units of work per run
-  std::string work_unit;   // "pairs", "flop"
-  std::string roofline;    // "exp" / "fp32" / "tf32" / "bf16" / "" (none)
+  std::vector<double> ms;    // every timed run
+  double work = 0;           // units of work per run
+  std::string work_unit;     // "pairs", "flop"
+  std::string roofline;      // "exp" / "fp32" / "tf32" / "bf16" / "" (none)
   double roofline_work = 0;  // work counted against the roofline (exp calls, flops)
   double roofline_peak = 0;  // per second; 0 when unknown (the CPU)
   std::string note;
@@ -63,7 +63,10 @@ struct Options {
   std::string filter;  // substring of "op/case"
 };
 
-// One op family's cases at the preset's sizes on ctx's backend.
+// One function per op family: its cases at the preset's sizes on ctx's backend.
 std::vector<Measurement> run_gauss(Context& ctx, const BackendInfo& info, const Options& options);
+// fusion family: (none yet)
+// contrastive family: (none yet)
+// moe family: (none yet)
 
 }  // namespace kfuse::bench

@@ -18,12 +18,10 @@ struct GaussCase {
 };
 
 // Issue sizes (full) and a quick preset small enough for two CPU cores.
-const GaussCase kFull[] = {{"d3", 100000, 100000, 3, 1},
-                           {"d64", 100000, 100000, 64, 1},
-                           {"d768", 50000, 50000, 768, 16}};
-const GaussCase kQuick[] = {{"d3", 4096, 4096, 3, 1},
-                            {"d64", 4096, 4096, 64, 1},
-                            {"d768", 1024, 1024, 768, 16}};
+const GaussCase kFull[] = {
+    {"d3", 100000, 100000, 3, 1}, {"d64", 100000, 100000, 64, 1}, {"d768", 50000, 50000, 768, 16}};
+const GaussCase kQuick[] = {
+    {"d3", 4096, 4096, 3, 1}, {"d64", 4096, 4096, 64, 1}, {"d768", 1024, 1024, 768, 16}};
 
 // Inputs in the context's memory: `sets` independent copies, so that consecutive
 // runs read different buffers.
@@ -34,7 +32,8 @@ class Inputs {
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
     for (int s = 0; s < sets; ++s) {
       std::vector<float> host(floats);
-      for (auto& v : host) v = dist(gen);
+      for (auto& v : host)
+        v = dist(gen);
       if (ctx.backend() == Backend::Cuda) {
         support::DevicePtr dev(support::device_alloc(floats * sizeof(float)));
         support::copy_to_device(dev.get(), host.data(), floats * sizeof(float));

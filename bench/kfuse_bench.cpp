@@ -87,9 +87,9 @@ void write_json(const std::string& path, const BackendInfo& info, const Options&
 }
 
 void print_table(const BackendInfo& info, const std::vector<Measurement>& results) {
-  std::printf("kfuse-bench on %s (%s%s)\n", info.device.c_str(), info.backend.c_str(),
-              info.backend == "cpu" ? (", " + std::to_string(info.threads) + " threads").c_str()
-                                    : "");
+  std::printf(
+      "kfuse-bench on %s (%s%s)\n", info.device.c_str(), info.backend.c_str(),
+      info.backend == "cpu" ? (", " + std::to_string(info.threads) + " threads").c_str() : "");
   std::printf("%-14s %-6s %-6s %-6s %24s %11s %11s %14s %9s\n", "op", "case", "prec", "dtype",
               "sizes", "median ms", "min ms", "rate", "roofline");
   for (const Measurement& m : results) {
@@ -102,8 +102,7 @@ void print_table(const BackendInfo& info, const std::vector<Measurement>& result
     std::snprintf(rate_text, sizeof rate_text, "%.3g %s/s", rate, m.work_unit.c_str());
     if (m.roofline_peak > 0)
       std::snprintf(roof_text, sizeof roof_text, "%5.1f%% %s",
-                    100.0 * (m.roofline_work / (med * 1e-3)) / m.roofline_peak,
-                    m.roofline.c_str());
+                    100.0 * (m.roofline_work / (med * 1e-3)) / m.roofline_peak, m.roofline.c_str());
     else
       std::snprintf(roof_text, sizeof roof_text, "n/a");
     std::printf("%-14s %-6s %-6s %-6s %24s %11.3f %11.3f %14s %9s\n", m.op.c_str(),
@@ -160,7 +159,15 @@ int main(int argc, char** argv) {
                          : backend == "cuda" ? kfuse::Context::cuda(0)
                                              : kfuse::Context::best();
     const BackendInfo info = describe(ctx);
-    std::vector<Measurement> results = run_gauss(ctx, info, options);
+    std::vector<Measurement> results;
+    auto add = [&](std::vector<Measurement> family) {
+      for (auto& m : family)
+        results.push_back(std::move(m));
+    };
+    add(run_gauss(ctx, info, options));
+    // fusion family: (none yet)
+    // contrastive family: (none yet)
+    // moe family: (none yet)
     print_table(info, results);
     if (!json.empty()) {
       write_json(json, info, options, results);

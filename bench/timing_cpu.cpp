@@ -28,7 +28,8 @@ int cpu_threads() {
 }
 
 std::vector<double> time_cpu_ms(const std::function<void(int)>& body, int warmup, int runs) {
-  for (int i = 0; i < warmup; ++i) body(i);
+  for (int i = 0; i < warmup; ++i)
+    body(i);
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
     const auto t0 = std::chrono::steady_clock::now();

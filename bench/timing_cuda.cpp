@@ -59,7 +59,8 @@ std::vector<double> time_ms(Context& ctx, const std::function<void(int)>& body, 
   check(cudaEventCreate(&stop), "cudaEventCreate");
   std::vector<double> ms;
   try {
-    for (int i = 0; i < warmup; ++i) body(i);
+    for (int i = 0; i < warmup; ++i)
+      body(i);
     for (int i = 0; i < runs; ++i) {
       check(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream), "L2 flush");
       check(cudaEventRecord(start, stream), "cudaEventRecord");

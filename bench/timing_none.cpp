@@ -19,7 +19,11 @@ std::vector<double> time_ms(Context&, const std::function<void(int)>& body, int 
   return time_cpu_ms(body, warmup, runs);
 }
 
-double peak_exp2_per_s(const BackendInfo&) { return 0; }
-double peak_flop_per_s(const BackendInfo&, Precision) { return 0; }
+double peak_exp2_per_s(const BackendInfo&) {
+  return 0;
+}
+double peak_flop_per_s(const BackendInfo&, Precision) {
+  return 0;
+}
 
 }  // namespace kfuse::bench

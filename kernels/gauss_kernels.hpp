@@ -39,9 +39,9 @@ void launch_tiled(const Launch<T>& L, const Shape& shape, dim3 grid, cudaStream_
 // inputs, the cross term on tensor cores (WMMA), then the shared tile epilogue.
 constexpr std::int64_t kTensorCoreMinD = 64;
 struct Prepared {
-  const void* x = nullptr;  // [m][ld] in the compute type (float rounded to tf32, or bf16)
-  const void* y = nullptr;  // [n][ld]
-  std::int64_t ld = 0;      // d rounded up to the k-step
+  const void* x = nullptr;        // [m][ld] in the compute type (float rounded to tf32, or bf16)
+  const void* y = nullptr;        // [n][ld]
+  std::int64_t ld = 0;            // d rounded up to the k-step
   const float* x_norm = nullptr;  // |x'_i|^2 of the rounded rows
   const float* y_norm = nullptr;
 };

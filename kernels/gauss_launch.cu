@@ -64,9 +64,9 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
   KFUSE_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
   detail::SplitLimits limits;
   limits.target_blocks = std::int64_t(kBlocksPerSmTarget) * sms;
-  const detail::SplitPlan plan = detail::plan_splits(
-      p.m, p.n, p.r, shape.rows_per_block, shape.r_chunk, shape.tile_cols,
-      static_cast<std::size_t>(p.m * (p.r + 2)) * sizeof(T), limits);
+  const detail::SplitPlan plan =
+      detail::plan_splits(p.m, p.n, p.r, shape.rows_per_block, shape.r_chunk, shape.tile_cols,
+                          static_cast<std::size_t>(p.m * (p.r + 2)) * sizeof(T), limits);
   const std::int64_t splits = plan.splits;
   L.splits = static_cast<int>(splits);
   L.tiles_per_split = plan.tiles_per_split;
@@ -77,9 +77,8 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
 
   // Scratch lives until the end of this function: stream-ordered release keeps it
   // valid for the kernels enqueued here.
-  detail::Scratch partials(ctx, splits > 1 ? static_cast<std::size_t>(splits * p.m * (p.r + 2)) *
-                                                 sizeof(T)
-                                           : 0);
+  detail::Scratch partials(
+      ctx, splits > 1 ? static_cast<std::size_t>(splits * p.m * (p.r + 2)) * sizeof(T) : 0);
   if (splits > 1) {
     L.part_acc = partials.as<T>();
     L.part_den = L.part_acc + splits * p.m * p.r;

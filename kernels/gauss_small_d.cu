@@ -16,7 +16,9 @@ constexpr int kThreads = 128;
 constexpr int kTile = 128;  // sample rows per shared-memory tile
 
 // Rows per thread: as many as the registers allow (coordinates + sums per row).
-constexpr int rows_per_thread(int dp, int rc) { return dp + rc <= 12 ? 4 : (dp + rc <= 36 ? 2 : 1); }
+constexpr int rows_per_thread(int dp, int rc) {
+  return dp + rc <= 12 ? 4 : (dp + rc <= 36 ? 2 : 1);
+}
 
 template <int DP, int RC, bool STAB, bool SKIP_DIAG>
 __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<float> L) {
@@ -40,9 +42,11 @@ __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<fl
   for (int t = 0; t < TM; ++t) {
     const std::int64_t i = row0 + t * kThreads + threadIdx.x;
 #pragma unroll
-    for (int k = 0; k < DP; ++k) x[t][k] = (i < p.m && k < p.d) ? p.x[i * p.ldx + k] : 0.0f;
+    for (int k = 0; k < DP; ++k)
+      x[t][k] = (i < p.m && k < p.d) ? p.x[i * p.ldx + k] : 0.0f;
 #pragma unroll
-    for (int r = 0; r < RCS; ++r) acc[t][r] = 0.0f;
+    for (int r = 0; r < RCS; ++r)
+      acc[t][r] = 0.0f;
     den[t] = 0.0f;
     mx[t] = STAB ? detail::kRunningMaxInit : 0.0f;
   }
@@ -69,7 +73,8 @@ __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<fl
     for (int jj = 0; jj < cols; ++jj) {
       float yv[DP];
 #pragma unroll
-      for (int k = 0; k < DP; ++k) yv[k] = sy[jj][k];
+      for (int k = 0; k < DP; ++k)
+        yv[k] = sy[jj][k];
       const float wj = sw[jj];
 #pragma unroll
       for (int t = 0; t < TM; ++t) {
@@ -87,7 +92,8 @@ __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<fl
             const float rescale = fast_exp2(mx[t] - s);
             den[t] *= rescale;
 #pragma unroll
-            for (int r = 0; r < RCS; ++r) acc[t][r] *= rescale;
+            for (int r = 0; r < RCS; ++r)
+              acc[t][r] *= rescale;
             mx[t] = s;
           }
           e = fast_exp2(s - mx[t]);
@@ -97,7 +103,8 @@ __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<fl
         if (SKIP_DIAG && j0 + jj == row0 + t * kThreads + threadIdx.x) e = 0.0f;
         den[t] += e;
 #pragma unroll
-        for (int r = 0; r < RC; ++r) acc[t][r] = fmaf(e, sv[jj][r], acc[t][r]);
+        for (int r = 0; r < RC; ++r)
+          acc[t][r] = fmaf(e, sv[jj][r], acc[t][r]);
       }
     }
   }
@@ -144,11 +151,16 @@ void launch_rc(const Launch<float>& L, dim3 grid, cudaStream_t stream) {
 template <int DP>
 void launch_dp(const Launch<float>& L, int rc, dim3 grid, cudaStream_t stream) {
   switch (rc) {
-    case 0: return launch_rc<DP, 0>(L, grid, stream);
-    case 1: return launch_rc<DP, 1>(L, grid, stream);
-    case 4: return launch_rc<DP, 4>(L, grid, stream);
-    case 16: return launch_rc<DP, 16>(L, grid, stream);
-    default: return launch_rc<DP, 32>(L, grid, stream);
+    case 0:
+      return launch_rc<DP, 0>(L, grid, stream);
+    case 1:
+      return launch_rc<DP, 1>(L, grid, stream);
+    case 4:
+      return launch_rc<DP, 4>(L, grid, stream);
+    case 16:
+      return launch_rc<DP, 16>(L, grid, stream);
+    default:
+      return launch_rc<DP, 32>(L, grid, stream);
   }
 }
 
@@ -167,13 +179,20 @@ Shape small_d_shape(std::int64_t d, std::int64_t r) {
 
 void launch_small_d(const Launch<float>& L, const Shape& shape, dim3 grid, cudaStream_t stream) {
   switch (padded_dim(L.p.d)) {
-    case 1: return launch_dp<1>(L, shape.r_chunk, grid, stream);
-    case 2: return launch_dp<2>(L, shape.r_chunk, grid, stream);
-    case 3: return launch_dp<3>(L, shape.r_chunk, grid, stream);
-    case 4: return launch_dp<4>(L, shape.r_chunk, grid, stream);
-    case 8: return launch_dp<8>(L, shape.r_chunk, grid, stream);
-    case 16: return launch_dp<16>(L, shape.r_chunk, grid, stream);
-    default: return launch_dp<32>(L, shape.r_chunk, grid, stream);
+    case 1:
+      return launch_dp<1>(L, shape.r_chunk, grid, stream);
+    case 2:
+      return launch_dp<2>(L, shape.r_chunk, grid, stream);
+    case 3:
+      return launch_dp<3>(L, shape.r_chunk, grid, stream);
+    case 4:
+      return launch_dp<4>(L, shape.r_chunk, grid, stream);
+    case 8:
+      return launch_dp<8>(L, shape.r_chunk, grid, stream);
+    case 16:
+      return launch_dp<16>(L, shape.r_chunk, grid, stream);
+    default:
+      return launch_dp<32>(L, shape.r_chunk, grid, stream);
   }
 }
 

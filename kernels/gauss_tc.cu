@@ -36,7 +36,8 @@ struct Compute<Precision::TF32> {
   using Stored = float;
   using FragType = wmma::precision::tf32;
   static constexpr int kStep = 8;
-  static constexpr int kPad = 8;  // row stride 40 floats: 16-byte multiple, fragments 32-byte aligned
+  static constexpr int kPad =
+      8;  // row stride 40 floats: 16-byte multiple, fragments 32-byte aligned
   __device__ static float round(float v) { return wmma::__float_to_tf32(v); }
   __device__ static float widen(float v) { return v; }
 };
@@ -104,7 +105,8 @@ __global__ void __launch_bounds__(kThreads)
     const int cols = static_cast<int>(je - j0 < BN ? je - j0 : BN);
     wmma::fragment<wmma::accumulator, 16, 16, C::kStep, float> acc[BN / 16];
 #pragma unroll
-    for (int f = 0; f < BN / 16; ++f) wmma::fill_fragment(acc[f], 0.0f);
+    for (int f = 0; f < BN / 16; ++f)
+      wmma::fill_fragment(acc[f], 0.0f);
     for (std::int64_t k0 = 0; k0 < prep.ld; k0 += BK) {
       __syncthreads();  // the previous slab (or tile) is consumed
       load_slab<P>(xs, prep.ld, i0, p.m, k0, reinterpret_cast<S(*)[Smem<P, 0>::kLd]>(sm.x));
@@ -116,7 +118,8 @@ __global__ void __launch_bounds__(kThreads)
         wmma::load_matrix_sync(a, &sm.x[warp * 16][kk], Smem<P, RC>::kLd);
         if constexpr (P == Precision::TF32) {
 #pragma unroll
-          for (int t = 0; t < a.num_elements; ++t) a.x[t] = wmma::__float_to_tf32(a.x[t]);
+          for (int t = 0; t < a.num_elements; ++t)
+            a.x[t] = wmma::__float_to_tf32(a.x[t]);
         }
 #pragma unroll
         for (int f = 0; f < BN / 16; ++f) {
@@ -125,7 +128,8 @@ __global__ void __launch_bounds__(kThreads)
           wmma::load_matrix_sync(b, &sm.y[f * 16][kk], Smem<P, RC>::kLd);
           if constexpr (P == Precision::TF32) {
 #pragma unroll
-            for (int t = 0; t < b.num_elements; ++t) b.x[t] = wmma::__float_to_tf32(b.x[t]);
+            for (int t = 0; t < b.num_elements; ++t)
+              b.x[t] = wmma::__float_to_tf32(b.x[t]);
           }
           wmma::mma_sync(acc[f], a, b, acc[f]);
         }
@@ -159,7 +163,8 @@ __global__ void centre_kernel(const float* y, std::int64_t ldy, std::int64_t n, 
   if (k >= d) return;
   const std::int64_t rows = n < kCentreRows ? n : kCentreRows;
   double sum = 0.0;
-  for (std::int64_t j = 0; j < rows; ++j) sum += y[j * ldy + k];
+  for (std::int64_t j = 0; j < rows; ++j)
+    sum += y[j * ldy + k];
   mean[k] = rows > 0 ? static_cast<float>(sum / rows) : 0.0f;
 }
 
@@ -171,8 +176,7 @@ __global__ void prepare_rows_kernel(const float* src, std::int64_t ld_src, std::
                                     typename Compute<P>::Stored* out, std::int64_t ld,
                                     float* norm) {
   using C = Compute<P>;
-  const std::int64_t row =
-      (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const std::int64_t row = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
   float sum = 0.0f;
@@ -184,13 +188,18 @@ __global__ void prepare_rows_kernel(const float* src, std::int64_t ld_src, std::
     sum = fmaf(back, back, sum);
   }
 #pragma unroll
-  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  for (int o = 16; o > 0; o /= 2)
+    sum += __shfl_xor_sync(0xffffffffu, sum, o);
   if (lane == 0) norm[row] = sum;
 }
 
-std::int64_t padded_ld(std::int64_t d) { return (d + BK - 1) / BK * BK; }
+std::int64_t padded_ld(std::int64_t d) {
+  return (d + BK - 1) / BK * BK;
+}
 
-int chunk_cols(std::int64_t r) { return r == 0 ? 0 : (r <= 4 ? 4 : 32); }
+int chunk_cols(std::int64_t r) {
+  return r == 0 ? 0 : (r <= 4 ? 4 : 32);
+}
 
 template <Precision P>
 std::size_t smem_bytes(int rc) {
@@ -211,9 +220,12 @@ template <Precision P>
 void launch_precision(const Launch<float>& L, const Prepared& prep, const Shape& shape, dim3 grid,
                       cudaStream_t stream) {
   switch (shape.r_chunk) {
-    case 0: return launch_rc<P, 0>(L, prep, shape, grid, stream);
-    case 4: return launch_rc<P, 4>(L, prep, shape, grid, stream);
-    default: return launch_rc<P, 32>(L, prep, shape, grid, stream);
+    case 0:
+      return launch_rc<P, 0>(L, prep, shape, grid, stream);
+    case 4:
+      return launch_rc<P, 4>(L, prep, shape, grid, stream);
+    default:
+      return launch_rc<P, 32>(L, prep, shape, grid, stream);
   }
 }
 
@@ -229,20 +241,20 @@ Prepared prepare(const Launch<float>& L, void* workspace, cudaStream_t stream) {
   float* y_norm = x_norm + p.m;
   float* mean = y_norm + p.n;
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(L.c)));
-  centre_kernel<<<static_cast<unsigned>((p.d + 127) / 128), 128, 0, stream>>>(p.y, p.ldy, p.n,
-                                                                              p.d, mean);
+  centre_kernel<<<static_cast<unsigned>((p.d + 127) / 128), 128, 0, stream>>>(p.y, p.ldy, p.n, p.d,
+                                                                              mean);
   KFUSE_CUDA_CHECK_LAUNCH(centre_kernel);
   constexpr int kRowsPerBlock = 8;  // 8 warps
   if (p.m > 0) {
-    prepare_rows_kernel<P><<<static_cast<unsigned>((p.m + kRowsPerBlock - 1) / kRowsPerBlock),
-                             32 * kRowsPerBlock, 0, stream>>>(p.x, p.ldx, p.m, p.d, mean, scale,
-                                                              xs, ld, x_norm);
+    prepare_rows_kernel<P>
+        <<<static_cast<unsigned>((p.m + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0,
+           stream>>>(p.x, p.ldx, p.m, p.d, mean, scale, xs, ld, x_norm);
     KFUSE_CUDA_CHECK_LAUNCH(prepare_rows_kernel);
   }
   if (p.n > 0) {
-    prepare_rows_kernel<P><<<static_cast<unsigned>((p.n + kRowsPerBlock - 1) / kRowsPerBlock),
-                             32 * kRowsPerBlock, 0, stream>>>(p.y, p.ldy, p.n, p.d, mean, scale,
-                                                              ys, ld, y_norm);
+    prepare_rows_kernel<P>
+        <<<static_cast<unsigned>((p.n + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0,
+           stream>>>(p.y, p.ldy, p.n, p.d, mean, scale, ys, ld, y_norm);
     KFUSE_CUDA_CHECK_LAUNCH(prepare_rows_kernel);
   }
   Prepared prep;
@@ -267,8 +279,7 @@ Shape tc_shape(std::int64_t r, Precision precision) {
   return s;
 }
 
-std::size_t tc_prepared_bytes(std::int64_t m, std::int64_t n, std::int64_t d,
-                              Precision precision) {
+std::size_t tc_prepared_bytes(std::int64_t m, std::int64_t n, std::int64_t d, Precision precision) {
   const std::size_t elem = precision == Precision::BF16 ? 2 : 4;
   return static_cast<std::size_t>((m + n) * padded_ld(d)) * elem +
          static_cast<std::size_t>(m + n + d) * sizeof(float);

@@ -82,7 +82,8 @@ __global__ void __launch_bounds__(kThreads) gauss_tiled_kernel(const Launch<T> L
 #pragma unroll
     for (int a = 0; a < 4; ++a)
 #pragma unroll
-      for (int b = 0; b < 4; ++b) sm.s[ty * 4 + a][tx * 4 + b] = -L.c * d2[a][b];
+      for (int b = 0; b < 4; ++b)
+        sm.s[ty * 4 + a][tx * 4 + b] = -L.c * d2[a][b];
     load_tile_values<T, BN, RC, STAB>(L, j0, cols, r0, sm.w, sm.v);
     __syncthreads();
     accumulate_tile<T, BN, RC, TPR, STAB>(sm.s[lrow], sm.w, sm.v, q, i0 + lrow, j0, cols,
@@ -92,7 +93,9 @@ __global__ void __launch_bounds__(kThreads) gauss_tiled_kernel(const Launch<T> L
   finish_row<T, RC, TPR>(L, i0 + lrow, r0, q, st);
 }
 
-int chunk_cols(std::int64_t r) { return r == 0 ? 0 : (r <= 4 ? 4 : 32); }
+int chunk_cols(std::int64_t r) {
+  return r == 0 ? 0 : (r <= 4 ? 4 : 32);
+}
 
 template <class T, int RC>
 void launch_rc(const Launch<T>& L, const Shape& shape, dim3 grid, cudaStream_t stream) {
@@ -113,9 +116,15 @@ Shape tiled_shape(std::int64_t r) {
   s.tile_cols = BN;
   s.threads = kThreads;
   switch (s.r_chunk) {
-    case 0: s.smem_bytes = sizeof(Smem<T, 0>); break;
-    case 4: s.smem_bytes = sizeof(Smem<T, 4>); break;
-    default: s.smem_bytes = sizeof(Smem<T, 32>); break;
+    case 0:
+      s.smem_bytes = sizeof(Smem<T, 0>);
+      break;
+    case 4:
+      s.smem_bytes = sizeof(Smem<T, 4>);
+      break;
+    default:
+      s.smem_bytes = sizeof(Smem<T, 32>);
+      break;
   }
   return s;
 }
@@ -123,9 +132,12 @@ Shape tiled_shape(std::int64_t r) {
 template <class T>
 void launch_tiled(const Launch<T>& L, const Shape& shape, dim3 grid, cudaStream_t stream) {
   switch (shape.r_chunk) {
-    case 0: return launch_rc<T, 0>(L, shape, grid, stream);
-    case 4: return launch_rc<T, 4>(L, shape, grid, stream);
-    default: return launch_rc<T, 32>(L, shape, grid, stream);
+    case 0:
+      return launch_rc<T, 0>(L, shape, grid, stream);
+    case 4:
+      return launch_rc<T, 4>(L, shape, grid, stream);
+    default:
+      return launch_rc<T, 32>(L, shape, grid, stream);
   }
 }
 

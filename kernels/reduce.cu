@@ -16,7 +16,8 @@ __global__ void __launch_bounds__(kThreads)
     sum_to_f64_kernel(const T* x, std::int64_t n, std::int64_t stride, double* out) {
   __shared__ double partial[kThreads];
   double s = 0.0;
-  for (std::int64_t k = threadIdx.x; k < n; k += kThreads) s += static_cast<double>(x[k * stride]);
+  for (std::int64_t k = threadIdx.x; k < n; k += kThreads)
+    s += static_cast<double>(x[k * stride]);
   partial[threadIdx.x] = s;
   __syncthreads();
   for (int width = kThreads / 2; width > 0; width /= 2) {
@@ -33,7 +34,8 @@ struct Coefficients {
 template <class T>
 __global__ void combine_f64_kernel(const double* terms, Coefficients coeff, int count, T* out) {
   double total = 0.0;
-  for (int k = 0; k < count; ++k) total += coeff.c[k] * terms[k];
+  for (int k = 0; k < count; ++k)
+    total += coeff.c[k] * terms[k];
   out[0] = static_cast<T>(total);
 }
 
@@ -51,7 +53,8 @@ void combine_f64(Context& ctx, const double* terms, const double* coeff, int cou
   if (count < 0 || count > 4) throw Error(Status::Internal, "combine_f64: count must be <= 4");
   detail::DeviceGuard guard(ctx.device());
   Coefficients c{};
-  for (int k = 0; k < count; ++k) c.c[k] = coeff[k];
+  for (int k = 0; k < count; ++k)
+    c.c[k] = coeff[k];
   combine_f64_kernel<T><<<1, 1, 0, ctx.stream()>>>(terms, c, count, out);
   KFUSE_CUDA_CHECK_LAUNCH(combine_f64_kernel);
 }

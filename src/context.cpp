@@ -18,7 +18,9 @@ const char* backend_name(Backend backend) noexcept {
   return "unknown";
 }
 
-int cuda_device_count() noexcept { return detail::device_count(); }
+int cuda_device_count() noexcept {
+  return detail::device_count();
+}
 
 bool built_with_cuda() noexcept {
 #ifdef KFUSE_HAS_CUDA
@@ -39,7 +41,9 @@ Context::Context(Context&&) noexcept = default;
 Context& Context::operator=(Context&&) noexcept = default;
 Context::~Context() = default;
 
-Context Context::cpu() { return Context(std::make_unique<Impl>()); }
+Context Context::cpu() {
+  return Context(std::make_unique<Impl>());
+}
 
 namespace {
 void expect_device(int device) {
@@ -47,11 +51,12 @@ void expect_device(int device) {
   if (!built_with_cuda())
     throw Error(Status::Unsupported, "Context::cuda: kfuse was built without CUDA");
   if (count == 0)
-    throw Error(Status::NoDevice, "Context::cuda: no usable CUDA device (driver missing or no GPU)");
+    throw Error(Status::NoDevice,
+                "Context::cuda: no usable CUDA device (driver missing or no GPU)");
   if (device < 0 || device >= count)
-    throw Error(Status::InvalidArgument, "Context::cuda: argument 'device': expected 0 <= device < " +
-                                             std::to_string(count) + ", got " +
-                                             std::to_string(device));
+    throw Error(Status::InvalidArgument,
+                "Context::cuda: argument 'device': expected 0 <= device < " +
+                    std::to_string(count) + ", got " + std::to_string(device));
 }
 }  // namespace
 
@@ -89,10 +94,18 @@ Context Context::best() {
   return cpu();
 }
 
-Backend Context::backend() const noexcept { return impl_->backend; }
-int Context::device() const noexcept { return impl_->device; }
-cudaStream Context::stream() const noexcept { return impl_->stream; }
-bool Context::owns_stream() const noexcept { return impl_->owns_stream; }
+Backend Context::backend() const noexcept {
+  return impl_->backend;
+}
+int Context::device() const noexcept {
+  return impl_->device;
+}
+cudaStream Context::stream() const noexcept {
+  return impl_->stream;
+}
+bool Context::owns_stream() const noexcept {
+  return impl_->owns_stream;
+}
 
 cublasHandle Context::cublas() {
   if (impl_->backend != Backend::Cuda)
@@ -103,7 +116,8 @@ cublasHandle Context::cublas() {
 
 void Context::set_allocator(std::shared_ptr<Allocator> allocator) {
   if (impl_->backend != Backend::Cuda)
-    throw Error(Status::Unsupported, "Context::set_allocator: a Cpu context allocates no device memory");
+    throw Error(Status::Unsupported,
+                "Context::set_allocator: a Cpu context allocates no device memory");
   if (!allocator)
     throw Error(Status::InvalidArgument, "Context::set_allocator: argument 'allocator' is null");
   impl_->allocator = std::move(allocator);
@@ -111,7 +125,8 @@ void Context::set_allocator(std::shared_ptr<Allocator> allocator) {
 
 Allocator& Context::allocator() {
   if (impl_->backend != Backend::Cuda)
-    throw Error(Status::Unsupported, "Context::allocator: a Cpu context allocates no device memory");
+    throw Error(Status::Unsupported,
+                "Context::allocator: a Cpu context allocates no device memory");
   return *impl_->allocator;
 }
 

@@ -10,13 +10,25 @@ namespace {
 }
 }  // namespace
 
-int device_count() noexcept { return 0; }
-PointerKind pointer_kind(const void*) noexcept { return PointerKind::Unknown; }
-cudaStream create_stream(int) { no_cuda(); }
+int device_count() noexcept {
+  return 0;
+}
+PointerKind pointer_kind(const void*) noexcept {
+  return PointerKind::Unknown;
+}
+cudaStream create_stream(int) {
+  no_cuda();
+}
 void destroy_stream(int, cudaStream) noexcept {}
-void synchronize_stream(int, cudaStream) { no_cuda(); }
-cublasHandle create_cublas(int, cudaStream) { no_cuda(); }
+void synchronize_stream(int, cudaStream) {
+  no_cuda();
+}
+cublasHandle create_cublas(int, cudaStream) {
+  no_cuda();
+}
 void destroy_cublas(int, cublasHandle) noexcept {}
-std::shared_ptr<Allocator> make_stream_ordered_allocator(int) { no_cuda(); }
+std::shared_ptr<Allocator> make_stream_ordered_allocator(int) {
+  no_cuda();
+}
 
 }  // namespace kfuse::detail

@@ -62,8 +62,8 @@ double check_weights(const Validator& v, const VectorView<const T>& w, std::int6
     const double wj = static_cast<double>(w.data[j]);
     if (!(std::isfinite(wj) && wj >= 0.0))
       v.fail(Status::InvalidArgument, "weights",
-             "expected finite values >= 0, got weights[" + std::to_string(j) + "] = " +
-                 std::to_string(wj));
+             "expected finite values >= 0, got weights[" + std::to_string(j) +
+                 "] = " + std::to_string(wj));
     total += wj;
   }
   if (!(total > 0.0)) v.fail(Status::InvalidArgument, "weights", "expected a positive sum, got 0");
@@ -86,8 +86,8 @@ GaussSum<T> points_problem(const MatrixView<const T>& X, const MatrixView<const 
 }
 
 template <class T>
-void matvec_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y,
-                 MatrixView<const T> V, MatrixView<T> out, const GaussMatvecOptions& o) {
+void matvec_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, MatrixView<const T> V,
+                 MatrixView<T> out, const GaussMatvecOptions& o) {
   const Validator v("gauss_matvec", ctx);
   check_points(v, "X", X, Y);
   v.matrix("V", V);

@@ -13,7 +13,8 @@ void sum_to_f64(Context& ctx, const T* x, std::int64_t n, std::int64_t stride, d
 #endif
   (void)ctx;
   double total = 0.0;
-  for (std::int64_t k = 0; k < n; ++k) total += static_cast<double>(x[k * stride]);
+  for (std::int64_t k = 0; k < n; ++k)
+    total += static_cast<double>(x[k * stride]);
   *out = total;
 }
 
@@ -24,7 +25,8 @@ void combine_f64(Context& ctx, const double* terms, const double* coeff, int cou
 #endif
   (void)ctx;
   double total = 0.0;
-  for (int k = 0; k < count; ++k) total += coeff[k] * terms[k];
+  for (int k = 0; k < count; ++k)
+    total += coeff[k] * terms[k];
   out[0] = static_cast<T>(total);
 }
 

@@ -28,8 +28,9 @@ class Validator {
       fail(Status::ShapeMismatch, name,
            "expected non-negative extents, got " + dims(m.rows, m.cols));
     if (m.ld < m.cols || (m.rows > 0 && m.ld < 1))
-      fail(Status::ShapeMismatch, name,
-           "expected ld >= cols (" + std::to_string(m.cols) + "), got ld = " + std::to_string(m.ld));
+      fail(
+          Status::ShapeMismatch, name,
+          "expected ld >= cols (" + std::to_string(m.cols) + "), got ld = " + std::to_string(m.ld));
     if (!m.empty() && m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
     location(name, m.memory, m.data);
   }

@@ -21,7 +21,9 @@ void* device_alloc(std::size_t bytes) {
   check(cudaMalloc(&p, bytes), "cudaMalloc");
   return p;
 }
-void device_free(void* ptr) noexcept { (void)cudaFree(ptr); }
+void device_free(void* ptr) noexcept {
+  (void)cudaFree(ptr);
+}
 void copy_to_device(void* dst, const void* src, std::size_t bytes) {
   check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
 }
@@ -33,13 +35,23 @@ void device_fill_zero(void* ptr, std::size_t bytes) {
 }
 #else
 namespace {
-[[noreturn]] void no_cuda() { throw std::logic_error("built without CUDA"); }
+[[noreturn]] void no_cuda() {
+  throw std::logic_error("built without CUDA");
+}
 }  // namespace
-void* device_alloc(std::size_t) { no_cuda(); }
+void* device_alloc(std::size_t) {
+  no_cuda();
+}
 void device_free(void*) noexcept {}
-void copy_to_device(void*, const void*, std::size_t) { no_cuda(); }
-void copy_to_host(void*, const void*, std::size_t) { no_cuda(); }
-void device_fill_zero(void*, std::size_t) { no_cuda(); }
+void copy_to_device(void*, const void*, std::size_t) {
+  no_cuda();
+}
+void copy_to_host(void*, const void*, std::size_t) {
+  no_cuda();
+}
+void device_fill_zero(void*, std::size_t) {
+  no_cuda();
+}
 #endif
 
 }  // namespace kfuse::support

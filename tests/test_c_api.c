@@ -6,12 +6,12 @@
 #include <string.h>
 
 static int failures = 0;
-#define CHECK(cond)                                                  \
-  do {                                                               \
-    if (!(cond)) {                                                   \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                    \
-    }                                                                \
+      ++failures;                                                              \
+    }                                                                          \
   } while (0)
 
 static kfuse_matrix_t host_f32(float* data, int64_t rows, int64_t cols) {
@@ -43,9 +43,12 @@ int main(void) {
     CHECK(strlen(kfuse_last_error()) > 0);
   }
 
-  for (i = 0; i < M * D; ++i) x[i] = (float)sin(0.7 * i);
-  for (i = 0; i < N * D; ++i) y[i] = (float)cos(1.3 * i);
-  for (i = 0; i < N * R; ++i) v[i] = (float)(0.1 * i - 0.5);
+  for (i = 0; i < M * D; ++i)
+    x[i] = (float)sin(0.7 * i);
+  for (i = 0; i < N * D; ++i)
+    y[i] = (float)cos(1.3 * i);
+  for (i = 0; i < N * R; ++i)
+    v[i] = (float)(0.1 * i - 0.5);
   X = host_f32(x, M, D);
   Y = host_f32(y, N, D);
   V = host_f32(v, N, R);
@@ -57,7 +60,8 @@ int main(void) {
       double ref = 0.0;
       for (j = 0; j < N; ++j) {
         double d2 = 0.0;
-        for (k = 0; k < D; ++k) d2 += (x[i * D + k] - y[j * D + k]) * (x[i * D + k] - y[j * D + k]);
+        for (k = 0; k < D; ++k)
+          d2 += (x[i * D + k] - y[j * D + k]) * (x[i * D + k] - y[j * D + k]);
         ref += exp(-d2 / (2 * 0.8 * 0.8)) * v[j * R + r];
       }
       err = fmax(err, fabs(ref - out[i * R + r]));
@@ -94,9 +98,11 @@ int main(void) {
     kfuse_kde_options_t ko = kfuse_kde_options_default();
     kfuse_gauss_grad_options_t go = kfuse_gauss_grad_options_default();
     kfuse_mmd2_options_t mo = kfuse_mmd2_options_default();
-    for (i = 0; i < M * R; ++i) u[i] = 1.0f;
+    for (i = 0; i < M * R; ++i)
+      u[i] = 1.0f;
     CHECK(kfuse_kde(ctx, &X, &Y, NULL, &LP, &ko) == KFUSE_SUCCESS);
-    for (i = 0; i < M; ++i) CHECK(isfinite(lp[i]) && lp[i] < 0.0f);
+    for (i = 0; i < M; ++i)
+      CHECK(isfinite(lp[i]) && lp[i] < 0.0f);
     CHECK(kfuse_gauss_matvec_grad_x(ctx, &X, &Y, &V, &U, &G, &go) == KFUSE_SUCCESS);
     CHECK(kfuse_mean_shift_step(ctx, &X, &Y, NULL, &MS, &go) == KFUSE_SUCCESS);
     mo.unbiased = 1;

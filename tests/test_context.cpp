@@ -53,8 +53,7 @@ TEST(Context, CudaContextOwnsAStream) {
   Context borrowed = Context::cuda(0, ctx.stream());
   EXPECT_FALSE(borrowed.owns_stream());
   EXPECT_EQ(borrowed.stream(), ctx.stream());
-  expect_error([] { (void)Context::cuda(cuda_device_count()); }, Status::InvalidArgument,
-               "device");
+  expect_error([] { (void)Context::cuda(cuda_device_count()); }, Status::InvalidArgument, "device");
 }
 
 TEST(Views, BuildersAndConstConversion) {

@@ -30,15 +30,17 @@ std::string shape_name(const Shape& s) {
 // Every M, N in {1, 31, 32, 33, 1000, 1031}, d in {1, 2, 3, 16, 64, 257, 1024} and
 // R in {1, 3, 64} appears, with M != N, plus GPU tile edges (64 +- 1, 128 +- 1).
 const std::vector<Shape> kShapes = {
-    {1, 1, 1, 1},        {1, 31, 2, 3},        {31, 33, 3, 1},      {32, 32, 16, 64},
-    {33, 31, 1, 3},      {1000, 1031, 3, 1},   {1031, 1000, 2, 3},  {33, 1000, 64, 3},
-    {1000, 33, 257, 1},  {31, 1031, 1024, 3},  {32, 33, 1024, 64},  {1031, 32, 16, 64},
-    {63, 65, 33, 5},     {129, 127, 65, 17},   {127, 129, 31, 63},  {65, 129, 128, 65},
+    {1, 1, 1, 1},       {1, 31, 2, 3},       {31, 33, 3, 1},     {32, 32, 16, 64},
+    {33, 31, 1, 3},     {1000, 1031, 3, 1},  {1031, 1000, 2, 3}, {33, 1000, 64, 3},
+    {1000, 33, 257, 1}, {31, 1031, 1024, 3}, {32, 33, 1024, 64}, {1031, 32, 16, 64},
+    {63, 65, 33, 5},    {129, 127, 65, 17},  {127, 129, 31, 63}, {65, 129, 128, 65},
 };
 
 // Inputs uniform in [-1, 1]; sigma = sigma_factor * sqrt(d) keeps the kernel values
 // spread over (0, 1) for every d.
-double sigma_for(std::int64_t d, double factor = 0.6) { return factor * std::sqrt(double(d)); }
+double sigma_for(std::int64_t d, double factor = 0.6) {
+  return factor * std::sqrt(double(d));
+}
 
 using ShapeParam = std::tuple<Backend, Shape>;
 
@@ -72,7 +74,8 @@ void check_matvec(Backend backend, const Shape& s, Precision precision, std::uin
   EXPECT_LE(relative_error(got, ref, s.M, s.R, ldo, s.R), tolerance<T>(backend, precision));
   // The padding between rows is never written.
   for (std::int64_t i = 0; i < s.M; ++i)
-    for (std::int64_t c = s.R; c < ldo; ++c) ASSERT_TRUE(std::isnan(got[i * ldo + c]));
+    for (std::int64_t c = s.R; c < ldo; ++c)
+      ASSERT_TRUE(std::isnan(got[i * ldo + c]));
 }
 
 TEST_P(GaussMatvec, MatchesBruteForceF32) {
@@ -119,9 +122,10 @@ TEST_P(GaussFamily, MatvecAlphaBeta) {
   gauss_matvec(ctx, X.cmatrix(s.M, s.d), Y.cmatrix(s.N, s.d), V.cmatrix(s.N, s.R),
                out.matrix(s.M, s.R), o);
   ctx.synchronize();
-  auto ref = ref_matvec(to_ref(x, s.M, s.d, s.d), to_ref(y, s.N, s.d, s.d),
-                        to_ref(v, s.N, s.R, s.R), 0.7);
-  for (std::size_t k = 0; k < ref.size(); ++k) ref[k] = -1.5 * ref[k] + 0.25 * o0[k];
+  auto ref =
+      ref_matvec(to_ref(x, s.M, s.d, s.d), to_ref(y, s.N, s.d, s.d), to_ref(v, s.N, s.R, s.R), 0.7);
+  for (std::size_t k = 0; k < ref.size(); ++k)
+    ref[k] = -1.5 * ref[k] + 0.25 * o0[k];
   EXPECT_LE(relative_error(out.values(), ref), 1e-12);
 }
 
@@ -136,12 +140,14 @@ TEST_P(GaussFamily, MatvecEmptySample) {
   gauss_matvec(ctx, X.cmatrix(3, 2), Y.cmatrix(0, 2), V.cmatrix(0, 2), out.matrix(3, 2), o);
   ctx.synchronize();
   const auto got = out.values();
-  for (std::size_t k = 0; k < got.size(); ++k) EXPECT_FLOAT_EQ(got[k], 2.0f * o0[k]);
+  for (std::size_t k = 0; k < got.size(); ++k)
+    EXPECT_FLOAT_EQ(got[k], 2.0f * o0[k]);
   // M = 0 writes nothing.
   gauss_matvec(ctx, X.cmatrix(0, 2), X.cmatrix(3, 2), X.cmatrix(3, 2), out.matrix(0, 2), o);
   ctx.synchronize();
   const auto again = out.values();
-  for (std::size_t k = 0; k < got.size(); ++k) EXPECT_EQ(again[k], got[k]);
+  for (std::size_t k = 0; k < got.size(); ++k)
+    EXPECT_EQ(again[k], got[k]);
 }
 
 // A tiny sigma leaves only exact duplicates (K = 1) and underflows the rest to 0;
@@ -152,7 +158,8 @@ TEST_P(GaussFamily, MatvecExtremeSigma) {
   auto y = uniform<float>(N * d, 7);
   std::vector<float> x(M * d);
   for (std::int64_t i = 0; i < M; ++i)
-    for (std::int64_t k = 0; k < d; ++k) x[i * d + k] = y[(2 * i) * d + k];  // x_i = y_2i
+    for (std::int64_t k = 0; k < d; ++k)
+      x[i * d + k] = y[(2 * i) * d + k];  // x_i = y_2i
   const auto v = uniform<float>(N * R, 8);
   TestArray<float> X(GetParam(), x), Y(GetParam(), y), V(GetParam(), v);
   for (double sigma : {1e-6, 1e-30, 1e6, 1e30}) {
@@ -183,8 +190,10 @@ TEST_P(GaussFamily, NearDuplicatePointsFarFromOrigin) {
     const double sigma = 0.05;
     auto y = uniform<float>(N * d, 21, -0.02, 0.02);
     auto x = uniform<float>(M * d, 22, -0.02, 0.02);
-    for (auto& t : y) t += 1000.0f;
-    for (auto& t : x) t += 1000.0f;
+    for (auto& t : y)
+      t += 1000.0f;
+    for (auto& t : x)
+      t += 1000.0f;
     TestArray<float> X(GetParam(), x), Y(GetParam(), y), V(GetParam(), uniform<float>(N * R, 23));
     TestArray<float> out(GetParam(), nan_filled<float>(M * R));
     GaussMatvecOptions o;
@@ -192,8 +201,8 @@ TEST_P(GaussFamily, NearDuplicatePointsFarFromOrigin) {
     o.precision = precision;
     gauss_matvec(ctx, X.cmatrix(M, d), Y.cmatrix(N, d), V.cmatrix(N, R), out.matrix(M, R), o);
     ctx.synchronize();
-    const auto ref = ref_matvec(to_ref(x, M, d, d), to_ref(y, N, d, d),
-                                to_ref(V.values(), N, R, R), sigma);
+    const auto ref =
+        ref_matvec(to_ref(x, M, d, d), to_ref(y, N, d, d), to_ref(V.values(), N, R, R), sigma);
     // The inputs themselves are only float-accurate (1000 + 0.02 keeps 13 bits of
     // the offset), which the reference sees too; the bound is the precision's.
     EXPECT_LE(relative_error(out.values(), ref), tolerance<float>(GetParam(), precision))
@@ -226,8 +235,10 @@ TEST_P(GaussFamily, MatvecInvariantToSampleOrder) {
   std::vector<double> yp(y.size()), vp(v.size());
   for (std::int64_t j = 0; j < s.N; ++j) {
     const std::int64_t src = (j * 7 + 3) % s.N;  // 7 is coprime with 400
-    for (std::int64_t k = 0; k < s.d; ++k) yp[j * s.d + k] = y[src * s.d + k];
-    for (std::int64_t r = 0; r < s.R; ++r) vp[j * s.R + r] = v[src * s.R + r];
+    for (std::int64_t k = 0; k < s.d; ++k)
+      yp[j * s.d + k] = y[src * s.d + k];
+    for (std::int64_t r = 0; r < s.R; ++r)
+      vp[j * s.R + r] = v[src * s.R + r];
   }
   TestArray<double> X(GetParam(), uniform<double>(s.M * s.d, 43)), Y(GetParam(), y),
       V(GetParam(), v), Yp(GetParam(), yp), Vp(GetParam(), vp);
@@ -253,19 +264,21 @@ void check_kde(Backend backend, bool weighted, bool log, std::uint64_t seed, dou
   auto q = uniform<T>(M * d, seed, -1.5, 1.5);
   // The last queries lie far from every sample point: their densities underflow
   // fp32 (and fp64) but their log-densities are finite.
-  for (std::int64_t i = M - 5; i < M; ++i) q[i * d] = static_cast<T>(40.0 + 30.0 * (M - i));
+  for (std::int64_t i = M - 5; i < M; ++i)
+    q[i * d] = static_cast<T>(40.0 + 30.0 * (M - i));
   const auto y = uniform<T>(N * d, seed + 1);
   std::vector<T> w;
   if (weighted) {
     w = uniform<T>(N, seed + 2, 0.0, 2.0);
-    for (std::int64_t j = 0; j < N; j += 7) w[j] = 0;  // zero weights are allowed
+    for (std::int64_t j = 0; j < N; j += 7)
+      w[j] = 0;  // zero weights are allowed
   }
   TestArray<T> Q(backend, q), Y(backend, y), W(backend, w), out(backend, nan_filled<T>(M));
   KdeOptions o;
   o.sigma = sigma;
   o.log = log;
-  kde(ctx, Q.cmatrix(M, d), Y.cmatrix(N, d),
-      weighted ? W.cvector() : VectorView<const T>{}, out.vector(), o);
+  kde(ctx, Q.cmatrix(M, d), Y.cmatrix(N, d), weighted ? W.cvector() : VectorView<const T>{},
+      out.vector(), o);
   ctx.synchronize();
   const std::vector<double> wd(w.begin(), w.end());
   auto ref = ref_log_kde(to_ref(q, M, d, d), to_ref(y, N, d, d), wd, sigma);
@@ -283,12 +296,24 @@ void check_kde(Backend backend, bool weighted, bool log, std::uint64_t seed, dou
   }
 }
 
-TEST_P(GaussFamily, KdeLogF64) { check_kde<double>(GetParam(), false, true, 51, 1e-10); }
-TEST_P(GaussFamily, KdeLogWeightedF64) { check_kde<double>(GetParam(), true, true, 52, 1e-10); }
-TEST_P(GaussFamily, KdeLogF32) { check_kde<float>(GetParam(), false, true, 53, 1e-5); }
-TEST_P(GaussFamily, KdeLogWeightedF32) { check_kde<float>(GetParam(), true, true, 54, 1e-5); }
-TEST_P(GaussFamily, KdeDensityF64) { check_kde<double>(GetParam(), true, false, 55, 1e-10); }
-TEST_P(GaussFamily, KdeDensityF32) { check_kde<float>(GetParam(), false, false, 56, 1e-5); }
+TEST_P(GaussFamily, KdeLogF64) {
+  check_kde<double>(GetParam(), false, true, 51, 1e-10);
+}
+TEST_P(GaussFamily, KdeLogWeightedF64) {
+  check_kde<double>(GetParam(), true, true, 52, 1e-10);
+}
+TEST_P(GaussFamily, KdeLogF32) {
+  check_kde<float>(GetParam(), false, true, 53, 1e-5);
+}
+TEST_P(GaussFamily, KdeLogWeightedF32) {
+  check_kde<float>(GetParam(), true, true, 54, 1e-5);
+}
+TEST_P(GaussFamily, KdeDensityF64) {
+  check_kde<double>(GetParam(), true, false, 55, 1e-10);
+}
+TEST_P(GaussFamily, KdeDensityF32) {
+  check_kde<float>(GetParam(), false, false, 56, 1e-5);
+}
 
 // ------------------------------------------------------------------- grad and mean shift
 
@@ -337,7 +362,8 @@ TEST_P(GaussFamily, GradMatchesFiniteDifferences) {
     ctx.synchronize();
     const auto k = kv.values();
     double total = 0.0;
-    for (std::size_t t = 0; t < k.size(); ++t) total += u[t] * k[t];
+    for (std::size_t t = 0; t < k.size(); ++t)
+      total += u[t] * k[t];
     return total;
   };
   TestArray<double> X(GetParam(), x), grad(GetParam(), nan_filled<double>(s.M * s.d));
@@ -361,7 +387,8 @@ TEST_P(GaussFamily, MeanShiftStep) {
   const std::int64_t M = 45, N = 300, d = 4;
   const double sigma = 0.4;
   auto x = uniform<double>(M * d, 81, -1.2, 1.2);
-  for (std::int64_t k = 0; k < d; ++k) x[(M - 1) * d + k] = 200.0;  // far from every point
+  for (std::int64_t k = 0; k < d; ++k)
+    x[(M - 1) * d + k] = 200.0;  // far from every point
   const auto y = uniform<double>(N * d, 82);
   auto w = uniform<double>(N, 83, 0.0, 1.0);
   w[5] = 0.0;
@@ -421,7 +448,8 @@ TEST_P(GaussFamily, Mmd2Statistics) {
   const std::int64_t n = 600, d = 3;
   const auto a = uniform<float>(n * d, 101), b = uniform<float>(n * d, 102);
   auto shifted = uniform<float>(n * d, 103);
-  for (auto& t : shifted) t += 0.5f;
+  for (auto& t : shifted)
+    t += 0.5f;
   TestArray<float> A(GetParam(), a), B(GetParam(), b), S(GetParam(), shifted),
       out(GetParam(), nan_filled<float>(1));
   Mmd2Options o;

@@ -77,13 +77,13 @@ TEST_P(GaussErrors, Matvec) {
          "'out'");
   reject(call(x, y, v, with(o, [](auto& m) { m.cols = R + 1; }), opt), Status::ShapeMismatch,
          "'out'");
-  reject(call(with(x, [](auto& m) { m.cols = 0; }), with(y, [](auto& m) { m.cols = 0; }), v, o,
-              opt),
-         Status::ShapeMismatch, "'X'");
+  reject(
+      call(with(x, [](auto& m) { m.cols = 0; }), with(y, [](auto& m) { m.cols = 0; }), v, o, opt),
+      Status::ShapeMismatch, "'X'");
   // R = 0 is illegal
-  reject(call(x, y, with(v, [](auto& m) { m.cols = 0; }), with(o, [](auto& m) { m.cols = 0; }),
-              opt),
-         Status::ShapeMismatch, "'V'");
+  reject(
+      call(x, y, with(v, [](auto& m) { m.cols = 0; }), with(o, [](auto& m) { m.cols = 0; }), opt),
+      Status::ShapeMismatch, "'V'");
   // sigma, alpha, beta, precision
   for (double s : {0.0, -1.0, kNaN, std::numeric_limits<double>::infinity()}) {
     GaussMatvecOptions bad = opt;
@@ -106,11 +106,8 @@ TEST_P(GaussErrors, Matvec) {
          Status::MemoryLocation, "'out'");
   // out overlapping an input
   TestArray<float> shared(b(), uniform<float>(64, 4));
-  expect_error(
-      [&] {
-        gauss_matvec(ctx, shared.cmatrix(M, d), y, v, shared.matrix(M, R), opt);
-      },
-      Status::InvalidArgument, "'out'");
+  expect_error([&] { gauss_matvec(ctx, shared.cmatrix(M, d), y, v, shared.matrix(M, R), opt); },
+               Status::InvalidArgument, "'out'");
 }
 
 // On a Cuda context, a view that claims Device but points at host memory is
@@ -192,17 +189,14 @@ TEST_P(GaussErrors, GradAndMeanShift) {
          Status::ShapeMismatch, "'grad'");
   GaussGradOptions bad = opt;
   bad.sigma = kNaN;
-  reject([&] { gauss_matvec_grad_x(ctx, x, y, v, u, g, bad); }, Status::InvalidArgument,
-         "'sigma'");
-  reject([&] { mean_shift_step(ctx, x, y, {}, out.matrix(M - 1, d), opt); },
-         Status::ShapeMismatch, "'out'");
+  reject([&] { gauss_matvec_grad_x(ctx, x, y, v, u, g, bad); }, Status::InvalidArgument, "'sigma'");
+  reject([&] { mean_shift_step(ctx, x, y, {}, out.matrix(M - 1, d), opt); }, Status::ShapeMismatch,
+         "'out'");
   reject([&] { mean_shift_step(ctx, x, Y.cmatrix(0, d), {}, g, opt); }, Status::ShapeMismatch,
          "'Y'");
   reject([&] { mean_shift_step(ctx, x, y, {}, g, bad); }, Status::InvalidArgument, "'sigma'");
   reject(
-      [&] {
-        mean_shift_step(ctx, x, y, VectorView<const float>(X.data(), 3, X.memory()), g, opt);
-      },
+      [&] { mean_shift_step(ctx, x, y, VectorView<const float>(X.data(), 3, X.memory()), g, opt); },
       Status::ShapeMismatch, "'weights'");
   // out aliasing X (iterating in place) is refused.
   expect_error([&] { mean_shift_step(ctx, x, y, {}, X.matrix(M, d), opt); },

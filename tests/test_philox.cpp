@@ -32,17 +32,20 @@ TEST(Philox, Random123KnownAnswers) {
   };
   for (const Kat& k : kats) {
     const PhiloxBlock got = philox4x32_10(k.counter, k.key0, k.key1);
-    for (int i = 0; i < 4; ++i) EXPECT_EQ(got.v[i], k.expected.v[i]) << "word " << i;
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(got.v[i], k.expected.v[i]) << "word " << i;
   }
 }
 
 TEST(Philox, DrawIsAPureFunctionOfSeedStreamAndIndex) {
   const PhiloxBlock a = philox_draw(42, 1, 1000), b = philox_draw(42, 1, 1000);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(a.v[i], b.v[i]);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(a.v[i], b.v[i]);
   // Changing any coordinate changes the draw.
   const PhiloxBlock others[] = {philox_draw(43, 1, 1000), philox_draw(42, 2, 1000),
                                 philox_draw(42, 1, 1001), philox_draw(42, 1, 1000ull << 32)};
-  for (const PhiloxBlock& o : others) EXPECT_NE(o.v[0], a.v[0]);
+  for (const PhiloxBlock& o : others)
+    EXPECT_NE(o.v[0], a.v[0]);
 }
 
 TEST(Philox, UniformsAreInRangeWithTheRightMoments) {

@@ -4,10 +4,26 @@ schema (kfuse-bench/1), and timing follows kfuse-bench's method: warm-up, then t
 median of timed runs; on a GPU with CUDA events and an L2 flush before each run."""
 import argparse
 import datetime
+import importlib
 import json
 import platform
 import statistics
+import sys
 import time
+
+SKIPPED = 3  # exit status of a peer whose packages are missing (bench-compare reports it)
+
+
+def require(*modules):
+    """Imports the peer's packages, or exits with SKIPPED saying which one is missing."""
+    loaded = []
+    for name in modules:
+        try:
+            loaded.append(importlib.import_module(name))
+        except Exception as e:  # ImportError, or a package that fails to initialise
+            print(f"skipped: cannot import {name}: {e}", file=sys.stderr)
+            sys.exit(SKIPPED)
+    return loaded
 
 
 def parse_args(description):

@@ -5,9 +5,9 @@ TF32 disabled), tf32 (TF32 matmuls allowed), bf16 (bf16 operands of the cross te
 and of K @ V, fp32 accumulation)."""
 import math
 
-import torch
+from common import load_cases, machine, parse_args, pick_device, require, result, time_ms, write
 
-from common import load_cases, machine, parse_args, pick_device, result, time_ms, write
+(torch,) = require("torch")
 
 BUDGET_BYTES = {"cpu": 256 << 20, "cuda": 4 << 30}
 

@@ -14,7 +14,7 @@ struct cublasContext;
 
 namespace kfuse {
 
-using cudaStream = CUstream_st*;    // == cudaStream_t
+using cudaStream = CUstream_st*;      // == cudaStream_t
 using cublasHandle = cublasContext*;  // == cublasHandle_t
 
 enum class Backend : int { Cpu = 0, Cuda = 1 };
@@ -60,7 +60,7 @@ class Context {
   ~Context();
 
   Backend backend() const noexcept;
-  int device() const noexcept;       // -1 for Cpu
+  int device() const noexcept;         // -1 for Cpu
   cudaStream stream() const noexcept;  // nullptr for Cpu (and for a borrowed default stream)
   bool owns_stream() const noexcept;
 

@@ -14,9 +14,9 @@
 namespace kfuse {
 
 struct GaussMatvecOptions {
-  double sigma = 1.0;  // bandwidth, finite and > 0
-  double alpha = 1.0;  // out = alpha * K(X, Y) V + beta * out
-  double beta = 0.0;   // beta == 0: out is not read (it may hold NaN)
+  double sigma = 1.0;                      // bandwidth, finite and > 0
+  double alpha = 1.0;                      // out = alpha * K(X, Y) V + beta * out
+  double beta = 0.0;                       // beta == 0: out is not read (it may hold NaN)
   Precision precision = Precision::Exact;  // TF32/BF16: tensor cores for d >= 64 on a GPU
 };
 
@@ -85,8 +85,8 @@ struct Mmd2Options {
 //   biased:   mean K(X,X) + mean K(Y,Y) - 2 mean K(X,Y)
 //   unbiased: the same with the i == j terms left out of the two self terms.
 // The scalar is written to out[0] (out.size == 1) in the context's memory space.
-void mmd2(Context& ctx, MatrixView<const float> X, MatrixView<const float> Y,
-          VectorView<float> out, const Mmd2Options& options);
+void mmd2(Context& ctx, MatrixView<const float> X, MatrixView<const float> Y, VectorView<float> out,
+          const Mmd2Options& options);
 void mmd2(Context& ctx, MatrixView<const double> X, MatrixView<const double> Y,
           VectorView<double> out, const Mmd2Options& options);
 

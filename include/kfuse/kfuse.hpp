@@ -5,6 +5,9 @@
 #include "kfuse/context.hpp"
 #include "kfuse/error.hpp"
 #include "kfuse/gauss.hpp"
+// family: fusion (kfuse/fuse.hpp)
+// family: contrastive (kfuse/contrastive.hpp)
+// family: moe (kfuse/moe.hpp)
 #include "kfuse/precision.hpp"
 #include "kfuse/version.hpp"
 #include "kfuse/view.hpp"

@@ -49,7 +49,9 @@ __device__ __forceinline__ float fast_exp2(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
-__device__ __forceinline__ double fast_exp2(double x) { return exp2(x); }
+__device__ __forceinline__ double fast_exp2(double x) {
+  return exp2(x);
+}
 
 // A finished element of a matrix output (kinds Matvec, MeanShift, Grad).
 template <class T>
@@ -85,7 +87,8 @@ __global__ void combine_splits_kernel(Launch<T> L) {
   if (t >= L.p.m * cols) return;
   const std::int64_t i = t / cols, r = t % cols;
   T m = T(detail::kRunningMaxInit);
-  for (int s = 0; s < L.splits; ++s) m = fmax(m, L.part_max[s * L.p.m + i]);
+  for (int s = 0; s < L.splits; ++s)
+    m = fmax(m, L.part_max[s * L.p.m + i]);
   T den = 0, acc = 0;
   for (int s = 0; s < L.splits; ++s) {
     const std::int64_t k = s * L.p.m + i;

@@ -66,8 +66,8 @@ KFUSE_HD void gauss_epilogue_element(const GaussEpilogue<T>& e, std::int64_t i, 
   switch (e.kind) {
     case GaussEpilogueKind::Matvec: {
       const Acc value = static_cast<Acc>(e.alpha) * acc;
-      *dst = static_cast<T>(e.beta == 0.0 ? value
-                                          : value + static_cast<Acc>(e.beta) * static_cast<Acc>(*dst));
+      *dst = static_cast<T>(
+          e.beta == 0.0 ? value : value + static_cast<Acc>(e.beta) * static_cast<Acc>(*dst));
       break;
     }
     case GaussEpilogueKind::MeanShift:

@@ -23,20 +23,23 @@ struct RowSums {
     m = stabilised ? W(detail::kRunningMaxInit) : W(0);
     den = W(0);
 #pragma unroll
-    for (int c = 0; c < kCols; ++c) acc[c] = W(0);
+    for (int c = 0; c < kCols; ++c)
+      acc[c] = W(0);
   }
 };
 
 template <int TPR, class W>
 __device__ __forceinline__ W lanes_max(W v) {
 #pragma unroll
-  for (int o = TPR / 2; o > 0; o /= 2) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o, TPR));
+  for (int o = TPR / 2; o > 0; o /= 2)
+    v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o, TPR));
   return v;
 }
 template <int TPR, class W>
 __device__ __forceinline__ W lanes_sum(W v) {
 #pragma unroll
-  for (int o = TPR / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o, TPR);
+  for (int o = TPR / 2; o > 0; o /= 2)
+    v += __shfl_xor_sync(0xffffffffu, v, o, TPR);
   return v;
 }
 
@@ -68,7 +71,8 @@ __device__ __forceinline__ void accumulate_tile(W* srow, const W* sw, const W* s
     st.m = m_new;
     st.den *= rescale;
 #pragma unroll
-    for (int c = 0; c < RowSums<W, RC, TPR>::kCols; ++c) st.acc[c] *= rescale;
+    for (int c = 0; c < RowSums<W, RC, TPR>::kCols; ++c)
+      st.acc[c] *= rescale;
 #pragma unroll 4
     for (int c = 0; c < kPerLane; ++c) {
       const int jj = c * TPR + q;

@@ -18,12 +18,14 @@ struct SplitPlan {
 };
 
 struct SplitLimits {
-  std::int64_t target_blocks = 1;           // e.g. 8 per SM
+  std::int64_t target_blocks = 1;  // e.g. 8 per SM
   std::int64_t max_splits = 64;
   std::size_t max_partial_bytes = std::size_t(512) << 20;
 };
 
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // m query rows in blocks of rows_per_block; r output columns in chunks of r_chunk
 // (0: no columns); n sample rows in tiles of tile_rows. A split's partials take
@@ -42,9 +44,8 @@ inline SplitPlan plan_splits(std::int64_t m, std::int64_t n, std::int64_t r,
     splits = std::min({ceil_div(limits.target_blocks, base), tiles, limits.max_splits});
     if (partial_bytes_per_split > 0)
       splits = std::min<std::int64_t>(
-          splits, std::max<std::int64_t>(
-                      1, static_cast<std::int64_t>(limits.max_partial_bytes /
-                                                   partial_bytes_per_split)));
+          splits, std::max<std::int64_t>(1, static_cast<std::int64_t>(limits.max_partial_bytes /
+                                                                      partial_bytes_per_split)));
   }
   plan.tiles_per_split = splits > 1 ? ceil_div(tiles, splits) : tiles;
   // No empty split: recount with the rounded-up tiles per split.

@@ -23,8 +23,12 @@ constexpr std::int64_t kRowBlock = 4;
 constexpr std::int64_t kColBlock = 256;
 
 // 2^x for x <= 0: the vectorisable polynomial in float, libm in double.
-inline float exp2_nonpositive(float x) { return detail::exp2_poly(x); }
-inline double exp2_nonpositive(double x) { return std::exp2(x); }
+inline float exp2_nonpositive(float x) {
+  return detail::exp2_poly(x);
+}
+inline double exp2_nonpositive(double x) {
+  return std::exp2(x);
+}
 
 // Sample rows per register block of the distance kernel: two 256-bit vectors.
 template <class T>
@@ -48,8 +52,10 @@ PackedSample<T> pack_sample(const GaussSum<T>& p) {
   s.vt.assign(static_cast<std::size_t>(p.r * s.stride), T(0));
   s.weight.resize(static_cast<std::size_t>(p.n));
   for (std::int64_t j = 0; j < p.n; ++j) {
-    for (std::int64_t k = 0; k < p.d; ++k) s.yt[k * s.stride + j] = p.y[j * p.ldy + k];
-    for (std::int64_t c = 0; c < p.r; ++c) s.vt[c * s.stride + j] = p.v[j * p.ldv + c];
+    for (std::int64_t k = 0; k < p.d; ++k)
+      s.yt[k * s.stride + j] = p.y[j * p.ldy + k];
+    for (std::int64_t c = 0; c < p.r; ++c)
+      s.vt[c * s.stride + j] = p.v[j * p.ldv + c];
     const T w = p.w == nullptr ? T(1) : p.w[j * p.w_stride];
     s.weight[j] = p.stabilised ? detail::log2_weight(w) : w;
   }
@@ -65,8 +71,9 @@ PackedSample<T> pack_sample(const GaussSum<T>& p) {
 #define KFUSE_CPU_HOT inline __attribute__((always_inline))
 
 template <class T>
-KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict yt, std::int64_t stride,
-                     std::int64_t d, T (&dist)[kRowBlock][kColsPerStrip<T>]) {
+KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict yt,
+                                   std::int64_t stride, std::int64_t d,
+                                   T (&dist)[kRowBlock][kColsPerStrip<T>]) {
   constexpr int kStrip = kColsPerStrip<T>;
   T acc[kRowBlock][kStrip] = {};
   for (std::int64_t k = 0; k < d; ++k) {
@@ -85,8 +92,8 @@ KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict y
 }
 
 template <class T>
-KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e, const PackedSample<T>& s,
-                   std::int64_t i0, std::int64_t rows) {
+KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e,
+                                 const PackedSample<T>& s, std::int64_t i0, std::int64_t rows) {
   const T c = detail::gauss_log2_coefficient<T>(p.sigma);
   const std::int64_t d = p.d, n = p.n, r = p.r;
   constexpr int kStrip = kColsPerStrip<T>;
@@ -97,7 +104,8 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
   double row_max[kRowBlock];
   for (std::int64_t ii = 0; ii < rows; ++ii) {
     row_max[ii] = p.stabilised ? double(detail::kRunningMaxInit) : 0.0;
-    for (std::int64_t k = 0; k < d; ++k) xs[ii * d + k] = p.x[(i0 + ii) * p.ldx + k];
+    for (std::int64_t k = 0; k < d; ++k)
+      xs[ii * d + k] = p.x[(i0 + ii) * p.ldx + k];
   }
 
   for (std::int64_t j0 = 0; j0 < n; j0 += kColBlock) {
@@ -128,28 +136,34 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
           // Recompute the maximum without the left-out term.
           t[diagonal] = -std::numeric_limits<T>::infinity();
           block_max = T(detail::kRunningMaxInit);
-          for (std::int64_t jj = 0; jj < cols; ++jj) block_max = std::max(block_max, t[jj]);
+          for (std::int64_t jj = 0; jj < cols; ++jj)
+            block_max = std::max(block_max, t[jj]);
         }
         const double new_max = std::max(row_max[ii], double(block_max));
         const double rescale = std::exp2(row_max[ii] - new_max);
         row_max[ii] = new_max;
         den[ii] *= rescale;
-        for (std::int64_t c = 0; c < r; ++c) acc[ii * r + c] *= rescale;
+        for (std::int64_t c = 0; c < r; ++c)
+          acc[ii * r + c] *= rescale;
         const T m = static_cast<T>(new_max);
-        for (std::int64_t jj = 0; jj < cols; ++jj) t[jj] = exp2_nonpositive(t[jj] - m);
+        for (std::int64_t jj = 0; jj < cols; ++jj)
+          t[jj] = exp2_nonpositive(t[jj] - m);
       } else {
-        for (std::int64_t jj = 0; jj < cols; ++jj) t[jj] = exp2_nonpositive(t[jj]) * wt[jj];
+        for (std::int64_t jj = 0; jj < cols; ++jj)
+          t[jj] = exp2_nonpositive(t[jj]) * wt[jj];
         if (has_diagonal) t[diagonal] = T(0);
       }
       double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-      for (std::int64_t jj = 0; jj < cols; ++jj) sum += double(t[jj]);
+      for (std::int64_t jj = 0; jj < cols; ++jj)
+        sum += double(t[jj]);
       den[ii] += sum;
       for (std::int64_t c = 0; c < r; ++c) {
         const T* vc = s.vt.data() + c * s.stride + j0;
         double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-        for (std::int64_t jj = 0; jj < cols; ++jj) dot += double(t[jj]) * double(vc[jj]);
+        for (std::int64_t jj = 0; jj < cols; ++jj)
+          dot += double(t[jj]) * double(vc[jj]);
         acc[ii * r + c] += dot;
       }
     }
@@ -177,9 +191,9 @@ void sum_rows_baseline(const GaussSum<T>& p, const GaussEpilogue<T>& e, const Pa
 #if defined(__x86_64__) && defined(__GNUC__)
 template <class T>
 __attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
-                                                        const GaussEpilogue<T>& e,
-                                                        const PackedSample<T>& s, std::int64_t i0,
-                                                        std::int64_t rows) {
+                                                       const GaussEpilogue<T>& e,
+                                                       const PackedSample<T>& s, std::int64_t i0,
+                                                       std::int64_t rows) {
   sum_row_block(p, e, s, i0, rows);
 }
 

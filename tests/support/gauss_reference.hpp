@@ -20,13 +20,15 @@ template <class T>
 RefPoints to_ref(const std::vector<T>& a, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
   RefPoints p{std::vector<double>(static_cast<std::size_t>(rows * cols)), rows, cols};
   for (std::int64_t i = 0; i < rows; ++i)
-    for (std::int64_t j = 0; j < cols; ++j) p.v[i * cols + j] = static_cast<double>(a[i * ld + j]);
+    for (std::int64_t j = 0; j < cols; ++j)
+      p.v[i * cols + j] = static_cast<double>(a[i * ld + j]);
   return p;
 }
 
 inline double ref_sqdist(const double* a, const double* b, std::int64_t d) {
   double s = 0.0;
-  for (std::int64_t k = 0; k < d; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+  for (std::int64_t k = 0; k < d; ++k)
+    s += (a[k] - b[k]) * (a[k] - b[k]);
   return s;
 }
 
@@ -41,7 +43,8 @@ inline std::vector<double> ref_matvec(const RefPoints& X, const RefPoints& Y, co
   for (std::int64_t i = 0; i < X.rows; ++i)
     for (std::int64_t j = 0; j < Y.rows; ++j) {
       const double k = ref_kernel(X.row(i), Y.row(j), X.d, sigma);
-      for (std::int64_t r = 0; r < V.d; ++r) out[i * V.d + r] += k * V.row(j)[r];
+      for (std::int64_t r = 0; r < V.d; ++r)
+        out[i * V.d + r] += k * V.row(j)[r];
     }
   return out;
 }
@@ -51,7 +54,8 @@ inline std::vector<double> ref_log_kde(const RefPoints& Q, const RefPoints& Y,
                                        const std::vector<double>& w, double sigma) {
   const double pi = 3.14159265358979323846;
   double wsum = 0.0;
-  for (std::int64_t j = 0; j < Y.rows; ++j) wsum += w.empty() ? 1.0 : w[j];
+  for (std::int64_t j = 0; j < Y.rows; ++j)
+    wsum += w.empty() ? 1.0 : w[j];
   std::vector<double> out(static_cast<std::size_t>(Q.rows));
   std::vector<double> s(static_cast<std::size_t>(Y.rows));
   for (std::int64_t i = 0; i < Q.rows; ++i) {
@@ -63,7 +67,8 @@ inline std::vector<double> ref_log_kde(const RefPoints& Q, const RefPoints& Y,
       mx = std::max(mx, s[j]);
     }
     double acc = 0.0;
-    for (std::int64_t j = 0; j < Y.rows; ++j) acc += std::exp(s[j] - mx);
+    for (std::int64_t j = 0; j < Y.rows; ++j)
+      acc += std::exp(s[j] - mx);
     out[i] = mx + std::log(acc) - std::log(wsum) - 0.5 * Q.d * std::log(2 * pi * sigma * sigma);
   }
   return out;
@@ -76,9 +81,11 @@ inline std::vector<double> ref_grad_x(const RefPoints& X, const RefPoints& Y, co
   for (std::int64_t i = 0; i < X.rows; ++i)
     for (std::int64_t j = 0; j < Y.rows; ++j) {
       double c = 0.0;
-      for (std::int64_t r = 0; r < V.d; ++r) c += U.row(i)[r] * V.row(j)[r];
+      for (std::int64_t r = 0; r < V.d; ++r)
+        c += U.row(i)[r] * V.row(j)[r];
       const double k = ref_kernel(X.row(i), Y.row(j), X.d, sigma) * c / (sigma * sigma);
-      for (std::int64_t t = 0; t < X.d; ++t) g[i * X.d + t] += k * (Y.row(j)[t] - X.row(i)[t]);
+      for (std::int64_t t = 0; t < X.d; ++t)
+        g[i * X.d + t] += k * (Y.row(j)[t] - X.row(i)[t]);
     }
   return g;
 }
@@ -101,9 +108,11 @@ inline std::vector<double> ref_mean_shift(const RefPoints& X, const RefPoints& Y
     for (std::int64_t j = 0; j < Y.rows; ++j) {
       const double e = std::exp(s[j] - mx);
       den += e;
-      for (std::int64_t t = 0; t < X.d; ++t) out[i * X.d + t] += e * Y.row(j)[t];
+      for (std::int64_t t = 0; t < X.d; ++t)
+        out[i * X.d + t] += e * Y.row(j)[t];
     }
-    for (std::int64_t t = 0; t < X.d; ++t) out[i * X.d + t] /= den;
+    for (std::int64_t t = 0; t < X.d; ++t)
+      out[i * X.d + t] /= den;
   }
   return out;
 }
@@ -114,8 +123,8 @@ inline double ref_mmd2(const RefPoints& X, const RefPoints& Y, double sigma, boo
     for (std::int64_t i = 0; i < A.rows; ++i)
       for (std::int64_t j = 0; j < B.rows; ++j)
         if (!(self && unbiased && i == j)) s += ref_kernel(A.row(i), B.row(j), A.d, sigma);
-    const double pairs = self && unbiased ? double(A.rows) * double(A.rows - 1)
-                                          : double(A.rows) * double(B.rows);
+    const double pairs =
+        self && unbiased ? double(A.rows) * double(A.rows - 1) : double(A.rows) * double(B.rows);
     return s / pairs;
   };
   return mean_kernel(X, X, true) + mean_kernel(Y, Y, true) - 2.0 * mean_kernel(X, Y, false);

@@ -19,22 +19,25 @@
 
 namespace kfuse::test {
 
-inline std::string backend_label(Backend b) { return b == Backend::Cuda ? "Cuda" : "Cpu"; }
+inline std::string backend_label(Backend b) {
+  return b == Backend::Cuda ? "Cuda" : "Cpu";
+}
 
 // A context for the backend under test. On a machine without a usable device the
 // Cuda instances skip, saying why.
-#define KFUSE_CONTEXT_OR_SKIP(ctx, backend)                                             \
-  if ((backend) == ::kfuse::Backend::Cuda && ::kfuse::cuda_device_count() == 0)         \
-    GTEST_SKIP() << "no usable CUDA device (no driver, no GPU, or a CPU-only build)";  \
-  ::kfuse::Context ctx = (backend) == ::kfuse::Backend::Cuda ? ::kfuse::Context::cuda(0) \
-                                                             : ::kfuse::Context::cpu()
+#define KFUSE_CONTEXT_OR_SKIP(ctx, backend)                                           \
+  if ((backend) == ::kfuse::Backend::Cuda && ::kfuse::cuda_device_count() == 0)       \
+    GTEST_SKIP() << "no usable CUDA device (no driver, no GPU, or a CPU-only build)"; \
+  ::kfuse::Context ctx =                                                              \
+      (backend) == ::kfuse::Backend::Cuda ? ::kfuse::Context::cuda(0) : ::kfuse::Context::cpu()
 
 template <class T>
 std::vector<T> uniform(std::size_t n, std::uint64_t seed, double lo = -1.0, double hi = 1.0) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> dist(lo, hi);
   std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(dist(gen));
+  for (auto& x : v)
+    x = static_cast<T>(dist(gen));
   return v;
 }
 
@@ -47,9 +50,8 @@ std::vector<T> nan_filled(std::size_t n) {
 // leading dimensions; NaN or inf anywhere gives +inf. A zero reference gives the
 // absolute norm.
 template <class T>
-double relative_error(const std::vector<T>& out, const std::vector<double>& ref,
-                      std::int64_t rows, std::int64_t cols, std::int64_t ld_out,
-                      std::int64_t ld_ref) {
+double relative_error(const std::vector<T>& out, const std::vector<double>& ref, std::int64_t rows,
+                      std::int64_t cols, std::int64_t ld_out, std::int64_t ld_ref) {
   double num = 0.0, den = 0.0;
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j) {
@@ -65,7 +67,8 @@ double relative_error(const std::vector<T>& out, const std::vector<double>& ref,
 template <class T>
 double relative_error(const std::vector<T>& out, const std::vector<double>& ref) {
   return relative_error(out, ref, 1, static_cast<std::int64_t>(ref.size()),
-                        static_cast<std::int64_t>(ref.size()), static_cast<std::int64_t>(ref.size()));
+                        static_cast<std::int64_t>(ref.size()),
+                        static_cast<std::int64_t>(ref.size()));
 }
 
 // Tolerances by element type and precision (DESIGN.md): fp32 ~1e-5, tf32 ~1e-3,
