@@ -25,35 +25,29 @@ kfuse_status_t kfuse_gauss_matvec(kfuse_context_t ctx, const kfuse_matrix_t* X,
                                   const kfuse_matrix_t* out,
                                   const kfuse_gauss_matvec_options_t* options) {
   static const char* op = "kfuse_gauss_matvec";
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, op);
-    const auto& o = options_of(options, op);
-    dispatch_float(X, op, "X", [&](auto zero) {
-      using T = decltype(zero);
-      kfuse::gauss_matvec(
-          c, matrix<const T>(X, X->dtype, op, "X"), matrix<const T>(Y, X->dtype, op, "Y"),
-          matrix<const T>(V, X->dtype, op, "V"), matrix<T>(out, X->dtype, op, "out"),
-          kfuse::GaussMatvecOptions{o.sigma, o.alpha, o.beta, precision_of(o.precision)});
-    });
-  });
+  return float_call(
+      op, ctx, options, X, "X", [&](kfuse::Context& c, const auto& o, auto zero, kfuse_dtype_t dt) {
+        using T = decltype(zero);
+        kfuse::gauss_matvec(
+            c, matrix<const T>(X, dt, op, "X"), matrix<const T>(Y, dt, op, "Y"),
+            matrix<const T>(V, dt, op, "V"), matrix<T>(out, dt, op, "out"),
+            kfuse::GaussMatvecOptions{o.sigma, o.alpha, o.beta, precision_of(o.precision)});
+      });
 }
 
 kfuse_status_t kfuse_kde(kfuse_context_t ctx, const kfuse_matrix_t* queries,
                          const kfuse_matrix_t* Y, const kfuse_vector_t* weights,
                          const kfuse_vector_t* out, const kfuse_kde_options_t* options) {
   static const char* op = "kfuse_kde";
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, op);
-    const auto& o = options_of(options, op);
-    dispatch_float(queries, op, "queries", [&](auto zero) {
-      using T = decltype(zero);
-      const kfuse_dtype_t dt = queries->dtype;
-      kfuse::kde(c, matrix<const T>(queries, dt, op, "queries"), matrix<const T>(Y, dt, op, "Y"),
-                 optional_vector<const T>(weights, dt, op, "weights"),
-                 vector<T>(out, dt, op, "out"),
-                 kfuse::KdeOptions{o.sigma, o.log != 0, precision_of(o.precision)});
-    });
-  });
+  return float_call(op, ctx, options, queries, "queries",
+                    [&](kfuse::Context& c, const auto& o, auto zero, kfuse_dtype_t dt) {
+                      using T = decltype(zero);
+                      kfuse::kde(c, matrix<const T>(queries, dt, op, "queries"),
+                                 matrix<const T>(Y, dt, op, "Y"),
+                                 optional_vector<const T>(weights, dt, op, "weights"),
+                                 vector<T>(out, dt, op, "out"),
+                                 kfuse::KdeOptions{o.sigma, o.log != 0, precision_of(o.precision)});
+                    });
 }
 
 kfuse_status_t kfuse_gauss_matvec_grad_x(kfuse_context_t ctx, const kfuse_matrix_t* X,
@@ -61,18 +55,14 @@ kfuse_status_t kfuse_gauss_matvec_grad_x(kfuse_context_t ctx, const kfuse_matrix
                                          const kfuse_matrix_t* U, const kfuse_matrix_t* grad,
                                          const kfuse_gauss_grad_options_t* options) {
   static const char* op = "kfuse_gauss_matvec_grad_x";
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, op);
-    const auto& o = options_of(options, op);
-    dispatch_float(X, op, "X", [&](auto zero) {
-      using T = decltype(zero);
-      const kfuse_dtype_t dt = X->dtype;
-      kfuse::gauss_matvec_grad_x(c, matrix<const T>(X, dt, op, "X"),
-                                 matrix<const T>(Y, dt, op, "Y"), matrix<const T>(V, dt, op, "V"),
-                                 matrix<const T>(U, dt, op, "U"), matrix<T>(grad, dt, op, "grad"),
-                                 kfuse::GaussGradOptions{o.sigma, precision_of(o.precision)});
-    });
-  });
+  return float_call(
+      op, ctx, options, X, "X", [&](kfuse::Context& c, const auto& o, auto zero, kfuse_dtype_t dt) {
+        using T = decltype(zero);
+        kfuse::gauss_matvec_grad_x(c, matrix<const T>(X, dt, op, "X"),
+                                   matrix<const T>(Y, dt, op, "Y"), matrix<const T>(V, dt, op, "V"),
+                                   matrix<const T>(U, dt, op, "U"), matrix<T>(grad, dt, op, "grad"),
+                                   kfuse::GaussGradOptions{o.sigma, precision_of(o.precision)});
+      });
 }
 
 kfuse_status_t kfuse_mean_shift_step(kfuse_context_t ctx, const kfuse_matrix_t* X,
@@ -80,34 +70,26 @@ kfuse_status_t kfuse_mean_shift_step(kfuse_context_t ctx, const kfuse_matrix_t* 
                                      const kfuse_matrix_t* out,
                                      const kfuse_gauss_grad_options_t* options) {
   static const char* op = "kfuse_mean_shift_step";
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, op);
-    const auto& o = options_of(options, op);
-    dispatch_float(X, op, "X", [&](auto zero) {
-      using T = decltype(zero);
-      const kfuse_dtype_t dt = X->dtype;
-      kfuse::mean_shift_step(c, matrix<const T>(X, dt, op, "X"), matrix<const T>(Y, dt, op, "Y"),
-                             optional_vector<const T>(weights, dt, op, "weights"),
-                             matrix<T>(out, dt, op, "out"),
-                             kfuse::GaussGradOptions{o.sigma, precision_of(o.precision)});
-    });
-  });
+  return float_call(
+      op, ctx, options, X, "X", [&](kfuse::Context& c, const auto& o, auto zero, kfuse_dtype_t dt) {
+        using T = decltype(zero);
+        kfuse::mean_shift_step(c, matrix<const T>(X, dt, op, "X"), matrix<const T>(Y, dt, op, "Y"),
+                               optional_vector<const T>(weights, dt, op, "weights"),
+                               matrix<T>(out, dt, op, "out"),
+                               kfuse::GaussGradOptions{o.sigma, precision_of(o.precision)});
+      });
 }
 
 kfuse_status_t kfuse_mmd2(kfuse_context_t ctx, const kfuse_matrix_t* X, const kfuse_matrix_t* Y,
                           const kfuse_vector_t* out, const kfuse_mmd2_options_t* options) {
   static const char* op = "kfuse_mmd2";
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, op);
-    const auto& o = options_of(options, op);
-    dispatch_float(X, op, "X", [&](auto zero) {
-      using T = decltype(zero);
-      const kfuse_dtype_t dt = X->dtype;
-      kfuse::mmd2(c, matrix<const T>(X, dt, op, "X"), matrix<const T>(Y, dt, op, "Y"),
-                  vector<T>(out, dt, op, "out"),
-                  kfuse::Mmd2Options{o.sigma, o.unbiased != 0, precision_of(o.precision)});
-    });
-  });
+  return float_call(
+      op, ctx, options, X, "X", [&](kfuse::Context& c, const auto& o, auto zero, kfuse_dtype_t dt) {
+        using T = decltype(zero);
+        kfuse::mmd2(c, matrix<const T>(X, dt, op, "X"), matrix<const T>(Y, dt, op, "Y"),
+                    vector<T>(out, dt, op, "out"),
+                    kfuse::Mmd2Options{o.sigma, o.unbiased != 0, precision_of(o.precision)});
+      });
 }
 
 }  // extern "C"

@@ -118,4 +118,17 @@ inline kfuse::Precision precision_of(kfuse_precision_t p) {
   return static_cast<kfuse::Precision>(p);
 }
 
+// The common shape of an entry point whose element type follows its first matrix
+// (f32 or f64): checks ctx and options, then calls body(context, options, T{}, dtype).
+template <class Options, class Body>
+kfuse_status_t float_call(const char* op, kfuse_context_t ctx, const Options* options,
+                          const kfuse_matrix_t* first, const char* first_name,
+                          Body&& body) noexcept {
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const Options& o = options_of(options, op);
+    dispatch_float(first, op, first_name, [&](auto zero) { body(c, o, zero, first->dtype); });
+  });
+}
+
 }  // namespace kfuse::c_api

@@ -55,6 +55,12 @@ def pick_device(torch, wanted):
     return wanted
 
 
+def uniform_inputs(torch, device, seed, *shapes):
+    """fp32 tensors uniform in [-1, 1) on `device`, drawn from one seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(*shape, generator=g) * 2 - 1).to(device).contiguous() for shape in shapes]
+
+
 def time_ms(torch, device, fn, warmup, runs):
     """Per-run milliseconds of fn() (which must leave its work queued on the device)."""
     for _ in range(warmup):

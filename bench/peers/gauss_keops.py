@@ -2,7 +2,8 @@
 K never materialised (pykeops + keopscore from PyPI). KeOps computes in fp32 with
 its own kernels (no tensor cores), so every precision maps to its one fp32 path;
 the note says so."""
-from common import load_cases, machine, parse_args, pick_device, require, result, time_ms, write
+from common import (load_cases, machine, parse_args, pick_device, require, result, time_ms,
+                    uniform_inputs, write)
 
 torch, _ = require("torch", "pykeops.torch")
 from pykeops.torch import LazyTensor  # noqa: E402
@@ -27,10 +28,7 @@ def main():
             continue  # one fp32 path: compared with kfuse's exact results only
         s = c["sizes"]
         M, N, d, R = s["M"], s["N"], s["d"], s["R"]
-        g = torch.Generator().manual_seed(1)
-        X = (torch.rand(M, d, generator=g) * 2 - 1).to(device).contiguous()
-        Y = (torch.rand(N, d, generator=g) * 2 - 1).to(device).contiguous()
-        V = (torch.rand(N, R, generator=g) * 2 - 1).to(device).contiguous()
+        X, Y, V = uniform_inputs(torch, device, 1, (M, d), (N, d), (N, R))
         inv = 1.0 / (2.0 * d)  # sigma = sqrt(d)
         ms = time_ms(torch, device, lambda: matvec(X, Y, V, inv), args.warmup, args.runs)
         results.append(result(c, "keops", device, ms, note="LazyTensor, fp32 (no tensor cores)"))

@@ -5,7 +5,8 @@ TF32 disabled), tf32 (TF32 matmuls allowed), bf16 (bf16 operands of the cross te
 and of K @ V, fp32 accumulation)."""
 import math
 
-from common import load_cases, machine, parse_args, pick_device, require, result, time_ms, write
+from common import (load_cases, machine, parse_args, pick_device, require, result, time_ms,
+                    uniform_inputs, write)
 
 (torch,) = require("torch")
 
@@ -43,10 +44,7 @@ def main():
         precision = c["precision"]
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         torch.backends.cudnn.allow_tf32 = precision == "tf32"
-        g = torch.Generator().manual_seed(1)
-        X = (torch.rand(M, d, generator=g) * 2 - 1).to(device)
-        Y = (torch.rand(N, d, generator=g) * 2 - 1).to(device)
-        V = (torch.rand(N, R, generator=g) * 2 - 1).to(device)
+        X, Y, V = uniform_inputs(torch, device, 1, (M, d), (N, d), (N, R))
         sigma = math.sqrt(d)
         chunk = max(1, min(M, BUDGET_BYTES[device] // (4 * N * 3)))
         ms = time_ms(torch, device, lambda: matvec(X, Y, V, sigma, precision, chunk), args.warmup, args.runs)
