@@ -36,7 +36,7 @@ def main():
             if k and p in impls:
                 ratio = impls[p]["median_ms"] / k["median_ms"]
                 cells.append(f"{ratio:.2f}x")
-                plot.append((f"{key[0]}/{key[1]}/{key[2]}\n{p}", ratio))
+                plot.append((f"{key[0]} {key[1]} {key[2]} vs {p}", ratio))
             else:
                 cells.append("-")
         frac = k.get("roofline_fraction") if k else None
@@ -59,11 +59,11 @@ def main():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(plot)), 4))
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(plot) + 2), 5))
         ax.bar(range(len(plot)), [r for _, r in plot], color="tab:blue")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xticks(range(len(plot)))
-        ax.set_xticklabels([n for n, _ in plot], fontsize=7)
+        ax.set_xticklabels([n for n, _ in plot], fontsize=7, rotation=40, ha="right")
         ax.set_ylabel("peer time / kfuse time (>1: kfuse faster)")
         ax.set_yscale("log")
         fig.tight_layout()
