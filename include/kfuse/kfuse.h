@@ -91,7 +91,7 @@ kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx);
 #endif
 
 #include "kfuse/kfuse_gauss.h"
-/* family: fusion (kfuse_fuse.h) */
+#include "kfuse/kfuse_fuse.h"
 /* family: contrastive (kfuse_contrastive.h) */
 /* family: moe (kfuse_moe.h) */
 

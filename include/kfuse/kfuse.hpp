@@ -5,7 +5,7 @@
 #include "kfuse/context.hpp"
 #include "kfuse/error.hpp"
 #include "kfuse/gauss.hpp"
-// family: fusion (kfuse/fuse.hpp)
+#include "kfuse/fuse.hpp"
 // family: contrastive (kfuse/contrastive.hpp)
 // family: moe (kfuse/moe.hpp)
 #include "kfuse/precision.hpp"

@@ -1,0 +1,422 @@
+// CPU path of the fusion family. The values are defined by the chains of
+// fuse_math.hpp (the CUDA kernels compute the same bits); this file only lays the
+// work out for a CPU: OpenMP over rows or column strips, mapped rows staged once,
+// the random matrices packed into 16-column strips so that the fma chains run
+// 16 columns at a time in vector registers. As in the Gaussian family, the hot
+// loops are compiled twice, for the build's baseline and (x86-64) for AVX2+FMA,
+// chosen at run time (KFUSE_CPU_ISA=baseline forces the former; both give the same
+// bits: std::fma is correctly rounded either way, only slower without FMA).
+// This file is compiled with -ffp-contract=off (CMakeLists.txt).
+#include "fuse.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace kfuse::cpu {
+namespace {
+
+using detail::FuseOperand;
+using detail::KronProblem;
+using detail::ProjectionKind;
+using detail::ProjectionProblem;
+
+#define KFUSE_CPU_HOT inline __attribute__((always_inline))
+
+constexpr int kStrip = 16;                // columns per vector strip
+constexpr int kMicroRows = 4;             // rows per register block
+constexpr std::int64_t kChunkRows = 128;  // rows whose mapped values are staged at once
+
+bool use_avx2() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool use = [] {
+    const char* forced = std::getenv("KFUSE_CPU_ISA");
+    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+// ------------------------------------------------------------------ projections
+
+// weight_j packed as [strip][k][kStrip], zero-padded past l.
+struct PackedWeights {
+  std::int64_t strips = 0;
+  std::vector<float> data[detail::kFuseMaxOperands];
+};
+
+PackedWeights pack_weights(const ProjectionProblem& p) {
+  PackedWeights w;
+  w.strips = (p.l + kStrip - 1) / kStrip;
+  for (int j = 0; j < p.count; ++j) {
+    if (p.factor_row[j] != nullptr) continue;
+    const std::int64_t rows = p.in[j].width;
+    std::vector<float>& dst = w.data[j];
+    dst.assign(static_cast<std::size_t>(w.strips * rows * kStrip), 0.0f);
+    const float* src = p.weight[j];
+#pragma omp parallel for schedule(static)
+    for (std::int64_t s = 0; s < w.strips; ++s)
+      for (std::int64_t k = 0; k < rows; ++k)
+        for (int c = 0; c < kStrip && s * kStrip + c < p.l; ++c)
+          dst[(s * rows + k) * kStrip + c] = src[k * p.l + s * kStrip + c];
+  }
+  return w;
+}
+
+// acc[r][c] = chain over k < rows of x[r][k] * w[k][c], continuing from acc.
+KFUSE_CPU_HOT void strip_chain(const float* __restrict x, std::int64_t ldx, int nrows,
+                               const float* __restrict w, std::int64_t rows,
+                               float (&acc)[kMicroRows][kStrip]) {
+  float a[kMicroRows][kStrip];
+  std::memcpy(a, acc, sizeof(a));
+  for (std::int64_t k = 0; k < rows; ++k) {
+    const float* __restrict wk = w + k * kStrip;
+#pragma GCC unroll 4
+    for (int r = 0; r < kMicroRows; ++r) {
+      const float xr = r < nrows ? x[r * ldx + k] : 0.0f;
+#pragma omp simd
+      for (int c = 0; c < kStrip; ++c)
+        a[r][c] = detail::fma_rn(xr, wk[c], a[r][c]);
+    }
+  }
+  std::memcpy(acc, a, sizeof(a));
+}
+
+// One strip of columns for the staged rows [0, rows) of a chunk starting at i0.
+// staged[j] holds the mapped rows of operand j ([rows][width_j]).
+KFUSE_CPU_HOT void projection_strip(const ProjectionProblem& p, const PackedWeights& w,
+                                    const std::vector<float>* staged, std::int64_t i0,
+                                    std::int64_t rows, std::int64_t s) {
+  const std::int64_t c0 = s * kStrip;
+  const int cols = static_cast<int>(std::min<std::int64_t>(kStrip, p.l - c0));
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kMicroRows) {
+    const int nrows = static_cast<int>(std::min<std::int64_t>(kMicroRows, rows - r0));
+    float acc[kMicroRows][kStrip];
+    float prod[kMicroRows][kStrip] = {};
+    if (p.kind == ProjectionKind::Fourier) std::memset(acc, 0, sizeof(acc));
+    for (int j = 0; j < p.count; ++j) {
+      const std::int64_t width = p.in[j].width;
+      if (p.kind == ProjectionKind::Product) {
+        if (p.factor_row[j] != nullptr) {
+          for (int r = 0; r < kMicroRows; ++r)
+            for (int c = 0; c < kStrip; ++c)
+              acc[r][c] = c < cols ? p.factor_row[j][c0 + c] : 0.0f;
+        } else {
+          std::memset(acc, 0, sizeof(acc));
+          strip_chain(staged[j].data() + r0 * width, width, nrows,
+                      w.data[j].data() + s * width * kStrip, width, acc);
+        }
+        for (int r = 0; r < kMicroRows; ++r)
+          for (int c = 0; c < kStrip; ++c)
+            prod[r][c] = detail::projection_combine(p, j, acc[r][c], prod[r][c]);
+      } else {
+        strip_chain(staged[j].data() + r0 * width, width, nrows,
+                    w.data[j].data() + s * width * kStrip, width, acc);
+      }
+    }
+    for (int r = 0; r < nrows; ++r) {
+      float* out = p.out + (i0 + r0 + r) * p.ldo + c0;
+      for (int c = 0; c < cols; ++c) {
+        if (p.kind == ProjectionKind::Product) {
+          out[c] = detail::mul_rn(prod[r][c], p.final_scale);
+        } else {
+          float sn, cs;
+          detail::sincos_rn(acc[r][c], &sn, &cs);
+          out[c] = detail::mul_rn(cs, p.amplitude);
+          out[p.l + c] = detail::mul_rn(sn, p.amplitude);
+        }
+      }
+    }
+  }
+}
+
+void projection_strip_baseline(const ProjectionProblem& p, const PackedWeights& w,
+                               const std::vector<float>* staged, std::int64_t i0, std::int64_t rows,
+                               std::int64_t s) {
+  projection_strip(p, w, staged, i0, rows, s);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) void projection_strip_avx2(const ProjectionProblem& p,
+                                                               const PackedWeights& w,
+                                                               const std::vector<float>* staged,
+                                                               std::int64_t i0, std::int64_t rows,
+                                                               std::int64_t s) {
+  projection_strip(p, w, staged, i0, rows, s);
+}
+#endif
+
+// ------------------------------------------------------------------ product_kernel_topk
+
+using detail::PairKernel;
+using detail::TopkProblem;
+
+constexpr std::int64_t kQueryBlock = 64;  // queries per task (their lists stay private)
+constexpr std::int64_t kPanelRows = 64;   // gallery rows reused across a query block
+
+// A side's gallery packed as [strip][k][kStrip] (zero rows past N) and its
+// queries as [M][d], both converted to float.
+struct PackedSide {
+  std::int64_t d = 0;
+  std::vector<float> q, g;
+};
+
+PackedSide pack_side(const detail::TopkSide& side, std::int64_t m, std::int64_t n) {
+  PackedSide p;
+  p.d = side.q.d;
+  const std::int64_t strips = (n + kStrip - 1) / kStrip;
+  p.q.resize(static_cast<std::size_t>(m * p.d));
+  p.g.assign(static_cast<std::size_t>(strips * p.d * kStrip), 0.0f);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t k = 0; k < p.d; ++k)
+      p.q[i * p.d + k] = detail::load_as<float>(side.q.data, side.q.dtype, i * side.q.ld + k);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t s = 0; s < strips; ++s)
+    for (int c = 0; c < kStrip && s * kStrip + c < n; ++c)
+      for (std::int64_t k = 0; k < p.d; ++k)
+        p.g[(s * p.d + k) * kStrip + c] =
+            detail::load_as<float>(side.g.data, side.g.dtype, (s * kStrip + c) * side.g.ld + k);
+  return p;
+}
+
+template <PairKernel K>
+KFUSE_CPU_HOT void pair_chain(const float* __restrict q, std::int64_t d, int nq,
+                              const float* __restrict g, float (&acc)[kMicroRows][kStrip]) {
+  float a[kMicroRows][kStrip] = {};
+  for (std::int64_t k = 0; k < d; ++k) {
+    const float* __restrict gk = g + k * kStrip;
+#pragma GCC unroll 4
+    for (int r = 0; r < kMicroRows; ++r) {
+      const float qr = r < nq ? q[r * d + k] : 0.0f;
+#pragma omp simd
+      for (int c = 0; c < kStrip; ++c)
+        a[r][c] = detail::pair_step(K, qr, gk[c], a[r][c]);
+    }
+  }
+  std::memcpy(acc, a, sizeof(a));
+}
+
+KFUSE_CPU_HOT void side_chain(PairKernel kind, const float* q, std::int64_t d, int nq,
+                              const float* g, float (&acc)[kMicroRows][kStrip]) {
+  if (kind == PairKernel::Rbf) return pair_chain<PairKernel::Rbf>(q, d, nq, g, acc);
+  pair_chain<PairKernel::Dot>(q, d, nq, g, acc);  // Dot and Cosine share the chain
+}
+
+struct TopkLists {
+  int k = 0;
+  std::vector<float> scores;
+  std::vector<std::int64_t> idx;
+  std::vector<int> count;
+};
+
+// Queries [i0, i0 + nq) against gallery rows [j0, j0 + nj) (whole strips).
+KFUSE_CPU_HOT void topk_panel(const TopkProblem& p, const PackedSide* sides, std::int64_t i0,
+                              std::int64_t nq, std::int64_t j0, std::int64_t nj, TopkLists& lists) {
+  for (std::int64_t r0 = 0; r0 < nq; r0 += kMicroRows) {
+    const int rows = static_cast<int>(std::min<std::int64_t>(kMicroRows, nq - r0));
+    for (std::int64_t js = j0; js < j0 + nj; js += kStrip) {
+      const int cols = static_cast<int>(std::min<std::int64_t>(kStrip, p.n - js));
+      const std::int64_t strip = js / kStrip;
+      float acc[2][kMicroRows][kStrip];
+      for (int s = 0; s < 2; ++s)
+        side_chain(p.side[s].kind, sides[s].q.data() + (i0 + r0) * sides[s].d, sides[s].d, rows,
+                   sides[s].g.data() + strip * sides[s].d * kStrip, acc[s]);
+      for (int r = 0; r < rows; ++r) {
+        const std::int64_t i = i0 + r0 + r;
+        const std::int64_t local = r0 + r;
+        float* sc = lists.scores.data() + local * lists.k;
+        std::int64_t* ix = lists.idx.data() + local * lists.k;
+        for (int c = 0; c < cols; ++c) {
+          const std::int64_t j = js + c;
+          const float s = detail::topk_score(p, acc[0][r][c], acc[1][r][c], i, j);
+          detail::topk_insert(sc, ix, &lists.count[local], lists.k, s, j);
+        }
+      }
+    }
+  }
+}
+
+void topk_panel_baseline(const TopkProblem& p, const PackedSide* sides, std::int64_t i0,
+                         std::int64_t nq, std::int64_t j0, std::int64_t nj, TopkLists& lists) {
+  topk_panel(p, sides, i0, nq, j0, nj, lists);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) void topk_panel_avx2(const TopkProblem& p,
+                                                         const PackedSide* sides, std::int64_t i0,
+                                                         std::int64_t nq, std::int64_t j0,
+                                                         std::int64_t nj, TopkLists& lists) {
+  topk_panel(p, sides, i0, nq, j0, nj, lists);
+}
+#endif
+
+}  // namespace
+
+// ------------------------------------------------------------------ entry points
+
+template <class W>
+void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i)
+    out[i] = detail::row_inv_norm<W>(op, i);
+}
+
+void fuse_random_matrix(const detail::RandomMatrix& r, float* out) {
+  const std::int64_t quads = (r.cols + 3) / 4;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t row = 0; row < r.rows; ++row)
+    for (std::int64_t q = 0; q < quads; ++q) {
+      float v[4];
+      detail::random_quad(r.seed, r.stream, static_cast<std::uint64_t>(row),
+                          static_cast<std::uint64_t>(q), r.distribution, v);
+      for (int t = 0; t < 4 && 4 * q + t < r.cols; ++t)
+        out[row * r.ld + 4 * q + t] = v[t];
+    }
+}
+
+template <class W>
+void kron_fuse(const KronProblem& p) {
+  const int m = p.count;
+  W* out = static_cast<W*>(p.out);
+  const std::int64_t last = p.in[m - 1].width;
+  const std::int64_t prefixes = p.width / last;
+#pragma omp parallel
+  {
+    std::vector<W> v[detail::kFuseMaxOperands];
+    for (int j = 0; j < m; ++j)
+      v[j].resize(static_cast<std::size_t>(p.in[j].width));
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < p.n; ++i) {
+      for (int j = 0; j < m; ++j)
+        for (std::int64_t k = 0; k < p.in[j].width; ++k)
+          v[j][k] = detail::operand_value<W>(p.in[j], i, k);
+      // An odometer over the prefix indices (k_0 .. k_{m-2}); the last input varies
+      // fastest, in the innermost (vectorised) loop.
+      std::int64_t idx[detail::kFuseMaxOperands] = {};
+      W* row = out + i * p.ldo;
+      for (std::int64_t q = 0; q < prefixes; ++q) {
+        W prefix = v[0][idx[0]];
+        for (int j = 1; j < m - 1; ++j)
+          prefix = detail::mul_rn(prefix, v[j][idx[j]]);
+        const W* vl = v[m - 1].data();
+        W* dst = row + q * last;
+        for (std::int64_t k = 0; k < last; ++k)
+          dst[k] = detail::mul_rn(prefix, vl[k]);
+        for (int j = m - 2; j >= 0; --j) {
+          if (++idx[j] < p.in[j].width) break;
+          idx[j] = 0;
+        }
+      }
+    }
+  }
+}
+
+void fuse_projection(const ProjectionProblem& p) {
+  if (p.n == 0 || p.l == 0) return;
+  const PackedWeights w = pack_weights(p);
+  auto* strip_fn = &projection_strip_baseline;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (use_avx2()) strip_fn = &projection_strip_avx2;
+#endif
+  std::vector<float> staged[detail::kFuseMaxOperands];
+  for (std::int64_t i0 = 0; i0 < p.n; i0 += kChunkRows) {
+    const std::int64_t rows = std::min(kChunkRows, p.n - i0);
+    for (int j = 0; j < p.count; ++j) {
+      if (p.factor_row[j] != nullptr) continue;
+      const FuseOperand& op = p.in[j];
+      staged[j].resize(static_cast<std::size_t>(rows * op.width));
+#pragma omp parallel for schedule(static)
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t k = 0; k < op.width; ++k)
+          staged[j][r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
+    }
+#pragma omp parallel for schedule(dynamic, 4)
+    for (std::int64_t s = 0; s < w.strips; ++s)
+      strip_fn(p, w, staged, i0, rows, s);
+  }
+}
+
+void tensor_sketch(const detail::SketchProblem& p) {
+  if (p.n == 0) return;
+  const std::int64_t l = p.l;
+  std::vector<detail::SketchHash> hash[2];
+  for (int s = 0; s < 2; ++s) {
+    hash[s].resize(static_cast<std::size_t>(p.in[s].width));
+    for (std::int64_t k = 0; k < p.in[s].width; ++k)
+      hash[s][k] = detail::sketch_hash(p.seed, s, k, l);
+  }
+#pragma omp parallel
+  {
+    std::vector<double> sketch[2] = {std::vector<double>(l), std::vector<double>(l)};
+    std::vector<double> conv(static_cast<std::size_t>(l));
+    std::vector<std::int64_t> nonzero[2];
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < p.n; ++i) {
+      for (int s = 0; s < 2; ++s) {
+        std::fill(sketch[s].begin(), sketch[s].end(), 0.0);
+        for (std::int64_t k = 0; k < p.in[s].width; ++k)
+          sketch[s][hash[s][k].bucket] +=
+              double(hash[s][k].sign) * double(detail::operand_value<float>(p.in[s], i, k));
+        nonzero[s].clear();
+        for (std::int64_t t = 0; t < l; ++t)
+          if (sketch[s][t] != 0.0) nonzero[s].push_back(t);
+      }
+      // Circular convolution over the nonzero buckets.
+      std::fill(conv.begin(), conv.end(), 0.0);
+      for (std::int64_t ta : nonzero[0]) {
+        const double va = sketch[0][ta];
+        for (std::int64_t tb : nonzero[1]) {
+          const std::int64_t t = ta + tb < l ? ta + tb : ta + tb - l;
+          conv[t] += va * sketch[1][tb];
+        }
+      }
+      float* out = p.out + i * p.ldo;
+      for (std::int64_t t = 0; t < l; ++t)
+        out[t] = static_cast<float>(conv[t]);
+    }
+  }
+}
+
+void product_topk(const TopkProblem& p) {
+  if (p.m == 0) return;
+  const PackedSide sides[2] = {pack_side(p.side[0], p.m, p.n), pack_side(p.side[1], p.m, p.n)};
+  auto* panel_fn = &topk_panel_baseline;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (use_avx2()) panel_fn = &topk_panel_avx2;
+#endif
+  const std::int64_t blocks = (p.m + kQueryBlock - 1) / kQueryBlock;
+#pragma omp parallel
+  {
+    TopkLists lists;
+    lists.k = p.k;
+    lists.scores.resize(static_cast<std::size_t>(kQueryBlock * p.k));
+    lists.idx.resize(static_cast<std::size_t>(kQueryBlock * p.k));
+    lists.count.resize(static_cast<std::size_t>(kQueryBlock));
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t i0 = b * kQueryBlock;
+      const std::int64_t nq = std::min(kQueryBlock, p.m - i0);
+      std::fill(lists.count.begin(), lists.count.end(), 0);
+      for (std::int64_t j0 = 0; j0 < p.n; j0 += kPanelRows)
+        panel_fn(p, sides, i0, nq, j0, std::min(kPanelRows, p.n - j0), lists);
+      for (std::int64_t r = 0; r < nq; ++r)
+        for (int t = 0; t < p.k; ++t) {
+          p.scores[(i0 + r) * p.lds + t] = lists.scores[r * p.k + t];
+          p.indices[(i0 + r) * p.ldi + t] = lists.idx[r * p.k + t];
+        }
+    }
+  }
+}
+
+template void fuse_inv_norms<float>(const FuseOperand&, std::int64_t, float*);
+template void fuse_inv_norms<double>(const FuseOperand&, std::int64_t, double*);
+template void kron_fuse<float>(const KronProblem&);
+template void kron_fuse<double>(const KronProblem&);
+
+}  // namespace kfuse::cpu

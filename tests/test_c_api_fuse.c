@@ -1,0 +1,232 @@
+/* The fusion family's C API from a C99 program, on the CPU: every entry point
+ * against a brute-force loop or an identity, and errors (status, message naming the
+ * argument, output untouched). */
+#include <kfuse/kfuse.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                              \
+    }                                                                          \
+  } while (0)
+
+static kfuse_matrix_t host(void* data, int64_t rows, int64_t cols, kfuse_dtype_t dtype) {
+  kfuse_matrix_t m;
+  m.data = data;
+  m.rows = rows;
+  m.cols = cols;
+  m.ld = cols;
+  m.dtype = dtype;
+  m.memory = KFUSE_HOST;
+  return m;
+}
+
+static double dotf(const float* a, const float* b, int n) {
+  double s = 0.0;
+  int i;
+  for (i = 0; i < n; ++i)
+    s += (double)a[i] * b[i];
+  return s;
+}
+
+enum { N = 5, D1 = 3, D2 = 4, L = 16, W = D1 * D2 };
+
+int main(void) {
+  kfuse_context_t ctx = NULL;
+  float a[N * D1], b[N * D2], kron[N * W], z[N * L], u1[D1 * L], u2[D2 * L], before[N * L];
+  double err = 0.0;
+  int i, j, k, c;
+  kfuse_matrix_t in[2], out, bad[2];
+
+  CHECK(kfuse_context_create_cpu(&ctx) == KFUSE_SUCCESS);
+  for (i = 0; i < N * D1; ++i)
+    a[i] = (float)sin(0.9 * i + 0.3);
+  for (i = 0; i < N * D2; ++i)
+    b[i] = (float)cos(1.7 * i);
+  in[0] = host(a, N, D1, KFUSE_F32);
+  in[1] = host(b, N, D2, KFUSE_F32);
+
+  /* kron_fuse: out[i][k1 * D2 + k2] = a[i][k1] b[i][k2] */
+  {
+    kfuse_kron_fuse_options_t o = kfuse_kron_fuse_options_default();
+    out = host(kron, N, W, KFUSE_F32);
+    CHECK(kfuse_kron_fuse(ctx, in, 2, &out, &o) == KFUSE_SUCCESS);
+    for (i = 0; i < N; ++i)
+      for (j = 0; j < D1; ++j)
+        for (k = 0; k < D2; ++k)
+          err = fmax(err, fabs(kron[i * W + j * D2 + k] - (double)a[i * D1 + j] * b[i * D2 + k]));
+    CHECK(err < 1e-6);
+    /* cosine sides: <z_i, z_i> = 1 */
+    o.side_count = 2;
+    o.sides[0].kernel = KFUSE_SIDE_COSINE;
+    o.sides[1].kernel = KFUSE_SIDE_COSINE;
+    CHECK(kfuse_kron_fuse(ctx, in, 2, &out, &o) == KFUSE_SUCCESS);
+    for (i = 0; i < N; ++i)
+      CHECK(fabs(dotf(kron + i * W, kron + i * W, W) - 1.0) < 1e-5);
+  }
+
+  /* rp_fuse against U from kfuse_rp_projection_matrix */
+  {
+    kfuse_rp_fuse_options_t o = kfuse_rp_fuse_options_default();
+    kfuse_matrix_t U1 = host(u1, D1, L, KFUSE_F32), U2 = host(u2, D2, L, KFUSE_F32);
+    o.seed = 2024;
+    o.distribution = KFUSE_RP_GAUSSIAN;
+    out = host(z, N, L, KFUSE_F32);
+    CHECK(kfuse_rp_fuse(ctx, in, 2, &out, &o) == KFUSE_SUCCESS);
+    CHECK(kfuse_rp_projection_matrix(ctx, 0, &U1, &o) == KFUSE_SUCCESS);
+    CHECK(kfuse_rp_projection_matrix(ctx, 1, &U2, &o) == KFUSE_SUCCESS);
+    err = 0.0;
+    for (i = 0; i < N; ++i)
+      for (c = 0; c < L; ++c) {
+        double f1 = 0.0, f2 = 0.0;
+        for (k = 0; k < D1; ++k)
+          f1 += (double)a[i * D1 + k] * u1[k * L + c];
+        for (k = 0; k < D2; ++k)
+          f2 += (double)b[i * D2 + k] * u2[k * L + c];
+        err = fmax(err, fabs(z[i * L + c] - f1 * f2 / sqrt((double)L)));
+      }
+    CHECK(err < 1e-5);
+
+    /* errors: l = 0, unknown distribution, mismatched rows; output untouched */
+    memcpy(before, z, sizeof z);
+    out = host(z, N, 0, KFUSE_F32);
+    CHECK(kfuse_rp_fuse(ctx, in, 2, &out, &o) == KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "'out'") != NULL);
+    out = host(z, N, L, KFUSE_F32);
+    o.distribution = (kfuse_rp_distribution_t)7;
+    CHECK(kfuse_rp_fuse(ctx, in, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "distribution") != NULL);
+    o.distribution = KFUSE_RP_UNIFORM;
+    bad[0] = in[0];
+    bad[1] = host(b, N - 1, D2, KFUSE_F32);
+    CHECK(kfuse_rp_fuse(ctx, bad, 2, &out, &o) == KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "'inputs[1]'") != NULL);
+    bad[1] = host(b, N, D2, KFUSE_F64);
+    CHECK(kfuse_rp_fuse(ctx, bad, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "inputs[1]") != NULL);
+    o.side_count = 9;
+    CHECK(kfuse_rp_fuse(ctx, in, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "side_count") != NULL);
+    o.side_count = 0;
+    CHECK(kfuse_rp_fuse(ctx, in, 2, &out, NULL) == KFUSE_INVALID_ARGUMENT);
+    CHECK(kfuse_rp_fuse(NULL, in, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(memcmp(before, z, sizeof z) == 0);
+  }
+
+  /* cross-modal (exact, fp64): image-text = C <psi_x, psi_t> */
+  {
+    enum { DP = 2, DI = 2, DT = 3 };
+    double psi_x[DP] = {0.5, -1.25}, psi_t[DP] = {2.0, 0.75}, ex[DI] = {0.3, -0.2},
+           et[DT] = {1.0, 0.5, -0.5};
+    double zx[DP * 2 * DI * 2 * DT], zt[DP * 2 * DI * 2 * DT], s = 0.0;
+    kfuse_cross_modal_options_t o = kfuse_cross_modal_options_default();
+    kfuse_matrix_t sx, mx, sy, my, ox, oy;
+    int64_t w;
+    o.C = 0.4;
+    o.image_dim = DI;
+    o.text_dim = DT;
+    w = kfuse_cross_modal_width(&o, DP);
+    CHECK(w == DP * 2 * DI * 2 * DT);
+    sx = host(psi_x, 1, DP, KFUSE_F64);
+    mx = host(ex, 1, DI, KFUSE_F64);
+    sy = host(psi_t, 1, DP, KFUSE_F64);
+    my = host(et, 1, DT, KFUSE_F64);
+    ox = host(zx, 1, w, KFUSE_F64);
+    oy = host(zt, 1, w, KFUSE_F64);
+    CHECK(kfuse_cross_modal_kron(ctx, KFUSE_MODALITY_IMAGE, &sx, &mx, &ox, &o) == KFUSE_SUCCESS);
+    CHECK(kfuse_cross_modal_kron(ctx, KFUSE_MODALITY_TEXT, &sy, &my, &oy, &o) == KFUSE_SUCCESS);
+    for (i = 0; i < w; ++i)
+      s += zx[i] * zt[i];
+    CHECK(fabs(s - 0.4 * (0.5 * 2.0 - 1.25 * 0.75)) < 1e-12);
+    /* the rp form runs and rejects an expert of the wrong width */
+    {
+      float fs[DP] = {0.5f, -1.25f}, fe[DI] = {0.3f, -0.2f}, fz[L];
+      kfuse_matrix_t s1 = host(fs, 1, DP, KFUSE_F32), e1 = host(fe, 1, DI, KFUSE_F32),
+                     o1 = host(fz, 1, L, KFUSE_F32);
+      CHECK(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_IMAGE, &s1, &e1, &o1, &o) == KFUSE_SUCCESS);
+      CHECK(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_TEXT, &s1, &e1, &o1, &o) ==
+            KFUSE_SHAPE_MISMATCH);
+      CHECK(strstr(kfuse_last_error(), "'expert'") != NULL);
+    }
+  }
+
+  /* rff_fuse: unit-norm rows */
+  {
+    kfuse_rff_options_t o = kfuse_rff_options_default();
+    o.sigma_count = 2;
+    o.sigmas[0] = 0.7;
+    o.sigmas[1] = 1.3;
+    out = host(z, N, L, KFUSE_F32);
+    CHECK(kfuse_rff_fuse(ctx, in, 2, &out, &o) == KFUSE_SUCCESS);
+    for (i = 0; i < N; ++i)
+      CHECK(fabs(dotf(z + i * L, z + i * L, L) - 1.0) < 1e-5);
+    o.sigmas[1] = -1.0;
+    memcpy(before, z, sizeof z);
+    CHECK(kfuse_rff_fuse(ctx, in, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "sigmas[1]") != NULL);
+    CHECK(memcmp(before, z, sizeof z) == 0);
+  }
+
+  /* tensor_sketch: l = 1 sums every product: TS = (sum_k s_k a_k)(sum_k s'_k b_k), so
+   * |TS| <= |a|_1 |b|_1 */
+  {
+    kfuse_tensor_sketch_options_t o = kfuse_tensor_sketch_options_default();
+    out = host(z, N, L, KFUSE_F32);
+    CHECK(kfuse_tensor_sketch(ctx, &in[0], &in[1], &out, &o) == KFUSE_SUCCESS);
+    out = host(z, N, 1, KFUSE_F32);
+    CHECK(kfuse_tensor_sketch(ctx, &in[0], &in[1], &out, &o) == KFUSE_SUCCESS);
+    for (i = 0; i < N; ++i) {
+      double n1 = 0.0, n2 = 0.0;
+      for (k = 0; k < D1; ++k)
+        n1 += fabs(a[i * D1 + k]);
+      for (k = 0; k < D2; ++k)
+        n2 += fabs(b[i * D2 + k]);
+      CHECK(fabs(z[i]) <= n1 * n2 + 1e-5);
+    }
+  }
+
+  /* product_kernel_topk against brute force (linear kernels, C = 0) */
+  {
+    enum { M = 2, K = 3 };
+    int64_t idx[M * K];
+    float sc[M * K];
+    kfuse_product_topk_options_t o = kfuse_product_topk_options_default();
+    kfuse_matrix_t Q1 = host(a, M, D1, KFUSE_F32), Q2 = host(b, M, D2, KFUSE_F32),
+                   G1 = host(a, N, D1, KFUSE_F32), G2 = host(b, N, D2, KFUSE_F32),
+                   I = host(idx, M, K, KFUSE_I64), S = host(sc, M, K, KFUSE_F32);
+    CHECK(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &o) == KFUSE_SUCCESS);
+    for (i = 0; i < M; ++i) {
+      double best = -1e30;
+      int64_t arg = -1;
+      for (j = 0; j < N; ++j) {
+        const double s = dotf(a + i * D1, a + j * D1, D1) * dotf(b + i * D2, b + j * D2, D2);
+        if (s > best) {
+          best = s;
+          arg = j;
+        }
+      }
+      CHECK(idx[i * K] == arg);
+      CHECK(fabs(sc[i * K] - best) < 1e-5);
+      CHECK(sc[i * K] >= sc[i * K + 1] && sc[i * K + 1] >= sc[i * K + 2]);
+    }
+    /* k > N */
+    I = host(idx, M, N + 1, KFUSE_I64);
+    S = host(sc, M, N + 1, KFUSE_F32);
+    CHECK(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "'k'") != NULL);
+    /* indices must be int64 */
+    I = host(idx, M, K, KFUSE_I32);
+    S = host(sc, M, K, KFUSE_F32);
+    CHECK(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "indices") != NULL);
+  }
+
+  kfuse_context_destroy(ctx);
+  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+  return failures ? 1 : 0;
+}
