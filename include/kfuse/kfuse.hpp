@@ -7,7 +7,7 @@
 #include "kfuse/gauss.hpp"
 #include "kfuse/fuse.hpp"
 // family: contrastive (kfuse/contrastive.hpp)
-// family: moe (kfuse/moe.hpp)
+#include "kfuse/moe.hpp"
 #include "kfuse/precision.hpp"
 #include "kfuse/version.hpp"
 #include "kfuse/view.hpp"

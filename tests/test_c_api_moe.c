@@ -1,0 +1,183 @@
+/* The mixture-of-experts C API from a C99 program: router, plan, scatter/gather,
+ * the SwiGLU MLP forward against a brute-force loop, the backward, a bf16 grouped
+ * GEMM, and errors (status, message, output untouched). */
+#include <kfuse/kfuse.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                              \
+    }                                                                          \
+  } while (0)
+
+enum { T = 5, K = 2, E = 3, H = 4, F = 8 };
+
+static kfuse_matrix_t host_mat(void* data, int64_t rows, int64_t cols, kfuse_dtype_t dtype) {
+  kfuse_matrix_t m;
+  m.data = data;
+  m.rows = rows;
+  m.cols = cols;
+  m.ld = cols;
+  m.dtype = dtype;
+  m.memory = KFUSE_HOST;
+  return m;
+}
+
+static double silu(double x) {
+  return x / (1.0 + exp(-x));
+}
+
+int main(void) {
+  kfuse_context_t ctx = NULL;
+  float logits[T * E], gates[T * K], x[T * H], y[T * H], w1[E * H * F], w3[E * H * F],
+      w2[E * F * H], dy[T * H], dx[T * H], dgates[T * K], dw1[E * H * F], dw3[E * H * F],
+      dw2[E * F * H], before[T * H];
+  int32_t ids[T * K], storage[256], counts[E];
+  kfuse_matrix_t L, I, G, X, Y, W1, W3, W2, dY, dX, dG, dW1, dW3, dW2, bad;
+  kfuse_router_options_t ro = kfuse_router_options_default();
+  kfuse_moe_plan_options_t po = kfuse_moe_plan_options_default();
+  kfuse_moe_plan_layout_t layout;
+  kfuse_moe_plan_t plan;
+  int i, t, j, e, f, c;
+  double err = 0.0;
+
+  CHECK(kfuse_context_create_cpu(&ctx) == KFUSE_SUCCESS);
+  for (i = 0; i < T * E; ++i)
+    logits[i] = (float)sin(1.7 * i);
+  for (i = 0; i < T * H; ++i) {
+    x[i] = (float)cos(0.9 * i);
+    dy[i] = (float)sin(0.3 * i + 1.0);
+  }
+  for (i = 0; i < E * H * F; ++i) {
+    w1[i] = (float)(0.5 * sin(0.37 * i));
+    w3[i] = (float)(0.5 * cos(0.41 * i));
+    w2[i] = (float)(0.5 * sin(0.53 * i + 2.0));
+  }
+  L = host_mat(logits, T, E, KFUSE_F32);
+  I = host_mat(ids, T, K, KFUSE_I32);
+  G = host_mat(gates, T, K, KFUSE_F32);
+  X = host_mat(x, T, H, KFUSE_F32);
+  Y = host_mat(y, T, H, KFUSE_F32);
+  W1 = host_mat(w1, E * H, F, KFUSE_F32);
+  W3 = host_mat(w3, E * H, F, KFUSE_F32);
+  W2 = host_mat(w2, E * F, H, KFUSE_F32);
+  dY = host_mat(dy, T, H, KFUSE_F32);
+  dX = host_mat(dx, T, H, KFUSE_F32);
+  dG = host_mat(dgates, T, K, KFUSE_F32);
+  dW1 = host_mat(dw1, E * H, F, KFUSE_F32);
+  dW3 = host_mat(dw3, E * H, F, KFUSE_F32);
+  dW2 = host_mat(dw2, E * F, H, KFUSE_F32);
+
+  /* Router: each row's two largest logits, in order, gates summing to 1 (renormalised). */
+  ro.renormalize = 1;
+  CHECK(kfuse_moe_router_topk(ctx, &L, &I, &G, &ro) == KFUSE_SUCCESS);
+  for (t = 0; t < T; ++t) {
+    int best = 0, second = -1;
+    for (e = 1; e < E; ++e)
+      if (logits[t * E + e] > logits[t * E + best]) best = e;
+    for (e = 0; e < E; ++e)
+      if (e != best && (second < 0 || logits[t * E + e] > logits[t * E + second])) second = e;
+    CHECK(ids[t * K] == best && ids[t * K + 1] == second);
+    CHECK(fabs(gates[t * K] + gates[t * K + 1] - 1.0) < 1e-6);
+  }
+
+  /* Plan. */
+  CHECK(kfuse_moe_plan_layout(T, K, E, &po, &layout) == KFUSE_SUCCESS);
+  CHECK(layout.rows == T * K && layout.storage_size == E + E + 1 + 2 * T * K);
+  CHECK(layout.storage_size <= 256);
+  plan.layout = layout;
+  plan.storage = storage;
+  plan.memory = KFUSE_HOST;
+  CHECK(kfuse_moe_plan(ctx, &I, &plan, counts) == KFUSE_SUCCESS);
+  CHECK(counts[0] + counts[1] + counts[2] == T * K);
+  for (e = 0; e < E; ++e) {
+    int n = 0;
+    for (i = 0; i < T * K; ++i)
+      n += ids[i] == e;
+    CHECK(counts[e] == n);
+  }
+
+  /* Scatter then gather with the gates: y = sum_j g_j x = x (gates sum to 1). */
+  {
+    float xp[T * K * H];
+    kfuse_matrix_t Xp = host_mat(xp, T * K, H, KFUSE_F32);
+    CHECK(kfuse_moe_scatter(ctx, &plan, &X, &Xp) == KFUSE_SUCCESS);
+    CHECK(kfuse_moe_gather(ctx, &plan, &Xp, &G, &Y) == KFUSE_SUCCESS);
+    for (i = 0; i < T * H; ++i)
+      CHECK(fabs(y[i] - x[i]) < 1e-6);
+  }
+
+  /* The SwiGLU MLP against a brute-force loop. */
+  CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, NULL, NULL) == KFUSE_SUCCESS);
+  for (t = 0; t < T; ++t)
+    for (c = 0; c < H; ++c) {
+      double ref = 0.0;
+      for (j = 0; j < K; ++j) {
+        const int ex = ids[t * K + j];
+        for (f = 0; f < F; ++f) {
+          double h1 = 0.0, h3 = 0.0;
+          for (i = 0; i < H; ++i) {
+            h1 += x[t * H + i] * w1[(ex * H + i) * F + f];
+            h3 += x[t * H + i] * w3[(ex * H + i) * F + f];
+          }
+          ref += gates[t * K + j] * silu(h1) * h3 * w2[(ex * F + f) * H + c];
+        }
+      }
+      err = fmax(err, fabs(ref - y[t * H + c]));
+    }
+  CHECK(err < 1e-5);
+  CHECK(kfuse_moe_mlp_backward(ctx, &plan, &X, &G, &W1, &W3, &W2, &dY, NULL, NULL, &dX, &dG, &dW1,
+                               &dW3, &dW2) == KFUSE_SUCCESS);
+  for (i = 0; i < T * K; ++i)
+    CHECK(isfinite(dgates[i]));
+
+  /* A bf16 grouped GEMM (bf16 storage: the upper 16 bits of a float). */
+  {
+    uint16_t a[T * K * 8], w[E * 8 * 8], out[T * K * 8];
+    kfuse_matrix_t A = host_mat(a, T * K, 8, KFUSE_BF16), Wb = host_mat(w, E * 8, 8, KFUSE_BF16),
+                   O = host_mat(out, T * K, 8, KFUSE_BF16);
+    for (i = 0; i < T * K * 8; ++i)
+      a[i] = 0x3f80; /* 1.0 */
+    for (i = 0; i < E * 8 * 8; ++i)
+      w[i] = 0x4000; /* 2.0 */
+    CHECK(kfuse_moe_grouped_gemm(ctx, &plan, &A, &Wb, &O, 0) == KFUSE_SUCCESS);
+    for (i = 0; i < T * K * 8; ++i)
+      CHECK(out[i] == 0x4180); /* 8 * 1 * 2 = 16 */
+  }
+
+  /* Errors: status, message naming the argument, output untouched. */
+  memcpy(before, y, sizeof y);
+  CHECK(kfuse_moe_mlp_forward(ctx, NULL, &X, &G, &W1, &W3, &W2, &Y, NULL, NULL) ==
+        KFUSE_INVALID_ARGUMENT);
+  CHECK(strstr(kfuse_last_error(), "plan") != NULL);
+  bad = G;
+  bad.dtype = KFUSE_F64;
+  CHECK(kfuse_moe_gather(ctx, &plan, &X, &bad, &Y) == KFUSE_INVALID_ARGUMENT);
+  CHECK(strstr(kfuse_last_error(), "'gates'") != NULL);
+  bad = W2;
+  bad.rows -= 1;
+  CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &bad, &Y, NULL, NULL) ==
+        KFUSE_SHAPE_MISMATCH);
+  CHECK(strstr(kfuse_last_error(), "w2") != NULL);
+  bad = X;
+  bad.dtype = KFUSE_F64;
+  CHECK(kfuse_moe_scatter(ctx, &plan, &bad, &Y) == KFUSE_UNSUPPORTED);
+  bad = I;
+  bad.cols = E + 1;
+  CHECK(kfuse_moe_router_topk(ctx, &L, &bad, &G, &ro) != KFUSE_SUCCESS); /* k > E */
+  CHECK(kfuse_moe_plan_layout(T, E + 1, E, NULL, &layout) == KFUSE_INVALID_ARGUMENT);
+  CHECK(strstr(kfuse_last_error(), "top_k") != NULL);
+  ids[3] = E; /* out of range */
+  CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);
+  CHECK(strstr(kfuse_last_error(), "'ids'") != NULL);
+  CHECK(memcmp(before, y, sizeof y) == 0);
+
+  kfuse_context_destroy(ctx);
+  if (failures == 0) printf("test_c_api_moe: all checks passed\n");
+  return failures == 0 ? 0 : 1;
+}
