@@ -67,6 +67,6 @@ struct Options {
 std::vector<Measurement> run_gauss(Context& ctx, const BackendInfo& info, const Options& options);
 // fusion family: (none yet)
 // contrastive family: (none yet)
-// moe family: (none yet)
+std::vector<Measurement> run_moe(Context& ctx, const BackendInfo& info, const Options& options);
 
 }  // namespace kfuse::bench

@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
     add(run_gauss(ctx, info, options));
     // fusion family: (none yet)
     // contrastive family: (none yet)
-    // moe family: (none yet)
+    add(run_moe(ctx, info, options));
     print_table(info, results);
     if (!json.empty()) {
       write_json(json, info, options, results);

@@ -25,13 +25,19 @@ using std::int64_t;
 // Parallel regions are few and large: each ends on a barrier, and on a shared
 // machine a descheduled thread stalls every one of them. A loop with little work,
 // or one already inside a parallel region, runs serially.
-bool worth_parallel(int64_t work) {
+bool worth_parallel(int64_t work, int64_t minimum = int64_t(1) << 15) {
 #ifdef _OPENMP
-  return work >= (int64_t(1) << 15) && !omp_in_parallel();
+  return work >= minimum && !omp_in_parallel();
 #else
   (void)work;
+  (void)minimum;
   return false;
 #endif
+}
+// A memory-bound loop (a few operations per element moved) gains from a second
+// thread only when it streams well past the caches.
+bool worth_parallel_stream(int64_t elements) {
+  return worth_parallel(elements, int64_t(1) << 21);
 }
 int max_threads() {
 #ifdef _OPENMP
@@ -99,7 +105,7 @@ const float* operand_rows(const T* base, int64_t ld, int64_t cols, bool gather, 
     }
   }
   buf.resize(static_cast<std::size_t>(m * cols));
-#pragma omp parallel for schedule(static) if (worth_parallel(m * cols))
+#pragma omp parallel for schedule(static) if (worth_parallel_stream(m * cols))
   for (int64_t i = 0; i < m; ++i) {
     const int64_t slot = p.row_slot[r0 + i];
     const int64_t src = gather ? detail::slot_token(slot, p.top_k) : r0 + i;
@@ -126,7 +132,7 @@ const float* weight_block(const T* b, int64_t ldb, bool trans, int64_t e, int64_
   }
   buf.resize(static_cast<std::size_t>(k * n));
   const T* block = b + e * (trans ? n : k) * ldb;
-#pragma omp parallel for schedule(static) if (worth_parallel(k * n))
+#pragma omp parallel for schedule(static) if (worth_parallel_stream(k * n))
   for (int64_t p = 0; p < k; ++p)
     for (int64_t j = 0; j < n; ++j)
       buf[p * n + j] = load(trans ? block[j * ldb + p] : block[p * ldb + j]);
@@ -206,7 +212,7 @@ template <class T>
 void moe_scatter(const detail::ScatterArgs<T>& a) {
   const PlanArrays& p = a.plan;
   const int64_t used = p.offsets[p.experts];
-#pragma omp parallel for schedule(static) if (worth_parallel(used * a.cols))
+#pragma omp parallel for schedule(static) if (worth_parallel_stream(used * a.cols))
   for (int64_t r = 0; r < used; ++r) {
     T* out = a.dst + r * a.ld_dst;
     const std::int32_t slot = p.row_slot[r];
@@ -222,7 +228,7 @@ void moe_scatter(const detail::ScatterArgs<T>& a) {
 template <class T>
 void moe_combine(const detail::CombineArgs<T>& a) {
   const PlanArrays& p = a.plan;
-#pragma omp parallel if (worth_parallel(p.tokens * p.top_k * a.cols))
+#pragma omp parallel if (worth_parallel_stream(p.tokens * p.top_k * a.cols))
   {
     std::vector<double> acc(static_cast<std::size_t>(a.cols));
 #pragma omp for schedule(static)
@@ -248,7 +254,7 @@ template <class T>
 void moe_gather_backward(const detail::GatherBackwardArgs<T>& a) {
   const PlanArrays& p = a.plan;
   const int64_t used = p.offsets[p.experts];
-#pragma omp parallel for schedule(static) if (worth_parallel(used * a.cols))
+#pragma omp parallel for schedule(static) if (worth_parallel_stream(used * a.cols))
   for (int64_t r = 0; r < used; ++r) {
     T* out = a.dyp + r * a.ld_dyp;
     const std::int32_t slot = p.row_slot[r];
@@ -349,7 +355,7 @@ template <class T>
 void moe_swiglu_backward(const detail::SwigluBackwardArgs<T>& a) {
   const PlanArrays& p = a.plan;
   const int64_t used = p.offsets[p.experts];
-#pragma omp parallel for schedule(static) if (worth_parallel(used * a.cols))
+#pragma omp parallel for schedule(static) if (worth_parallel_stream(used * a.cols))
   for (int64_t r = 0; r < used; ++r) {
     T* dh1 = a.dh1 + r * a.ld_dh1;
     T* dh3 = a.dh3 + r * a.ld_dh3;
