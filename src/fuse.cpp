@@ -15,6 +15,9 @@
 #include "cpu/fuse.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
+#ifdef KFUSE_HAS_CUDA
+#include "../kernels/fuse_launch.hpp"
+#endif
 
 namespace kfuse {
 
@@ -42,16 +45,10 @@ using detail::Validator;
 
 // ------------------------------------------------------------------ backend dispatch
 
-#ifdef KFUSE_HAS_CUDA
-[[noreturn]] void cuda_pending() {
-  throw Error(Status::Unsupported, "fusion family: the CUDA path is not built yet");
-}
-#endif
-
 template <class W>
 void run_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::fuse_inv_norms<W>(ctx, op, n, out);
 #endif
   (void)ctx;
   cpu::fuse_inv_norms<W>(op, n, out);
@@ -59,7 +56,7 @@ void run_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) 
 
 void run_random(Context& ctx, const RandomMatrix& r, float* out) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::fuse_random_matrix(ctx, r, out);
 #endif
   (void)ctx;
   cpu::fuse_random_matrix(r, out);
@@ -68,7 +65,7 @@ void run_random(Context& ctx, const RandomMatrix& r, float* out) {
 template <class W>
 void run_kron(Context& ctx, const KronProblem& p) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::kron_fuse<W>(ctx, p);
 #endif
   (void)ctx;
   cpu::kron_fuse<W>(p);
@@ -76,7 +73,7 @@ void run_kron(Context& ctx, const KronProblem& p) {
 
 void run_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::fuse_projection(ctx, p, precision);
 #endif
   (void)ctx;
   (void)precision;
@@ -85,7 +82,7 @@ void run_projection(Context& ctx, const ProjectionProblem& p, Precision precisio
 
 void run_sketch(Context& ctx, const SketchProblem& p) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::tensor_sketch(ctx, p);
 #endif
   (void)ctx;
   cpu::tensor_sketch(p);
@@ -93,7 +90,7 @@ void run_sketch(Context& ctx, const SketchProblem& p) {
 
 void run_topk(Context& ctx, const TopkProblem& p, Precision precision) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::product_topk(ctx, p, precision);
 #endif
   (void)ctx;
   (void)precision;

@@ -253,7 +253,7 @@ constexpr int kDrawRademacher = 2;  // +-1
 // top 24 bits k of a word. Exact, symmetric (mean exactly 0), never 0 or +-1.
 KFUSE_HDI float centred_uniform(std::uint32_t word) {
   const std::int32_t k = static_cast<std::int32_t>(word >> 8);
-  return static_cast<float>(2 * k + 1 - (1 << 24)) * 0x1p-24f;
+  return mul_rn(static_cast<float>(2 * k + 1 - (1 << 24)), 0x1p-24f);
 }
 
 // Two N(0, 1) draws from two words (Box-Muller): radius sqrt(-2 log u), u in (0, 1)

@@ -28,6 +28,9 @@ using detail::ProjectionProblem;
 constexpr int kStrip = 16;                // columns per vector strip
 constexpr int kMicroRows = 4;             // rows per register block
 constexpr std::int64_t kChunkRows = 128;  // rows whose mapped values are staged at once
+// Below this much work (elementary steps) a loop runs on one thread: a parallel
+// region costs more than it saves, and much more on an oversubscribed machine.
+constexpr std::int64_t kParallelWork = std::int64_t(1) << 16;
 
 bool use_avx2() {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -59,7 +62,7 @@ PackedWeights pack_weights(const ProjectionProblem& p) {
     std::vector<float>& dst = w.data[j];
     dst.assign(static_cast<std::size_t>(w.strips * rows * kStrip), 0.0f);
     const float* src = p.weight[j];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
     for (std::int64_t s = 0; s < w.strips; ++s)
       for (std::int64_t k = 0; k < rows; ++k)
         for (int c = 0; c < kStrip && s * kStrip + c < p.l; ++c)
@@ -172,11 +175,11 @@ PackedSide pack_side(const detail::TopkSide& side, std::int64_t m, std::int64_t 
   const std::int64_t strips = (n + kStrip - 1) / kStrip;
   p.q.resize(static_cast<std::size_t>(m * p.d));
   p.g.assign(static_cast<std::size_t>(strips * p.d * kStrip), 0.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * p.d >= kParallelWork)
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t k = 0; k < p.d; ++k)
       p.q[i * p.d + k] = detail::load_as<float>(side.q.data, side.q.dtype, i * side.q.ld + k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * p.d >= kParallelWork)
   for (std::int64_t s = 0; s < strips; ++s)
     for (int c = 0; c < kStrip && s * kStrip + c < n; ++c)
       for (std::int64_t k = 0; k < p.d; ++k)
@@ -262,14 +265,14 @@ __attribute__((target("avx2,fma"))) void topk_panel_avx2(const TopkProblem& p,
 
 template <class W>
 void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * op.d >= kParallelWork)
   for (std::int64_t i = 0; i < n; ++i)
     out[i] = detail::row_inv_norm<W>(op, i);
 }
 
 void fuse_random_matrix(const detail::RandomMatrix& r, float* out) {
   const std::int64_t quads = (r.cols + 3) / 4;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (r.rows * r.cols >= kParallelWork / 16)
   for (std::int64_t row = 0; row < r.rows; ++row)
     for (std::int64_t q = 0; q < quads; ++q) {
       float v[4];
@@ -286,7 +289,7 @@ void kron_fuse(const KronProblem& p) {
   W* out = static_cast<W*>(p.out);
   const std::int64_t last = p.in[m - 1].width;
   const std::int64_t prefixes = p.width / last;
-#pragma omp parallel
+#pragma omp parallel if (p.n * p.width >= kParallelWork)
   {
     std::vector<W> v[detail::kFuseMaxOperands];
     for (int j = 0; j < m; ++j)
@@ -331,12 +334,15 @@ void fuse_projection(const ProjectionProblem& p) {
       if (p.factor_row[j] != nullptr) continue;
       const FuseOperand& op = p.in[j];
       staged[j].resize(static_cast<std::size_t>(rows * op.width));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelWork)
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t k = 0; k < op.width; ++k)
           staged[j][r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
     }
-#pragma omp parallel for schedule(dynamic, 4)
+    std::int64_t chain = 0;
+    for (int j = 0; j < p.count; ++j)
+      chain += p.in[j].width;
+#pragma omp parallel for schedule(dynamic, 4) if (rows * p.l * chain >= kParallelWork)
     for (std::int64_t s = 0; s < w.strips; ++s)
       strip_fn(p, w, staged, i0, rows, s);
   }
@@ -351,7 +357,7 @@ void tensor_sketch(const detail::SketchProblem& p) {
     for (std::int64_t k = 0; k < p.in[s].width; ++k)
       hash[s][k] = detail::sketch_hash(p.seed, s, k, l);
   }
-#pragma omp parallel
+#pragma omp parallel if (p.n * (p.in[0].width * p.in[1].width + l) >= kParallelWork)
   {
     std::vector<double> sketch[2] = {std::vector<double>(l), std::vector<double>(l)};
     std::vector<double> conv(static_cast<std::size_t>(l));
@@ -391,7 +397,7 @@ void product_topk(const TopkProblem& p) {
   if (use_avx2()) panel_fn = &topk_panel_avx2;
 #endif
   const std::int64_t blocks = (p.m + kQueryBlock - 1) / kQueryBlock;
-#pragma omp parallel
+#pragma omp parallel if (p.m * p.n * (p.side[0].q.d + p.side[1].q.d) >= kParallelWork)
   {
     TopkLists lists;
     lists.k = p.k;
