@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 
 #include "../src/scratch.hpp"
 #include "common/cublas_gemm.hpp"
@@ -37,7 +38,14 @@ using namespace fuse;
 
 // ------------------------------------------------------------------ exact
 
-__global__ void __launch_bounds__(kThreads) projection_kernel(const ProjectionProblem p, bool vec) {
+// The problem and its weights, drawn row-major ([width_j x l]) into workspace.
+struct ProjectionLaunch {
+  ProjectionProblem p;
+  const float* w[detail::kFuseMaxOperands] = {};
+};
+
+__global__ void __launch_bounds__(kThreads) projection_kernel(const ProjectionLaunch L, bool vec) {
+  const ProjectionProblem& p = L.p;
   __shared__ __align__(16) float sa[BK][BM + kPad];
   __shared__ __align__(16) float sb[BK][BN + kPad];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -63,7 +71,7 @@ __global__ void __launch_bounds__(kThreads) projection_kernel(const ProjectionPr
       for (std::int64_t k0 = 0; k0 < width; k0 += BK) {
         __syncthreads();  // the previous slab is consumed
         load_operand_slab<BM>(p.in[j], row0, p.n, k0, sa);
-        load_matrix_slab(p.weight[j], p.l, width, p.l, k0, col0, sb);
+        load_matrix_slab(L.w[j], p.l, width, p.l, k0, col0, sb);
         __syncthreads();
         slab_chain<detail::PairKernel::Dot>(sa, sb, ty, tx, acc);
       }
@@ -113,6 +121,19 @@ __global__ void __launch_bounds__(kThreads) projection_kernel(const ProjectionPr
   }
 }
 
+// Draws the weights the projection reads (factor rows need none) into `store`.
+void draw_weights(Context& ctx, const ProjectionProblem& p,
+                  std::unique_ptr<detail::Scratch> (&store)[detail::kFuseMaxOperands],
+                  const float* (&w)[detail::kFuseMaxOperands]) {
+  for (int j = 0; j < p.count; ++j) {
+    if (p.factor_row[j] != nullptr) continue;
+    store[j] = std::make_unique<detail::Scratch>(
+        ctx, static_cast<std::size_t>(p.weight[j].rows * p.weight[j].cols) * sizeof(float));
+    fuse_random_matrix(ctx, p.weight[j], store[j]->as<float>());
+    w[j] = store[j]->as<float>();
+  }
+}
+
 void launch_exact(Context& ctx, const ProjectionProblem& p) {
   const std::int64_t row_blocks = detail::ceil_div(p.n, BM);
   const std::int64_t col_blocks = detail::ceil_div(p.l, BN);
@@ -120,8 +141,12 @@ void launch_exact(Context& ctx, const ProjectionProblem& p) {
     throw Error(Status::Unsupported, "rp_fuse / rff_fuse: output too large for one launch grid");
   const bool vec = reinterpret_cast<std::uintptr_t>(p.out) % 16 == 0 && p.ldo % 4 == 0 &&
                    (p.kind == ProjectionKind::Product || p.l % 4 == 0);
+  ProjectionLaunch L;
+  L.p = p;
+  std::unique_ptr<detail::Scratch> store[detail::kFuseMaxOperands];
+  draw_weights(ctx, p, store, L.w);
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_blocks));
-  projection_kernel<<<grid, kThreads, 0, ctx.stream()>>>(p, vec);
+  projection_kernel<<<grid, kThreads, 0, ctx.stream()>>>(L, vec);
   KFUSE_CUDA_CHECK_LAUNCH(projection_kernel);
 }
 
@@ -205,6 +230,9 @@ void launch_fast(Context& ctx, const ProjectionProblem& p, Precision precision) 
   const std::int64_t R = fast_rows(p);
 
   // Weights in the compute type (fp32 weights are used as they are for TF32).
+  std::unique_ptr<detail::Scratch> store[detail::kFuseMaxOperands];
+  const float* drawn[detail::kFuseMaxOperands] = {};
+  draw_weights(ctx, p, store, drawn);
   std::int64_t weight_elems = 0, max_width = 0;
   int gemms = 0;
   for (int j = 0; j < p.count; ++j)
@@ -222,12 +250,12 @@ void launch_fast(Context& ctx, const ProjectionProblem& p, Precision precision) 
       if (bf16) {
         auto* dst = weights.as<__nv_bfloat16>() + off;
         const std::int64_t count = p.in[j].width * p.l;
-        to_bf16_kernel<<<grid_for(count), 256, 0, stream>>>(p.weight[j], count, dst);
+        to_bf16_kernel<<<grid_for(count), 256, 0, stream>>>(drawn[j], count, dst);
         KFUSE_CUDA_CHECK_LAUNCH(to_bf16_kernel);
         w[j] = dst;
         off += count;
       } else {
-        w[j] = p.weight[j];
+        w[j] = drawn[j];
       }
     }
   }

@@ -47,26 +47,34 @@ bool use_avx2() {
 
 // ------------------------------------------------------------------ projections
 
-// weight_j packed as [strip][k][kStrip], zero-padded past l.
+// weight_j drawn straight into [strip][k][kStrip] (zero past l): a strip's four
+// quads of columns are four Philox blocks.
 struct PackedWeights {
   std::int64_t strips = 0;
   std::vector<float> data[detail::kFuseMaxOperands];
 };
 
-PackedWeights pack_weights(const ProjectionProblem& p) {
+PackedWeights draw_weights(const ProjectionProblem& p) {
+  static_assert(kStrip % 4 == 0, "a strip holds whole quads");
   PackedWeights w;
   w.strips = (p.l + kStrip - 1) / kStrip;
   for (int j = 0; j < p.count; ++j) {
     if (p.factor_row[j] != nullptr) continue;
+    const detail::RandomMatrix& r = p.weight[j];
     const std::int64_t rows = p.in[j].width;
     std::vector<float>& dst = w.data[j];
     dst.assign(static_cast<std::size_t>(w.strips * rows * kStrip), 0.0f);
-    const float* src = p.weight[j];
-#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork / 16)
     for (std::int64_t s = 0; s < w.strips; ++s)
       for (std::int64_t k = 0; k < rows; ++k)
-        for (int c = 0; c < kStrip && s * kStrip + c < p.l; ++c)
-          dst[(s * rows + k) * kStrip + c] = src[k * p.l + s * kStrip + c];
+        for (int q = 0; q < kStrip / 4 && s * kStrip + 4 * q < p.l; ++q) {
+          float v[4];
+          detail::random_quad(r.seed, r.stream, static_cast<std::uint64_t>(k),
+                              static_cast<std::uint64_t>(s * (kStrip / 4) + q), r.distribution, v);
+          float* d = dst.data() + (s * rows + k) * kStrip + 4 * q;
+          for (int t = 0; t < 4 && s * kStrip + 4 * q + t < p.l; ++t)
+            d[t] = v[t];
+        }
   }
   return w;
 }
@@ -322,7 +330,7 @@ void kron_fuse(const KronProblem& p) {
 
 void fuse_projection(const ProjectionProblem& p) {
   if (p.n == 0 || p.l == 0) return;
-  const PackedWeights w = pack_weights(p);
+  const PackedWeights w = draw_weights(p);
   auto* strip_fn = &projection_strip_baseline;
 #if defined(__x86_64__) && defined(__GNUC__)
   if (use_avx2()) strip_fn = &projection_strip_avx2;
