@@ -215,7 +215,10 @@ struct TensorSketchOptions {
 // (seed, input, k)), combined by circular convolution, out [n x l] row =
 // IFFT(FFT(C_a) o FFT(C_b)): <z, z'> is an unbiased estimate of k_a k_b, at
 // O(d + l log l) per row. GPU: cuFFT; CPU: the convolution taken directly over the
-// nonzero buckets (O(min(d_a, l) min(d_b, l)) per row) in double.
+// nonzero buckets (O(min(d_a, l) min(d_b, l)) per row) in double. The GPU result is
+// not bitwise the CPU's (cuFFT's sums), only the same to fp32 rounding.
+// Synchronisation: on a GPU this call returns after its work has run (cuFFT plans are
+// created and destroyed per call, and their destruction frees device memory).
 void tensor_sketch(Context& ctx, MatrixView<const float> A, MatrixView<const float> B,
                    MatrixView<float> out, const TensorSketchOptions& options);
 void tensor_sketch(Context& ctx, MatrixView<const bf16> A, MatrixView<const bf16> B,

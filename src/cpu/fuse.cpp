@@ -112,10 +112,15 @@ KFUSE_CPU_HOT void quads_lanes(const detail::RandomMatrix& r, std::uint64_t row,
       for (int t = 0; t < kQuadBatch; ++t)
         out[4 * t + e] = (w[e][t] >> 31) ? -1.0f : 1.0f;
   } else {
-    for (int t = 0; t < kQuadBatch; ++t) {
-      detail::gaussian_pair(w[0][t], w[1][t], &out[4 * t], &out[4 * t + 1]);
-      detail::gaussian_pair(w[2][t], w[3][t], &out[4 * t + 2], &out[4 * t + 3]);
-    }
+    float z[4][kQuadBatch];
+    for (int pair = 0; pair < 2; ++pair)
+#pragma omp simd
+      for (int t = 0; t < kQuadBatch; ++t)
+        detail::gaussian_pair(w[2 * pair][t], w[2 * pair + 1][t], &z[2 * pair][t],
+                              &z[2 * pair + 1][t]);
+    for (int e = 0; e < 4; ++e)
+      for (int t = 0; t < kQuadBatch; ++t)
+        out[4 * t + e] = z[e][t];
   }
 }
 
@@ -420,15 +425,104 @@ __attribute__((target("avx2,fma"))) void topk_panel_avx2(const TopkProblem& p,
 }
 #endif
 
+// ------------------------------------------------------------------ TensorSketch
+
+// conv = a (*) b (circular, length l), a and b with their nonzero positions, a the
+// sparser. Dense b: for each nonzero a_t, a shifted copy of b in two contiguous runs
+// (vector code); where b is sparse too (under one in 8 nonzero), pairs of nonzeros.
+KFUSE_CPU_HOT void circular_conv(const double* a, const std::vector<std::int64_t>& nz_a,
+                                 const double* b, const std::vector<std::int64_t>& nz_b,
+                                 std::int64_t l, double* __restrict conv) {
+  std::fill(conv, conv + l, 0.0);
+  if (static_cast<std::int64_t>(nz_b.size()) * 8 < l) {
+    for (std::int64_t ta : nz_a)
+      for (std::int64_t tb : nz_b) {
+        const std::int64_t t = ta + tb < l ? ta + tb : ta + tb - l;
+        conv[t] += a[ta] * b[tb];
+      }
+    return;
+  }
+  for (std::int64_t ta : nz_a) {
+    const double va = a[ta];
+    double* __restrict head = conv + ta;
+#pragma omp simd
+    for (std::int64_t tb = 0; tb < l - ta; ++tb)
+      head[tb] += va * b[tb];
+    double* __restrict tail = conv - (l - ta);
+#pragma omp simd
+    for (std::int64_t tb = l - ta; tb < l; ++tb)
+      tail[tb] += va * b[tb];
+  }
+}
+
+void circular_conv_baseline(const double* a, const std::vector<std::int64_t>& nz_a, const double* b,
+                            const std::vector<std::int64_t>& nz_b, std::int64_t l, double* conv) {
+  circular_conv(a, nz_a, b, nz_b, l, conv);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) void circular_conv_avx2(const double* a,
+                                                            const std::vector<std::int64_t>& nz_a,
+                                                            const double* b,
+                                                            const std::vector<std::int64_t>& nz_b,
+                                                            std::int64_t l, double* conv) {
+  circular_conv(a, nz_a, b, nz_b, l, conv);
+}
+#endif
+
+// ------------------------------------------------------------------ row norms
+
+// row_inv_norm for rows [i0, i1), eight rows' chains interleaved (each row's chain
+// is the same sequence of fmas; interleaving only hides their latency). Compiled per
+// ISA, so that the fmas are FMA instructions, not libm calls.
+template <class W>
+KFUSE_CPU_HOT void inv_norms_rows(const FuseOperand& op, std::int64_t i0, std::int64_t i1, W* out) {
+  constexpr int kLanes = 8;
+  std::int64_t i = i0;
+  for (; i + kLanes <= i1; i += kLanes) {
+    W sum[kLanes] = {};
+    for (std::int64_t k = 0; k < op.d; ++k)
+#pragma GCC unroll 8
+      for (int t = 0; t < kLanes; ++t) {
+        const W x = detail::load_as<W>(op.data, op.dtype, (i + t) * op.ld + k);
+        sum[t] = detail::fma_rn(x, x, sum[t]);
+      }
+    for (int t = 0; t < kLanes; ++t) {
+      const W norm = detail::sqrt_rn(sum[t]);
+      out[i + t] = norm > W(0) ? detail::div_rn(W(1), norm) : W(0);
+    }
+  }
+  for (; i < i1; ++i)
+    out[i] = detail::row_inv_norm<W>(op, i);
+}
+
+template <class W>
+void inv_norms_baseline(const FuseOperand& op, std::int64_t i0, std::int64_t i1, W* out) {
+  inv_norms_rows(op, i0, i1, out);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+template <class W>
+__attribute__((target("avx2,fma"))) void inv_norms_avx2(const FuseOperand& op, std::int64_t i0,
+                                                        std::int64_t i1, W* out) {
+  inv_norms_rows(op, i0, i1, out);
+}
+#endif
+
 }  // namespace
 
 // ------------------------------------------------------------------ entry points
 
 template <class W>
 void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
+  auto* rows_fn = &inv_norms_baseline<W>;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (use_avx2()) rows_fn = &inv_norms_avx2<W>;
+#endif
+  constexpr std::int64_t kRows = 64;
 #pragma omp parallel for schedule(static) if (n * op.d >= kParallelWork)
-  for (std::int64_t i = 0; i < n; ++i)
-    out[i] = detail::row_inv_norm<W>(op, i);
+  for (std::int64_t i0 = 0; i0 < n; i0 += kRows)
+    rows_fn(op, i0, std::min(n, i0 + kRows), out);
 }
 
 void random_row_quads(const detail::RandomMatrix& r, std::int64_t row, std::int64_t quad0,
@@ -518,6 +612,10 @@ void fuse_projection(const ProjectionProblem& p) {
 void tensor_sketch(const detail::SketchProblem& p) {
   if (p.n == 0) return;
   const std::int64_t l = p.l;
+  auto* conv_fn = &circular_conv_baseline;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (use_avx2()) conv_fn = &circular_conv_avx2;
+#endif
   std::vector<detail::SketchHash> hash[2];
   for (int s = 0; s < 2; ++s) {
     hash[s].resize(static_cast<std::size_t>(p.in[s].width));
@@ -540,15 +638,9 @@ void tensor_sketch(const detail::SketchProblem& p) {
         for (std::int64_t t = 0; t < l; ++t)
           if (sketch[s][t] != 0.0) nonzero[s].push_back(t);
       }
-      // Circular convolution over the nonzero buckets.
-      std::fill(conv.begin(), conv.end(), 0.0);
-      for (std::int64_t ta : nonzero[0]) {
-        const double va = sketch[0][ta];
-        for (std::int64_t tb : nonzero[1]) {
-          const std::int64_t t = ta + tb < l ? ta + tb : ta + tb - l;
-          conv[t] += va * sketch[1][tb];
-        }
-      }
+      const int outer = nonzero[0].size() <= nonzero[1].size() ? 0 : 1;
+      conv_fn(sketch[outer].data(), nonzero[outer], sketch[1 - outer].data(), nonzero[1 - outer], l,
+              conv.data());
       float* out = p.out + i * p.ldo;
       for (std::int64_t t = 0; t < l; ++t)
         out[t] = static_cast<float>(conv[t]);
