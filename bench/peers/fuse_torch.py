@@ -13,8 +13,8 @@ product_kernel_topk impl "torch": scores materialised per chunk of queries
                   (cos1 * (C + cos2)) then torch.topk; chunks bounded by a memory budget.
 tensor_sketch     impl "torch": count sketches by index_add_, then rfft / irfft (hashes
                   drawn beforehand).
-rff_fuse          impl "torch": [cos, sin](cat(A / s1, B / s2) @ W) / sqrt r (W drawn
-                  beforehand).
+rff_fuse          impl "torch": [cos, sin](cat(A / s1, B / s2) @ W) / sqrt r, W drawn
+                  with torch.randn in the timed call (kfuse draws its frequencies per call).
 Precisions: exact (fp32, TF32 off), tf32 (TF32 matmuls allowed), bf16 (bf16 operands).
 """
 import math
@@ -118,9 +118,10 @@ def main():
                 n, d1, d2, l = s["n"], s["d1"], s["d2"], s["l"]
                 r = l // 2
                 A, B = rand((n, d1), device, 1), rand((n, d2), device, 2)
-                W = torch.randn(d1 + d2, r, generator=torch.Generator().manual_seed(6)).to(device)
 
                 def rff():
+                    torch.manual_seed(6)  # frequencies drawn per call, as kfuse does
+                    W = torch.randn(d1 + d2, r, device=device)
                     P = torch.cat([A, B], dim=1) @ W
                     return torch.cat([torch.cos(P), torch.sin(P)], dim=1) / math.sqrt(r)
                 ms = tw(rff)
