@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <string>
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
@@ -172,6 +173,14 @@ void product_topk(Context& ctx, const TopkProblem& p, Precision precision) {
   L.part_idx = part_i.as<int>();
 
   const std::size_t smem = topk_smem_bytes(p.k);
+  int smem_limit = 0;
+  KFUSE_CUDA_TRY(
+      cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
+  if (smem > static_cast<std::size_t>(smem_limit))
+    throw Error(Status::Unsupported,
+                "product_kernel_topk: argument 'k': k = " + std::to_string(p.k) + " needs " +
+                    std::to_string(smem) + " bytes of shared memory per block, the device offers " +
+                    std::to_string(smem_limit));
   KFUSE_CUDA_TRY(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>(plan.row_blocks), static_cast<unsigned>(plan.splits));

@@ -256,7 +256,9 @@ void product_kernel_topk(Context& ctx, MatrixView<const f16> Q1, MatrixView<cons
                          MatrixView<std::int64_t> indices, MatrixView<float> scores,
                          const ProductTopkOptions& options);
 
-// The largest k product_kernel_topk accepts on a GPU.
+// The largest k product_kernel_topk accepts on a GPU. The lists live in shared
+// memory: 256 fits an H100 (227 KiB per block); a device with less (an A100 offers
+// 163 KiB: k <= 236) rejects a k that does not fit with Status::Unsupported.
 constexpr std::int64_t kMaxTopkGpu = 256;
 
 }  // namespace kfuse
