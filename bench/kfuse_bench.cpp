@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
         results.push_back(std::move(m));
     };
     add(run_gauss(ctx, info, options));
-    // fusion family: (none yet)
+    add(run_fuse(ctx, info, options));
     // contrastive family: (none yet)
     add(run_moe(ctx, info, options));
     print_table(info, results);

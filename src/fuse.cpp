@@ -15,6 +15,9 @@
 #include "cpu/fuse.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
+#ifdef KFUSE_HAS_CUDA
+#include "../kernels/fuse_launch.hpp"
+#endif
 
 namespace kfuse {
 
@@ -42,16 +45,10 @@ using detail::Validator;
 
 // ------------------------------------------------------------------ backend dispatch
 
-#ifdef KFUSE_HAS_CUDA
-[[noreturn]] void cuda_pending() {
-  throw Error(Status::Unsupported, "fusion family: the CUDA path is not built yet");
-}
-#endif
-
 template <class W>
 void run_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::fuse_inv_norms<W>(ctx, op, n, out);
 #endif
   (void)ctx;
   cpu::fuse_inv_norms<W>(op, n, out);
@@ -59,7 +56,7 @@ void run_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) 
 
 void run_random(Context& ctx, const RandomMatrix& r, float* out) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::fuse_random_matrix(ctx, r, out);
 #endif
   (void)ctx;
   cpu::fuse_random_matrix(r, out);
@@ -68,7 +65,7 @@ void run_random(Context& ctx, const RandomMatrix& r, float* out) {
 template <class W>
 void run_kron(Context& ctx, const KronProblem& p) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::kron_fuse<W>(ctx, p);
 #endif
   (void)ctx;
   cpu::kron_fuse<W>(p);
@@ -76,7 +73,7 @@ void run_kron(Context& ctx, const KronProblem& p) {
 
 void run_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::fuse_projection(ctx, p, precision);
 #endif
   (void)ctx;
   (void)precision;
@@ -85,7 +82,7 @@ void run_projection(Context& ctx, const ProjectionProblem& p, Precision precisio
 
 void run_sketch(Context& ctx, const SketchProblem& p) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::tensor_sketch(ctx, p);
 #endif
   (void)ctx;
   cpu::tensor_sketch(p);
@@ -93,7 +90,7 @@ void run_sketch(Context& ctx, const SketchProblem& p) {
 
 void run_topk(Context& ctx, const TopkProblem& p, Precision precision) {
 #ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) cuda_pending();
+  if (ctx.backend() == Backend::Cuda) return cuda::product_topk(ctx, p, precision);
 #endif
   (void)ctx;
   (void)precision;
@@ -196,6 +193,26 @@ void check_out_disjoint(const Validator& v, const MatrixView<O>& out,
 
 // ------------------------------------------------------------------ operands
 
+// The [rows x cols] matrix of Philox stream `stream` under `seed`.
+RandomMatrix random_matrix(std::uint64_t seed, std::uint32_t stream, int distribution,
+                           std::int64_t rows, std::int64_t cols) {
+  RandomMatrix r;
+  r.seed = seed;
+  r.stream = stream;
+  r.distribution = distribution;
+  r.rows = rows;
+  r.cols = cols;
+  r.ld = cols;
+  return r;
+}
+
+// U_j of rp_fuse: [rows x l], stream "RP" + j.
+RandomMatrix projection_matrix(std::uint64_t seed, int j, RpDistribution distribution,
+                               std::int64_t rows, std::int64_t l) {
+  return random_matrix(seed, detail::kStreamProjection + static_cast<std::uint32_t>(j),
+                       static_cast<int>(distribution), rows, l);
+}
+
 template <class T>
 FuseOperand raw_operand(const MatrixView<const T>& m) {
   FuseOperand op;
@@ -224,20 +241,13 @@ class FeatureMaps {
       op.row_scale = scales;
     } else if (side.kernel == SideKernel::Rbf) {
       const std::int64_t r = side.rff_features;
-      float* weights = allocate<float>(raw.d * r);
-      RandomMatrix freq;
-      freq.seed = seed;
-      freq.stream = detail::kStreamSideFourier + static_cast<std::uint32_t>(slot);
-      freq.distribution = detail::kDrawGaussian;
-      freq.rows = raw.d;
-      freq.cols = r;
-      freq.ld = r;
-      run_random(ctx_, freq, weights);
       float* features = allocate<float>(n * 2 * r);
       ProjectionProblem p;
       p.in[0] = raw;
       p.in[0].scale = 1.0 / side.sigma;
-      p.weight[0] = weights;
+      p.weight[0] =
+          random_matrix(seed, detail::kStreamSideFourier + static_cast<std::uint32_t>(slot),
+                        detail::kDrawGaussian, raw.d, r);
       p.count = 1;
       p.n = n;
       p.l = r;
@@ -267,22 +277,6 @@ class FeatureMaps {
   Context& ctx_;
   std::vector<std::unique_ptr<Scratch>> buffers_;
 };
-
-// U_j [rows x l] into scratch.
-template <class W>
-float* draw_projection(FeatureMaps<W>& maps, Context& ctx, std::uint64_t seed, int j,
-                       RpDistribution distribution, std::int64_t rows, std::int64_t l) {
-  float* u = maps.template allocate<float>(rows * l);
-  RandomMatrix r;
-  r.seed = seed;
-  r.stream = detail::kStreamProjection + static_cast<std::uint32_t>(j);
-  r.distribution = static_cast<int>(distribution);
-  r.rows = rows;
-  r.cols = l;
-  r.ld = l;
-  run_random(ctx, r, u);
-  return u;
-}
 
 void set_scaling(ProjectionProblem& p, RpScaling scaling, std::int64_t l) {
   const float s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(l)));
@@ -345,7 +339,7 @@ void rp_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matri
   ProjectionProblem p;
   for (int j = 0; j < count; ++j) {
     p.in[j] = maps.map(raw_operand(inputs[j]), n, sides[j], o.seed, j);
-    p.weight[j] = draw_projection(maps, ctx, o.seed, j, o.distribution, p.in[j].width, l);
+    p.weight[j] = projection_matrix(o.seed, j, o.distribution, p.in[j].width, l);
   }
   p.count = count;
   p.n = n;
@@ -451,7 +445,7 @@ void cross_rp_impl(Context& ctx, Modality modality, MatrixView<const T> shared,
   ProjectionProblem p;
   cross_modal_slots(maps, modality, shared, expert, o, p.in);
   for (int j = 0; j < 3; ++j) {
-    p.weight[j] = draw_projection(maps, ctx, o.seed, j, o.distribution, p.in[j].width, l);
+    p.weight[j] = projection_matrix(o.seed, j, o.distribution, p.in[j].width, l);
     if (p.in[j].map != OperandMap::Constant) continue;
     // The constant slot's projection is the same for every row: one row, computed
     // by the same chain, then broadcast.
@@ -508,16 +502,8 @@ void rff_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matr
   for (int j = 0; j < count; ++j) {
     p.in[j] = raw_operand(inputs[j]);
     p.in[j].scale = 1.0 / o.sigmas[j];
-    float* w = maps.template allocate<float>(inputs[j].cols * r);
-    RandomMatrix freq;
-    freq.seed = o.seed;
-    freq.stream = detail::kStreamFourier + static_cast<std::uint32_t>(j);
-    freq.distribution = detail::kDrawGaussian;
-    freq.rows = inputs[j].cols;
-    freq.cols = r;
-    freq.ld = r;
-    run_random(ctx, freq, w);
-    p.weight[j] = w;
+    p.weight[j] = random_matrix(o.seed, detail::kStreamFourier + static_cast<std::uint32_t>(j),
+                                detail::kDrawGaussian, inputs[j].cols, r);
   }
   p.count = count;
   p.n = n;
@@ -710,12 +696,7 @@ void rp_projection_matrix(Context& ctx, int input, MatrixView<float> out, const 
   check_distribution(v, o.distribution);
   v.matrix("out", out);
   if (out.empty()) return;
-  RandomMatrix r;
-  r.seed = o.seed;
-  r.stream = detail::kStreamProjection + static_cast<std::uint32_t>(input);
-  r.distribution = static_cast<int>(o.distribution);
-  r.rows = out.rows;
-  r.cols = out.cols;
+  RandomMatrix r = projection_matrix(o.seed, input, o.distribution, out.rows, out.cols);
   r.ld = out.ld;
   run_random(ctx, r, out.data);
 }

@@ -884,6 +884,167 @@ TEST_P(Fuse, TopkAcceptsHalfPrecisionInputs) {
   EXPECT_EQ(gi[0], ref.order[0][0]);
 }
 
+// ------------------------------------------------------------------ GPU against CPU
+
+// Runs `op` on a context of backend b with fresh copies of `inputs` and returns
+// the output's values.
+template <class T, class O, class Op>
+std::vector<O> run_on(Backend b, const std::vector<std::vector<T>>& inputs, std::size_t out_size,
+                      Op op) {
+  Context ctx = b == Backend::Cuda ? Context::cuda(0) : Context::cpu();
+  std::vector<TestArray<T>> in;
+  for (const auto& v : inputs)
+    in.emplace_back(b, v);
+  TestArray<O> out(b, nan_filled<O>(out_size));
+  op(ctx, in, out);
+  ctx.synchronize();
+  return out.values();
+}
+
+#define KFUSE_GPU_ONLY()                                                            \
+  if (GetParam() != Backend::Cuda) GTEST_SKIP() << "compares the GPU with the CPU"; \
+  if (cuda_device_count() == 0)                                                     \
+  GTEST_SKIP() << "no usable CUDA device (no driver, no GPU, or a CPU-only build)"
+
+// The same seed gives the same bits on the CPU and the GPU (Precision::Exact).
+TEST_P(Fuse, GpuMatchesCpuBitwise) {
+  KFUSE_GPU_ONLY();
+  const std::int64_t n = 129, l = 130;
+  const std::vector<std::int64_t> dims = {67, 16, 33};
+  std::vector<std::vector<float>> f;
+  std::vector<std::vector<bf16>> h;
+  for (std::size_t j = 0; j < dims.size(); ++j) {
+    f.push_back(inputs_of<float>(static_cast<std::size_t>(n * dims[j]), 200 + j));
+    h.push_back(inputs_of<bf16>(static_cast<std::size_t>(n * dims[j]), 300 + j));
+  }
+  for (RpDistribution dist :
+       {RpDistribution::Uniform, RpDistribution::Gaussian, RpDistribution::Rademacher}) {
+    RpFuseOptions o;
+    o.seed = 0x1234567890ull;
+    o.distribution = dist;
+    o.sides = sides_of({SideKernel::Cosine, SideKernel::Linear, SideKernel::Cosine});
+    auto rp = [&](Context& ctx, auto& in, auto& out) {
+      std::vector<std::decay_t<decltype(in[0].cmatrix(1, 1))>> v;
+      for (std::size_t j = 0; j < dims.size(); ++j)
+        v.push_back(in[j].cmatrix(n, dims[j]));
+      rp_fuse(ctx, v, out.matrix(n, l), o);
+    };
+    EXPECT_TRUE(bitwise_equal(run_on<float, float>(Backend::Cpu, f, n * l, rp),
+                              run_on<float, float>(Backend::Cuda, f, n * l, rp)))
+        << "rp_fuse fp32, distribution " << static_cast<int>(dist);
+    EXPECT_TRUE(bitwise_equal(run_on<bf16, float>(Backend::Cpu, h, n * l, rp),
+                              run_on<bf16, float>(Backend::Cuda, h, n * l, rp)))
+        << "rp_fuse bf16, distribution " << static_cast<int>(dist);
+    auto u = [&](Context& ctx, auto&, auto& out) {
+      rp_projection_matrix(ctx, 1, out.matrix(dims[1], l), o);
+    };
+    EXPECT_TRUE(bitwise_equal(run_on<float, float>(Backend::Cpu, f, dims[1] * l, u),
+                              run_on<float, float>(Backend::Cuda, f, dims[1] * l, u)))
+        << "U, distribution " << static_cast<int>(dist);
+  }
+  {
+    RffOptions o;
+    o.sigmas = {0.9, 2.0};
+    o.seed = 5;
+    auto rff = [&](Context& ctx, auto& in, auto& out) {
+      rff_fuse(ctx, {in[0].cmatrix(n, dims[0]), in[1].cmatrix(n, dims[1])}, out.matrix(n, 2 * l),
+               o);
+    };
+    EXPECT_TRUE(bitwise_equal(run_on<float, float>(Backend::Cpu, f, n * 2 * l, rff),
+                              run_on<float, float>(Backend::Cuda, f, n * 2 * l, rff)))
+        << "rff_fuse";
+  }
+  {
+    CrossModalOptions o;
+    o.C = 0.8;
+    o.image_dim = dims[1];
+    o.text_dim = 9;
+    o.seed = 77;
+    o.shared.kernel = SideKernel::Cosine;
+    o.image_expert = FuseSide{SideKernel::Rbf, 1.1, 12};
+    auto cm = [&](Context& ctx, auto& in, auto& out) {
+      cross_modal_rp(ctx, Modality::Image, in[0].cmatrix(n, dims[0]), in[1].cmatrix(n, dims[1]),
+                     out.matrix(n, l), o);
+    };
+    EXPECT_TRUE(bitwise_equal(run_on<float, float>(Backend::Cpu, f, n * l, cm),
+                              run_on<float, float>(Backend::Cuda, f, n * l, cm)))
+        << "cross_modal_rp";
+  }
+  {
+    KronFuseOptions o;
+    o.sides = sides_of({SideKernel::Linear, SideKernel::Cosine});
+    const std::int64_t w = dims[1] * dims[2];
+    auto kr = [&](Context& ctx, auto& in, auto& out) {
+      kron_fuse(ctx, {in[1].cmatrix(n, dims[1]), in[2].cmatrix(n, dims[2])}, out.matrix(n, w), o);
+    };
+    EXPECT_TRUE(bitwise_equal(run_on<float, float>(Backend::Cpu, f, n * w, kr),
+                              run_on<float, float>(Backend::Cuda, f, n * w, kr)))
+        << "kron_fuse";
+  }
+}
+
+TEST_P(Fuse, GpuTopkMatchesCpuBitwise) {
+  KFUSE_GPU_ONLY();
+  // Few queries and a long gallery: the gallery is split across blocks and merged.
+  for (std::int64_t M : {std::int64_t(5), std::int64_t(130)}) {
+    const std::int64_t N = 3001, k = 37, d1 = 24, d2 = 40;
+    std::vector<std::vector<float>> in = {inputs_of<float>(M * d1, 1), inputs_of<float>(M * d2, 2),
+                                          inputs_of<float>(N * d1, 3), inputs_of<float>(N * d2, 4)};
+    ProductTopkOptions o;
+    o.side1 = kRbf;
+    o.side2 = kCos;
+    o.C = 0.3;
+    auto scores = [&](Context& ctx, auto& a, auto& out) {
+      TestArray<std::int64_t> idx(ctx.backend(), std::vector<std::int64_t>(M * k, -1));
+      product_kernel_topk(ctx, a[0].cmatrix(M, d1), a[1].cmatrix(M, d2), a[2].cmatrix(N, d1),
+                          a[3].cmatrix(N, d2), idx.matrix(M, k), out.matrix(M, k), o);
+      ctx.synchronize();
+    };
+    auto indices = [&](Context& ctx, auto& a, auto& out) {
+      TestArray<float> sc(ctx.backend(), nan_filled<float>(M * k));
+      product_kernel_topk(ctx, a[0].cmatrix(M, d1), a[1].cmatrix(M, d2), a[2].cmatrix(N, d1),
+                          a[3].cmatrix(N, d2), out.matrix(M, k), sc.matrix(M, k), o);
+      ctx.synchronize();
+    };
+    EXPECT_TRUE(bitwise_equal(run_on<float, float>(Backend::Cpu, in, M * k, scores),
+                              run_on<float, float>(Backend::Cuda, in, M * k, scores)))
+        << "scores, M = " << M;
+    const auto cpu_idx = run_on<float, std::int64_t>(Backend::Cpu, in, M * k, indices);
+    EXPECT_EQ(cpu_idx, (run_on<float, std::int64_t>(Backend::Cuda, in, M * k, indices)))
+        << "indices, M = " << M;
+    EXPECT_EQ(cpu_idx, (run_on<float, std::int64_t>(Backend::Cuda, in, M * k, indices)))
+        << "indices run to run, M = " << M;
+  }
+}
+
+// The TF32 / BF16 paths against the exact CPU output: each factor carries the
+// operands' rounding (tf32 ~1e-3, bf16 ~1e-2 relative); their product about twice.
+TEST_P(Fuse, GpuTensorCorePrecisions) {
+  KFUSE_GPU_ONLY();
+  const std::int64_t n = 300, l = 257;
+  const std::vector<std::int64_t> dims = {96, 64};
+  std::vector<std::vector<float>> f;
+  for (std::size_t j = 0; j < dims.size(); ++j)
+    f.push_back(inputs_of<float>(static_cast<std::size_t>(n * dims[j]), 400 + j));
+  std::vector<double> exact;
+  for (Precision precision : {Precision::Exact, Precision::TF32, Precision::BF16}) {
+    RpFuseOptions o;
+    o.seed = 9;
+    o.precision = precision;
+    auto rp = [&](Context& ctx, auto& in, auto& out) {
+      rp_fuse(ctx, {in[0].cmatrix(n, dims[0]), in[1].cmatrix(n, dims[1])}, out.matrix(n, l), o);
+    };
+    const auto got = run_on<float, float>(
+        precision == Precision::Exact ? Backend::Cpu : Backend::Cuda, f, n * l, rp);
+    if (precision == Precision::Exact) {
+      exact.assign(got.begin(), got.end());
+      continue;
+    }
+    EXPECT_LE(relative_error(got, exact), precision == Precision::TF32 ? 2e-3 : 2e-2)
+        << precision_name(precision);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, Fuse, ::testing::Values(Backend::Cpu),
                          [](const auto& info) { return backend_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Cuda, Fuse, ::testing::Values(Backend::Cuda),

@@ -15,6 +15,7 @@
 
 #include "../kernels/common/fuse_math.hpp"
 #include "../kernels/common/fuse_problem.hpp"
+#include "../src/cpu/fuse.hpp"
 
 namespace kfuse::detail {
 namespace {
@@ -218,6 +219,30 @@ TEST(FuseMath, DistributionsHaveMeanZeroAndVarianceOne) {
     EXPECT_EQ(m.m2, 1.0);
     EXPECT_EQ(m.lo, -1.0);
     EXPECT_EQ(m.hi, 1.0);
+  }
+}
+
+// The CPU path's lane-parallel Philox gives exactly random_quad's entries.
+TEST(FuseMath, CpuRowDrawsEqualTheDefinition) {
+  for (int dist : {kDrawUniform, kDrawGaussian, kDrawRademacher}) {
+    RandomMatrix r;
+    r.seed = 0xabcdef0123456789ull;
+    r.stream = kStreamProjection + 3;
+    r.distribution = dist;
+    for (std::int64_t row : {0ll, 5ll, 4000000000ll})
+      for (std::int64_t quad0 : {0ll, 3ll, 1000ll})
+        for (std::int64_t count : {1ll, 7ll, 8ll, 9ll, 33ll}) {
+          std::vector<float> got(static_cast<std::size_t>(4 * count));
+          kfuse::cpu::random_row_quads(r, row, quad0, count, got.data());
+          for (std::int64_t q = 0; q < count; ++q) {
+            float want[4];
+            random_quad(r.seed, r.stream, static_cast<std::uint64_t>(row),
+                        static_cast<std::uint64_t>(quad0 + q), dist, want);
+            for (int e = 0; e < 4; ++e)
+              ASSERT_EQ(got[4 * q + e], want[e])
+                  << "dist " << dist << " row " << row << " quad " << quad0 + q << " entry " << e;
+          }
+        }
   }
 }
 

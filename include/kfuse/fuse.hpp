@@ -215,7 +215,10 @@ struct TensorSketchOptions {
 // (seed, input, k)), combined by circular convolution, out [n x l] row =
 // IFFT(FFT(C_a) o FFT(C_b)): <z, z'> is an unbiased estimate of k_a k_b, at
 // O(d + l log l) per row. GPU: cuFFT; CPU: the convolution taken directly over the
-// nonzero buckets (O(min(d_a, l) min(d_b, l)) per row) in double.
+// nonzero buckets (O(min(d_a, l) min(d_b, l)) per row) in double. The GPU result is
+// not bitwise the CPU's (cuFFT's sums), only the same to fp32 rounding.
+// Synchronisation: on a GPU this call returns after its work has run (cuFFT plans are
+// created and destroyed per call, and their destruction frees device memory).
 void tensor_sketch(Context& ctx, MatrixView<const float> A, MatrixView<const float> B,
                    MatrixView<float> out, const TensorSketchOptions& options);
 void tensor_sketch(Context& ctx, MatrixView<const bf16> A, MatrixView<const bf16> B,
@@ -253,7 +256,9 @@ void product_kernel_topk(Context& ctx, MatrixView<const f16> Q1, MatrixView<cons
                          MatrixView<std::int64_t> indices, MatrixView<float> scores,
                          const ProductTopkOptions& options);
 
-// The largest k product_kernel_topk accepts on a GPU.
+// The largest k product_kernel_topk accepts on a GPU. The lists live in shared
+// memory: 256 fits an H100 (227 KiB per block); a device with less (an A100 offers
+// 163 KiB: k <= 236) rejects a k that does not fit with Status::Unsupported.
 constexpr std::int64_t kMaxTopkGpu = 256;
 
 }  // namespace kfuse

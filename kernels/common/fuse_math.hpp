@@ -140,10 +140,10 @@ KFUSE_HDI float log_rn(float x) {
   std::uint32_t bits = float_bits(x);
   int e = static_cast<int>(bits >> 23) - 127;
   bits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
-  if (bits > 0x3fb504f3u) {                   // m > sqrt(2): use m / 2 and e + 1
-    bits -= 0x00800000u;
-    ++e;
-  }
+  // m > sqrt(2): use m / 2 and e + 1 (branch-free, so that loops of draws vectorise).
+  const std::uint32_t halve = bits > 0x3fb504f3u ? 1u : 0u;
+  bits -= halve << 23;
+  e += static_cast<int>(halve);
   const float m = bits_float(bits);
   const float f = sub_rn(m, 1.0f);  // exact (Sterbenz)
   const float s = div_rn(f, add_rn(2.0f, f));
@@ -193,25 +193,13 @@ KFUSE_HDI void sincos_rn(float x, float* s, float* c) {
   r = fma_rn(-q, -0x1p-49f, r);
   float sr, cr;
   sincos_reduced(r, &sr, &cr);
+  // Quadrant q: sin x = (-1)^(q >> 1) (q odd ? cos r : sin r),
+  //             cos x = (-1)^((q + 1) >> 1) (q odd ? sin r : cos r). Branch-free.
   const int quadrant = static_cast<int>(q) & 3;
-  switch (quadrant) {
-    case 0:
-      *s = sr;
-      *c = cr;
-      break;
-    case 1:
-      *s = cr;
-      *c = -sr;
-      break;
-    case 2:
-      *s = -sr;
-      *c = -cr;
-      break;
-    default:
-      *s = -cr;
-      *c = sr;
-      break;
-  }
+  const bool odd = (quadrant & 1) != 0;
+  const float s_abs = odd ? cr : sr, c_abs = odd ? sr : cr;
+  *s = (quadrant & 2) ? -s_abs : s_abs;
+  *c = ((quadrant + 1) & 2) ? -c_abs : c_abs;
 }
 
 // 2^x for x <= 0 (results below 2^-126 flush to 0): nearest-integer range
@@ -253,7 +241,7 @@ constexpr int kDrawRademacher = 2;  // +-1
 // top 24 bits k of a word. Exact, symmetric (mean exactly 0), never 0 or +-1.
 KFUSE_HDI float centred_uniform(std::uint32_t word) {
   const std::int32_t k = static_cast<std::int32_t>(word >> 8);
-  return static_cast<float>(2 * k + 1 - (1 << 24)) * 0x1p-24f;
+  return mul_rn(static_cast<float>(2 * k + 1 - (1 << 24)), 0x1p-24f);
 }
 
 // Two N(0, 1) draws from two words (Box-Muller): radius sqrt(-2 log u), u in (0, 1)

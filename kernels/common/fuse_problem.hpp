@@ -33,7 +33,10 @@ struct KronProblem {
   std::int64_t ldo = 0;
 };
 
-// Projections of the mapped rows onto weight matrices (ld = l each), fp32:
+// Projections of the mapped rows onto random weight matrices, fp32. Weight j is
+// the [width_j x l] matrix drawn as `weight[j]` describes (its rows and cols are
+// width_j and l); each backend draws it in the layout it reads best (the entries
+// are a pure function of their position).
 //   Product: f_j = (v_j . weight_j[:, c]) * factor_scale     (an fma chain in k)
 //            out[i][c] = (f_0 f_1 ...) * final_scale         (products left to right)
 //            A factor whose factor_row is set is factor_row[c] * factor_scale
@@ -44,7 +47,7 @@ enum class ProjectionKind : int { Product = 0, Fourier = 1 };
 
 struct ProjectionProblem {
   FuseOperand in[kFuseMaxOperands];
-  const float* weight[kFuseMaxOperands] = {};
+  RandomMatrix weight[kFuseMaxOperands];
   const float* factor_row[kFuseMaxOperands] = {};
   int count = 0;
   std::int64_t n = 0, l = 0;

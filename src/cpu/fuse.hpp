@@ -14,6 +14,12 @@ void fuse_inv_norms(const detail::FuseOperand& op, std::int64_t n, W* out);
 
 void fuse_random_matrix(const detail::RandomMatrix& r, float* out);
 
+// Entries (row, 4 quad0 .. 4 (quad0 + count) - 1) of the random matrix r (r.rows,
+// r.cols and r.ld are not used): the values of detail::random_quad, computed eight
+// Philox blocks at a time in vector lanes.
+void random_row_quads(const detail::RandomMatrix& r, std::int64_t row, std::int64_t quad0,
+                      std::int64_t count, float* out);
+
 template <class W>
 void kron_fuse(const detail::KronProblem& p);
 
