@@ -813,11 +813,28 @@ KFUSE_CONTRASTIVE_BACKWARD(f16, f16)
 KFUSE_CONTRASTIVE_BACKWARD(f16, float)
 #undef KFUSE_CONTRASTIVE_BACKWARD
 
+namespace {
+
+void check_query(const char* op, std::int64_t Na, std::int64_t Nb, std::int64_t d,
+                 ContrastivePass pass) {
+  if (Na < 1 || Nb < 1 || d < 1)
+    throw Error(Status::ShapeMismatch, std::string(op) + ": expected Na, Nb, d >= 1, got " +
+                                           std::to_string(Na) + ", " + std::to_string(Nb) + ", " +
+                                           std::to_string(d));
+  const int p = static_cast<int>(pass);
+  if (p < 0 || p > 2)
+    throw Error(Status::InvalidArgument, std::string(op) +
+                                             ": argument 'pass': expected Forward, Backward or "
+                                             "ForwardBackward, got " +
+                                             std::to_string(p));
+}
+
+}  // namespace
+
 std::size_t clip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::int64_t Nb,
                                       std::int64_t d, ContrastivePass pass,
                                       const ClipLossOptions& options) {
-  if (Na < 1 || Nb < 1 || d < 1)
-    throw Error(Status::ShapeMismatch, "clip_loss_workspace_bytes: expected Na, Nb, d >= 1");
+  check_query("clip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
   const bool atomics = m.gpu && !options.deterministic;
   return std::max(pass_bytes(m, Na, Nb, d, pass, atomics), pass_bytes(m, Nb, Na, d, pass, atomics));
@@ -826,8 +843,7 @@ std::size_t clip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::
 std::size_t siglip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::int64_t Nb,
                                         std::int64_t d, ContrastivePass pass,
                                         const SiglipLossOptions& options) {
-  if (Na < 1 || Nb < 1 || d < 1)
-    throw Error(Status::ShapeMismatch, "siglip_loss_workspace_bytes: expected Na, Nb, d >= 1");
+  check_query("siglip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
   const bool atomics = m.gpu && !options.deterministic;
   if (pass == ContrastivePass::Forward) return cd::forward_layout(m, Na, Nb).bytes;

@@ -92,7 +92,7 @@ kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx);
 
 #include "kfuse/kfuse_gauss.h"
 /* family: fusion (kfuse_fuse.h) */
-/* family: contrastive (kfuse_contrastive.h) */
+#include "kfuse/kfuse_contrastive.h"
 /* family: moe (kfuse_moe.h) */
 
 #endif /* KFUSE_KFUSE_H */

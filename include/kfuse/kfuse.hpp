@@ -6,7 +6,7 @@
 #include "kfuse/error.hpp"
 #include "kfuse/gauss.hpp"
 // family: fusion (kfuse/fuse.hpp)
-// family: contrastive (kfuse/contrastive.hpp)
+#include "kfuse/contrastive.hpp"
 // family: moe (kfuse/moe.hpp)
 #include "kfuse/precision.hpp"
 #include "kfuse/version.hpp"
