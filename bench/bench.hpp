@@ -66,7 +66,8 @@ struct Options {
 // One function per op family: its cases at the preset's sizes on ctx's backend.
 std::vector<Measurement> run_gauss(Context& ctx, const BackendInfo& info, const Options& options);
 // fusion family: (none yet)
-// contrastive family: (none yet)
+std::vector<Measurement> run_contrastive(Context& ctx, const BackendInfo& info,
+                                         const Options& options);
 // moe family: (none yet)
 
 }  // namespace kfuse::bench

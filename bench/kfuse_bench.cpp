@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
     };
     add(run_gauss(ctx, info, options));
     // fusion family: (none yet)
-    // contrastive family: (none yet)
+    add(run_contrastive(ctx, info, options));
     // moe family: (none yet)
     print_table(info, results);
     if (!json.empty()) {

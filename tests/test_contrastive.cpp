@@ -763,6 +763,36 @@ TEST_P(Contrastive, ClipForwardBackwardIsForwardThenBackward) {
   EXPECT_TRUE(bitwise_equal(run(false), run(true)));
 }
 
+// Device labels left unchecked (check_device_labels = false) that are out of range
+// poison what they touch with NaN instead of reading past an array. Host labels
+// are always checked, so this is a GPU property.
+TEST_P(Contrastive, UncheckedBadDeviceLabelsGiveNaN) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, backend());
+  if (backend() != Backend::Cuda) GTEST_SKIP() << "host labels are always checked";
+  const Shape s{70, 50, 16};
+  auto labels = random_labels(s.na, 0, s.nb, 1100);
+  labels[5] = s.nb;  // out of range
+  TestArray<float> A(backend(), embeddings<float>(s.na, s.d, s.d, 1101)),
+      B(backend(), embeddings<float>(s.nb, s.d, s.d, 1102)), loss(backend(), nan_filled<float>(1)),
+      rl(backend(), nan_filled<float>(s.na)), lr(backend(), nan_filled<float>(s.na)),
+      dA(backend(), nan_filled<float>(s.na * s.d));
+  TestArray<std::int64_t> L(backend(), labels);
+  ClipLossOptions o;
+  o.direction = ClipDirection::AtoB;
+  o.check_device_labels = false;
+  clip_loss_forward_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), L.cvector(),
+                             ClipForwardOutputs{loss.vector(), rl.vector(), {}, lr.vector(), {}},
+                             1.0, ContrastiveGradients<float>{dA.matrix(s.na, s.d)}, o);
+  ctx.synchronize();
+  EXPECT_TRUE(std::isnan(loss.values()[0]));
+  const auto rows = rl.values();
+  const auto grad = dA.values();
+  EXPECT_TRUE(std::isnan(rows[5]));
+  EXPECT_TRUE(std::isfinite(rows[4]));
+  EXPECT_TRUE(std::isnan(grad[5 * s.d]));
+  EXPECT_TRUE(std::isfinite(grad[4 * s.d]));
+}
+
 // 64k pairs never need the 16 GiB of their logits: the workspace of a full CLIP
 // step at d = 1024 stays under 1% of it.
 TEST_P(Contrastive, WorkspaceOfSixtyFourThousandPairs) {
