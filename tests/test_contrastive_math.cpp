@@ -22,6 +22,24 @@ double naive_lse(const std::vector<double>& x) {
   return m + static_cast<double>(std::log(s));
 }
 
+TEST(ContrastiveMath, ExpPolyIsAccurateOverItsDomain) {
+  double worst = 0.0;
+  for (int k = 0; k <= 2000000; ++k) {
+    const double x = -708.0 + 1417.0 * double(k) / 2000000.0;
+    const long double ref = std::exp(static_cast<long double>(x));
+    worst = std::max(worst, double(std::fabs((exp_poly(x) - ref) / ref)));
+  }
+  EXPECT_LT(worst, 5e-16);  // about 2 ulp
+  EXPECT_EQ(exp_poly(0.0), 1.0);
+  EXPECT_NEAR(exp_poly(1.0), std::exp(1.0), 5e-16 * std::exp(1.0));
+  EXPECT_EQ(exp_poly(-709.0), 0.0);  // below the normal range: flushed
+  EXPECT_EQ(exp_poly(-INFINITY), 0.0);
+  EXPECT_EQ(exp_poly(710.0), INFINITY);
+  EXPECT_EQ(exp_poly(INFINITY), INFINITY);
+  EXPECT_TRUE(std::isnan(exp_poly(NAN)));
+  EXPECT_EQ(c_exp(-2.5), exp_poly(-2.5));  // the host's double exp
+}
+
 TEST(ContrastiveMath, LseMergeMatchesTheDirectSumInAnyGrouping) {
   std::mt19937_64 gen(1);
   std::uniform_real_distribution<double> dist(-120.0, 120.0);

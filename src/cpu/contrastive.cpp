@@ -33,9 +33,13 @@ constexpr std::int64_t kParallelMin = 1 << 16;
 
 #define KFUSE_CPU_HOT inline __attribute__((always_inline))
 
-// Packed rows are padded with zeros to a multiple of kStrip (itself of kVec).
+// Packed rows are padded with zeros to a multiple of kStrip (itself of kVec), and
+// by one more strip when that is a multiple of 256 bytes: the gradient product
+// walks 64 rows at this stride, which at 4 KiB (d = 512) would map them all to
+// the same few L1 sets.
 std::int64_t packed_ld(std::int64_t d) {
-  return (d + kStrip - 1) / kStrip * kStrip;
+  const std::int64_t ld = (d + kStrip - 1) / kStrip * kStrip;
+  return ld % 32 == 0 ? ld + kStrip : ld;
 }
 
 struct Scalars {
@@ -86,23 +90,52 @@ void pack_rows(DType dtype, const void* src, std::int64_t ld, std::int64_t row0,
 // Always inlined into the per-ISA entry points at the end of the file, so that
 // each is compiled whole for its instruction set.
 
+// Four doubles in one (256-bit) vector: GCC/Clang vector extensions, so that the
+// accumulators of a register block are named values the compiler keeps in
+// registers (arrays of them it spills). The baseline entry point lowers them to
+// pairs of 128-bit operations.
+typedef double v4d __attribute__((vector_size(32)));
+
+KFUSE_CPU_HOT v4d load4(const double* p) {
+  v4d v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+KFUSE_CPU_HOT void store4(double* p, v4d v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+KFUSE_CPU_HOT double lanes_sum(v4d v) {
+  return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
 // out[ii][jj] = x_ii . y_jj for a 4 x 2 block of packed rows: 8 vector
 // accumulators over k, summed lane by lane in a fixed order at the end.
 KFUSE_CPU_HOT void dot_4x2(const double* __restrict x, const double* __restrict y, std::int64_t ldp,
                            double (&out)[4][2]) {
-  double acc[4][2][kVec] = {};
+  v4d a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
   for (std::int64_t k = 0; k < ldp; k += kVec) {
-#pragma GCC unroll 4
-    for (int ii = 0; ii < 4; ++ii)
-#pragma GCC unroll 2
-      for (int jj = 0; jj < 2; ++jj)
-#pragma omp simd
-        for (int v = 0; v < kVec; ++v)
-          acc[ii][jj][v] += x[ii * ldp + k + v] * y[jj * ldp + k + v];
+    const v4d y0 = load4(y + k), y1 = load4(y + ldp + k);
+    v4d xv = load4(x + k);
+    a00 += xv * y0;
+    a01 += xv * y1;
+    xv = load4(x + ldp + k);
+    a10 += xv * y0;
+    a11 += xv * y1;
+    xv = load4(x + 2 * ldp + k);
+    a20 += xv * y0;
+    a21 += xv * y1;
+    xv = load4(x + 3 * ldp + k);
+    a30 += xv * y0;
+    a31 += xv * y1;
   }
-  for (int ii = 0; ii < 4; ++ii)
-    for (int jj = 0; jj < 2; ++jj)
-      out[ii][jj] = (acc[ii][jj][0] + acc[ii][jj][1]) + (acc[ii][jj][2] + acc[ii][jj][3]);
+  out[0][0] = lanes_sum(a00);
+  out[0][1] = lanes_sum(a01);
+  out[1][0] = lanes_sum(a10);
+  out[1][1] = lanes_sum(a11);
+  out[2][0] = lanes_sum(a20);
+  out[2][1] = lanes_sum(a21);
+  out[3][0] = lanes_sum(a30);
+  out[3][1] = lanes_sum(a31);
 }
 
 // s [kRows x kCols] = tau * xp yp^T + b over whole packed blocks (padding rows give b).
@@ -124,23 +157,30 @@ KFUSE_CPU_HOT void accumulate_tile(const double* __restrict g, const double* __r
                                    std::int64_t cols, std::int64_t ldp, double* __restrict acc) {
   for (int r0 = 0; r0 < kRows; r0 += 4)
     for (std::int64_t k0 = 0; k0 < ldp; k0 += kStrip) {
-      double a[4][kStrip];
-      for (int ii = 0; ii < 4; ++ii)
-        for (int v = 0; v < kStrip; ++v)
-          a[ii][v] = acc[(r0 + ii) * ldp + k0 + v];
+      double* a = acc + r0 * ldp + k0;
+      v4d a00 = load4(a), a01 = load4(a + 4), a10 = load4(a + ldp), a11 = load4(a + ldp + 4),
+          a20 = load4(a + 2 * ldp), a21 = load4(a + 2 * ldp + 4), a30 = load4(a + 3 * ldp),
+          a31 = load4(a + 3 * ldp + 4);
+      const double* gr = g + r0 * kCols;
       for (std::int64_t jj = 0; jj < cols; ++jj) {
-        const double* yj = yp + jj * ldp + k0;
-#pragma GCC unroll 4
-        for (int ii = 0; ii < 4; ++ii) {
-          const double gij = g[(r0 + ii) * kCols + jj];
-#pragma omp simd
-          for (int v = 0; v < kStrip; ++v)
-            a[ii][v] += gij * yj[v];
-        }
+        const v4d y0 = load4(yp + jj * ldp + k0), y1 = load4(yp + jj * ldp + k0 + 4);
+        a00 += gr[jj] * y0;
+        a01 += gr[jj] * y1;
+        a10 += gr[kCols + jj] * y0;
+        a11 += gr[kCols + jj] * y1;
+        a20 += gr[2 * kCols + jj] * y0;
+        a21 += gr[2 * kCols + jj] * y1;
+        a30 += gr[3 * kCols + jj] * y0;
+        a31 += gr[3 * kCols + jj] * y1;
       }
-      for (int ii = 0; ii < 4; ++ii)
-        for (int v = 0; v < kStrip; ++v)
-          acc[(r0 + ii) * ldp + k0 + v] = a[ii][v];
+      store4(a, a00);
+      store4(a + 4, a01);
+      store4(a + ldp, a10);
+      store4(a + ldp + 4, a11);
+      store4(a + 2 * ldp, a20);
+      store4(a + 2 * ldp + 4, a21);
+      store4(a + 3 * ldp, a30);
+      store4(a + 3 * ldp + 4, a31);
     }
 }
 
@@ -195,47 +235,64 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
         const std::int64_t i = i0 + r;
         const double* srow = tile.data() + r * kCols;
         State& st = rows[i - r_begin];
-        const std::int64_t li = s.label_mode == LabelMode::Rows ? s.labels[i] : -1;
+        // The row's positive column, as a tile offset or -1 (a forward pass has
+        // its labels on its rows: modes Identity and Rows only).
+        const std::int64_t target = s.label_mode == LabelMode::Rows
+                                        ? s.labels[i]
+                                        : (s.label_mode == LabelMode::Identity ? i : -1);
+        const std::int64_t pc = target >= j0 && target < j0 + cols ? target - j0 : -1;
         if (!clip) {
+          double sum = 0.0;
           for (std::int64_t c = 0; c < cols; ++c)
-            st.sum += siglip_term(srow[c], is_positive(s.label_mode, i, j0 + c, li, -1));
+            sum += siglip_term(srow[c], c == pc);
+          st.sum += sum;
           continue;
         }
         double block_max = -INFINITY, sum = 0.0;
+#pragma omp simd reduction(max : block_max) reduction(+ : sum)
         for (std::int64_t c = 0; c < cols; ++c) {
           block_max = std::max(block_max, srow[c]);
           sum += srow[c];
         }
-        if (p.want_rows) {
-          const double m = std::max(st.lse.m, block_max);
-          double e = 0.0;
-          for (std::int64_t c = 0; c < cols; ++c)
-            e += std::exp(srow[c] - m);
-          st.lse = lse_merge(st.lse, Lse<double>{m, e});
-          st.sum += sum;
-        }
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const std::int64_t j = j0 + c;
-          const std::int64_t lj = s.label_mode == LabelMode::Cols ? s.labels[j] : -1;
-          if (is_positive(s.label_mode, i, j, li, lj)) {
-            if (p.want_rows) p.pos_x[i] = static_cast<float>(srow[c]);
-            if (p.want_cols) p.pos_y[j] = static_cast<float>(srow[c]);
-          }
+        const double m = std::max(st.lse.m, block_max);
+        double e = 0.0;
+#pragma omp simd reduction(+ : e)
+        for (std::int64_t c = 0; c < cols; ++c)
+          e += c_exp(srow[c] - m);
+        st.lse = lse_merge(st.lse, Lse<double>{m, e});
+        st.sum += sum;
+        if (pc >= 0) {
+          p.pos_x[i] = static_cast<float>(srow[pc]);
+          if (p.want_cols) p.pos_y[j0 + pc] = static_cast<float>(srow[pc]);
         }
       }
       if (clip && p.want_cols) {
-        for (std::int64_t c = 0; c < cols; ++c) {
-          double block_max = -INFINITY, sum = 0.0;
-          for (std::int64_t r = 0; r < nr; ++r) {
-            block_max = std::max(block_max, tile[r * kCols + c]);
-            sum += tile[r * kCols + c];
+        // Column by column, vectorised across the tile's columns.
+        double cmax[kCols], csum[kCols], cexp[kCols];
+        for (std::int64_t c = 0; c < kCols; ++c) {
+          cmax[c] = -INFINITY;
+          csum[c] = 0.0;
+          cexp[c] = 0.0;
+        }
+        for (std::int64_t r = 0; r < nr; ++r) {
+          const double* srow = tile.data() + r * kCols;
+#pragma omp simd
+          for (std::int64_t c = 0; c < kCols; ++c) {
+            cmax[c] = std::max(cmax[c], srow[c]);
+            csum[c] += srow[c];
           }
-          const double m = std::max(col[c].lse.m, block_max);
-          double e = 0.0;
-          for (std::int64_t r = 0; r < nr; ++r)
-            e += std::exp(tile[r * kCols + c] - m);
-          col[c].lse = lse_merge(col[c].lse, Lse<double>{m, e});
-          col[c].sum += sum;
+        }
+        for (std::int64_t c = 0; c < kCols; ++c)
+          cmax[c] = std::max(cmax[c], col[c].lse.m);
+        for (std::int64_t r = 0; r < nr; ++r) {
+          const double* srow = tile.data() + r * kCols;
+#pragma omp simd
+          for (std::int64_t c = 0; c < kCols; ++c)
+            cexp[c] += c_exp(srow[c] - cmax[c]);
+        }
+        for (std::int64_t c = 0; c < cols; ++c) {
+          col[c].lse = lse_merge(col[c].lse, Lse<double>{cmax[c], cexp[c]});
+          col[c].sum += csum[c];
         }
       }
     }
@@ -270,27 +327,47 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
     const std::int64_t cols = std::min(kCols, s.ny - j0);
     pack_rows(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kCols, yp.data());
     logit_tile(xp.data(), yp.data(), ldp, sc, tile.data());
+    // The tile's column data; a pair is positive when j == target (Identity: i,
+    // Rows: labels[i]) or labels[j] == i (Cols).
+    double lse_col[kCols];
+    std::int64_t label_col[kCols];
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      lse_col[c] = clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
+      label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
+    }
     for (std::int64_t r = 0; r < nr; ++r) {
       const std::int64_t i = i0 + r;
-      const std::int64_t li = s.label_mode == LabelMode::Rows ? s.labels[i] : -1;
+      const std::int64_t target = s.label_mode == LabelMode::Rows
+                                      ? s.labels[i]
+                                      : (s.label_mode == LabelMode::Identity ? i : -1);
       const double lse_row = clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const std::int64_t j = j0 + c;
-        const std::int64_t lj = s.label_mode == LabelMode::Cols ? s.labels[j] : -1;
-        const bool positive = is_positive(s.label_mode, i, j, li, lj);
-        const double v = tile[r * kCols + c];
-        double gij;
-        if (clip) {
-          const double lse_col = p.ry != 0.0 ? double(p.lse_y[j]) : 0.0;
-          gij = clip_dlogit(v, lse_row, lse_col, positive, p.rx, p.ry, eps, nx, ny);
-        } else {
-          gij = siglip_dlogit(v, positive);
-          loss[r] += siglip_term(v, positive);
+      const double* v = tile.data() + r * kCols;
+      double* gr = grad.data() + r * kCols;
+      double tdt = 0.0, tdb = 0.0;
+      if (clip) {
+#pragma omp simd reduction(+ : tdt, tdb)
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const bool pos = j0 + c == target || label_col[c] == i;
+          const double g = clip_dlogit(v[c], lse_row, lse_col[c], pos, p.rx, p.ry, eps, nx, ny);
+          gr[c] = g;
+          tdt += g * (v[c] - sc.bias);
+          tdb += g;
         }
-        grad[r * kCols + c] = gij;
-        dt[r] += gij * (v - sc.bias);
-        db[r] += gij;
+      } else {
+#pragma omp simd reduction(+ : tdt, tdb)
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const bool pos = j0 + c == target || label_col[c] == i;
+          const double g = siglip_dlogit(v[c], pos);
+          gr[c] = g;
+          tdt += g * (v[c] - sc.bias);
+          tdb += g;
+        }
+        if (p.loss_rows != nullptr)
+          for (std::int64_t c = 0; c < cols; ++c)
+            loss[r] += siglip_term(v[c], j0 + c == target || label_col[c] == i);
       }
+      dt[r] += tdt;
+      db[r] += tdb;
     }
     if (p.dx != nullptr) accumulate_tile(grad.data(), yp.data(), cols, ldp, acc.data());
   }
