@@ -66,7 +66,8 @@ struct Options {
 // One function per op family: its cases at the preset's sizes on ctx's backend.
 std::vector<Measurement> run_gauss(Context& ctx, const BackendInfo& info, const Options& options);
 std::vector<Measurement> run_fuse(Context& ctx, const BackendInfo& info, const Options& options);
-// contrastive family: (none yet)
 std::vector<Measurement> run_moe(Context& ctx, const BackendInfo& info, const Options& options);
+std::vector<Measurement> run_contrastive(Context& ctx, const BackendInfo& info,
+                                         const Options& options);
 
 }  // namespace kfuse::bench

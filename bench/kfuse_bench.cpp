@@ -166,8 +166,8 @@ int main(int argc, char** argv) {
     };
     add(run_gauss(ctx, info, options));
     add(run_fuse(ctx, info, options));
-    // contrastive family: (none yet)
     add(run_moe(ctx, info, options));
+    add(run_contrastive(ctx, info, options));
     print_table(info, results);
     if (!json.empty()) {
       write_json(json, info, options, results);

@@ -92,7 +92,7 @@ kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx);
 
 #include "kfuse/kfuse_gauss.h"
 #include "kfuse/kfuse_fuse.h"
-/* family: contrastive (kfuse_contrastive.h) */
 #include "kfuse/kfuse_moe.h"
+#include "kfuse/kfuse_contrastive.h"
 
 #endif /* KFUSE_KFUSE_H */

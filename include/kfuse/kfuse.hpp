@@ -6,8 +6,8 @@
 #include "kfuse/error.hpp"
 #include "kfuse/gauss.hpp"
 #include "kfuse/fuse.hpp"
-// family: contrastive (kfuse/contrastive.hpp)
 #include "kfuse/moe.hpp"
+#include "kfuse/contrastive.hpp"
 #include "kfuse/precision.hpp"
 #include "kfuse/version.hpp"
 #include "kfuse/view.hpp"
