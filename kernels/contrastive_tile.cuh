@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "common/contrastive_problem.hpp"
+#include "common/wmma_operand.cuh"
 #include "kfuse/view.hpp"
 
 namespace kfuse::cuda::contrastive {
@@ -45,31 +46,16 @@ struct Compute<Mode::Simt> {
   __device__ static float to_float(float v) { return v; }
 };
 template <>
-struct Compute<Mode::Tf32> {
-  using Stored = float;
-  using Frag = wmma::precision::tf32;
-  static constexpr int kStep = 8;
+struct Compute<Mode::Tf32> : WmmaTf32 {
   static constexpr int kPad = 8;
-  __device__ static float from_float(float v) { return wmma::__float_to_tf32(v); }
-  __device__ static float to_float(float v) { return v; }
 };
 template <>
-struct Compute<Mode::Bf16> {
-  using Stored = __nv_bfloat16;
-  using Frag = __nv_bfloat16;
-  static constexpr int kStep = 16;
+struct Compute<Mode::Bf16> : WmmaBf16 {
   static constexpr int kPad = 16;
-  __device__ static __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
-  __device__ static float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 };
 template <>
-struct Compute<Mode::F16> {
-  using Stored = __half;
-  using Frag = __half;
-  static constexpr int kStep = 16;
+struct Compute<Mode::F16> : WmmaF16 {
   static constexpr int kPad = 16;
-  __device__ static __half from_float(float v) { return __float2half_rn(v); }
-  __device__ static float to_float(__half v) { return __half2float(v); }
 };
 
 // An input element as its mode's operand: 16-bit inputs keep their bits.

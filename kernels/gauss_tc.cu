@@ -16,6 +16,7 @@
 
 #include "../kernels/common/cuda_check.hpp"
 #include "common/gauss_tile.cuh"
+#include "common/wmma_operand.cuh"
 #include "gauss_kernels.hpp"
 
 namespace kfuse::cuda::gauss {
@@ -28,27 +29,17 @@ constexpr int BM = 64, BN = 64, BK = 32;
 constexpr int TPR = kThreads / BM;
 constexpr int kCentreRows = 1024;
 
-// Compute-type traits: the stored element, the WMMA k-step, the fragment precision.
+// The operand type of each precision, and its shared-memory padding (row strides
+// that are 16-byte multiples with 32-byte aligned fragments: 40 floats, 48 bf16).
 template <Precision P>
 struct Compute;
 template <>
-struct Compute<Precision::TF32> {
-  using Stored = float;
-  using FragType = wmma::precision::tf32;
-  static constexpr int kStep = 8;
-  static constexpr int kPad =
-      8;  // row stride 40 floats: 16-byte multiple, fragments 32-byte aligned
-  __device__ static float round(float v) { return wmma::__float_to_tf32(v); }
-  __device__ static float widen(float v) { return v; }
+struct Compute<Precision::TF32> : WmmaTf32 {
+  static constexpr int kPad = 8;
 };
 template <>
-struct Compute<Precision::BF16> {
-  using Stored = __nv_bfloat16;
-  using FragType = __nv_bfloat16;
-  static constexpr int kStep = 16;
-  static constexpr int kPad = 16;  // row stride 48 bf16 = 96 bytes
-  __device__ static __nv_bfloat16 round(float v) { return __float2bfloat16_rn(v); }
-  __device__ static float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
+struct Compute<Precision::BF16> : WmmaBf16 {
+  static constexpr int kPad = 16;
 };
 
 template <Precision P, int RC>
@@ -114,7 +105,7 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();
 #pragma unroll
       for (int kk = 0; kk < BK; kk += C::kStep) {
-        wmma::fragment<wmma::matrix_a, 16, 16, C::kStep, typename C::FragType, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_a, 16, 16, C::kStep, typename C::Frag, wmma::row_major> a;
         wmma::load_matrix_sync(a, &sm.x[warp * 16][kk], Smem<P, RC>::kLd);
         if constexpr (P == Precision::TF32) {
 #pragma unroll
@@ -124,7 +115,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int f = 0; f < BN / 16; ++f) {
           // B = Y^T: element (k, j) at y[j][k], i.e. column-major with ld kLd.
-          wmma::fragment<wmma::matrix_b, 16, 16, C::kStep, typename C::FragType, wmma::col_major> b;
+          wmma::fragment<wmma::matrix_b, 16, 16, C::kStep, typename C::Frag, wmma::col_major> b;
           wmma::load_matrix_sync(b, &sm.y[f * 16][kk], Smem<P, RC>::kLd);
           if constexpr (P == Precision::TF32) {
 #pragma unroll
@@ -182,9 +173,9 @@ __global__ void prepare_rows_kernel(const float* src, std::int64_t ld_src, std::
   float sum = 0.0f;
   for (std::int64_t k = lane; k < ld; k += 32) {
     const float v = k < d ? (src[row * ld_src + k] - mean[k]) * scale : 0.0f;
-    const auto r = C::round(v);
+    const auto r = C::from_float(v);
     out[row * ld + k] = r;
-    const float back = C::widen(r);
+    const float back = C::to_float(r);
     sum = fmaf(back, back, sum);
   }
 #pragma unroll

@@ -5,14 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
+#include "support/c_check.h"
 
 static kfuse_matrix_t host_f32(float* data, int64_t rows, int64_t cols) {
   kfuse_matrix_t m = {data, rows, cols, cols, KFUSE_F32, KFUSE_HOST};

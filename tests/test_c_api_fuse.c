@@ -6,14 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
+#include "support/c_check.h"
 
 static kfuse_matrix_t host(void* data, int64_t rows, int64_t cols, kfuse_dtype_t dtype) {
   kfuse_matrix_t m;

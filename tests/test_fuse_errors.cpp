@@ -25,14 +25,6 @@ class FuseErrors : public ::testing::TestWithParam<Backend> {
   Memory wrong_memory() const { return b() == Backend::Cuda ? Memory::Host : Memory::Device; }
 };
 
-template <class T>
-void expect_rejected(const std::function<void()>& call, Status status, const std::string& needle,
-                     Context& ctx, const TestArray<T>& out, const std::vector<T>& before) {
-  expect_error(call, status, needle);
-  ctx.synchronize();
-  EXPECT_TRUE(bitwise_equal(out.values(), before)) << "output written on error (" << needle << ")";
-}
-
 template <class V, class F>
 V with(V view, F change) {
   change(view);

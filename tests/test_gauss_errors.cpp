@@ -25,15 +25,6 @@ class GaussErrors : public ::testing::TestWithParam<Backend> {
   Memory wrong_memory() const { return b() == Backend::Cuda ? Memory::Host : Memory::Device; }
 };
 
-// Runs `call`, expects the error, then checks that `out` still holds its poison.
-template <class T>
-void expect_rejected(const std::function<void()>& call, Status status, const std::string& needle,
-                     Context& ctx, const TestArray<T>& out, const std::vector<T>& before) {
-  expect_error(call, status, needle);
-  ctx.synchronize();
-  EXPECT_TRUE(bitwise_equal(out.values(), before)) << "output written on error (" << needle << ")";
-}
-
 TEST_P(GaussErrors, Matvec) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b());
   TestArray<float> X(b(), uniform<float>(M * d, 1)), Y(b(), uniform<float>(N * d, 2)),

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "hd.hpp"
+#include "hd_math.hpp"
 
 namespace kfuse::detail::contrastive {
 
@@ -58,8 +59,8 @@ KFUSE_HD double exp_poly(double x) {
   return x != x ? x : result;
 }
 
-// Overloads that pick the float or double function on host and device alike (the
-// host's double exp is exp_poly: see above).
+// exp on host and device alike (the host's double exp is exp_poly: see above);
+// log and log1p come from hd_math.hpp.
 KFUSE_HD float c_exp(float x) {
   return expf(x);
 }
@@ -69,18 +70,6 @@ KFUSE_HD double c_exp(double x) {
 #else
   return exp_poly(x);
 #endif
-}
-KFUSE_HD float c_log(float x) {
-  return logf(x);
-}
-KFUSE_HD double c_log(double x) {
-  return log(x);
-}
-KFUSE_HD float c_log1p(float x) {
-  return log1pf(x);
-}
-KFUSE_HD double c_log1p(double x) {
-  return log1p(x);
 }
 template <class W>
 KFUSE_HD W c_max(W a, W b) {
@@ -119,7 +108,7 @@ KFUSE_HD Lse<W> lse_add(Lse<W> a, W x) {
 
 template <class W>
 KFUSE_HD W lse_value(Lse<W> a) {
-  return a.m + c_log(a.s);
+  return a.m + hd_log(a.s);
 }
 
 // ------------------------------------------------------------------ logits, labels
@@ -194,7 +183,7 @@ inline ClipFactors clip_factors(double wx, double wy, double nx, double ny) {
 template <class W>
 KFUSE_HD W softplus(W x) {
   const W a = x < W(0) ? -x : x;
-  return c_max(x, W(0)) + c_log1p(c_exp(-a));
+  return c_max(x, W(0)) + hd_log1p(c_exp(-a));
 }
 
 // 1 / (1 + e^-x), with the exponential of -|x| only.

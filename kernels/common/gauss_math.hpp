@@ -13,31 +13,12 @@
 #include <limits>
 
 #include "hd.hpp"
+#include "hd_math.hpp"
 
 namespace kfuse::detail {
 
 constexpr double kLog2e = 1.4426950408889634074;
 constexpr double kLn2 = 0.69314718055994530942;
-
-// Overloads that pick the float or double function on host and device alike.
-KFUSE_HD float hd_log2(float x) {
-  return log2f(x);
-}
-KFUSE_HD double hd_log2(double x) {
-  return log2(x);
-}
-KFUSE_HD float hd_exp2(float x) {
-  return exp2f(x);
-}
-KFUSE_HD double hd_exp2(double x) {
-  return exp2(x);
-}
-KFUSE_HD float hd_exp(float x) {
-  return expf(x);
-}
-KFUSE_HD double hd_exp(double x) {
-  return exp(x);
-}
 
 // c in the working type W, clamped to W's largest value: with a sigma so tiny that
 // c overflows, K is 1 for identical points (0 * c = 0) and 0 otherwise (-inf).

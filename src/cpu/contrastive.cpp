@@ -8,6 +8,7 @@
 // walking all columns. Every sum has a fixed order, so the results do not depend
 // on the number of threads.
 #include "contrastive.hpp"
+#include "isa.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -413,23 +414,13 @@ void backward_rows_baseline(const Backward& p, std::int64_t i0) {
   backward_rows(p, i0);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 __attribute__((target("avx2,fma"))) void forward_rect_avx2(const Forward& p, std::int64_t g,
                                                            std::int64_t h) {
   forward_rect(p, g, h);
 }
 __attribute__((target("avx2,fma"))) void backward_rows_avx2(const Backward& p, std::int64_t i0) {
   backward_rows(p, i0);
-}
-
-// KFUSE_CPU_ISA=baseline forces the baseline entry points (tests run both).
-bool use_avx2() {
-  static const bool use = [] {
-    const char* forced = std::getenv("KFUSE_CPU_ISA");
-    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return use;
 }
 #endif
 
@@ -461,7 +452,7 @@ void merge_states(const Forward& p, const double* part, std::int64_t parts, std:
 void contrastive_forward(const Forward& p) {
   const RectPlan& plan = p.plan;
   auto* rect_fn = &forward_rect_baseline;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rect_fn = &forward_rect_avx2;
 #endif
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -483,7 +474,7 @@ void contrastive_forward(const Forward& p) {
 
 void contrastive_backward(const Backward& p) {
   auto* rows_fn = &backward_rows_baseline;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &backward_rows_avx2;
 #endif
   const std::int64_t blocks = (p.s.nx + kRows - 1) / kRows;

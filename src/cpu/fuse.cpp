@@ -8,6 +8,7 @@
 // bits: std::fma is correctly rounded either way, only slower without FMA).
 // This file is compiled with -ffp-contract=off (CMakeLists.txt).
 #include "fuse.hpp"
+#include "isa.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -15,7 +16,7 @@
 #include <limits>
 #include <memory>
 #include <vector>
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 #include <immintrin.h>
 #endif
 
@@ -42,19 +43,6 @@ std::int64_t padded_rows(std::int64_t rows) {
 // Below this much work (elementary steps) a loop runs on one thread: a parallel
 // region costs more than it saves, and much more on an oversubscribed machine.
 constexpr std::int64_t kParallelWork = std::int64_t(1) << 16;
-
-bool use_avx2() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool use = [] {
-    const char* forced = std::getenv("KFUSE_CPU_ISA");
-    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return use;
-#else
-  return false;
-#endif
-}
 
 // ------------------------------------------------------------------ random draws
 
@@ -142,7 +130,7 @@ void row_quads_baseline(const detail::RandomMatrix& r, std::int64_t row, std::in
   row_quads(r, row, quad0, count, out, [](auto&&... a) { philox_lanes(a...); });
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 // philox_lanes with AVX2 intrinsics: four 32-bit words per 64-bit lane, one
 // vpmuludq per product (the compiler, given the generic loop, multiplies 64-bit
 // lanes with shift-and-add sequences).
@@ -192,7 +180,7 @@ __attribute__((target("avx2,fma"))) void row_quads_avx2(const detail::RandomMatr
 using RowQuadsFn = void (*)(const detail::RandomMatrix&, std::int64_t, std::int64_t, std::int64_t,
                             float*);
 RowQuadsFn row_quads_fn() {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) return &row_quads_avx2;
 #endif
   return &row_quads_baseline;
@@ -310,7 +298,7 @@ void projection_strip_baseline(const ProjectionProblem& p, const PackedWeights& 
   projection_strip(p, w, staged, i0, rows, s);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 __attribute__((target("avx2,fma"))) void projection_strip_avx2(const ProjectionProblem& p,
                                                                const PackedWeights& w,
                                                                const std::vector<float>* staged,
@@ -416,7 +404,7 @@ void topk_panel_baseline(const TopkProblem& p, const PackedSide* sides, std::int
   topk_panel(p, sides, i0, nq, j0, nj, lists);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 __attribute__((target("avx2,fma"))) void topk_panel_avx2(const TopkProblem& p,
                                                          const PackedSide* sides, std::int64_t i0,
                                                          std::int64_t nq, std::int64_t j0,
@@ -460,7 +448,7 @@ void circular_conv_baseline(const double* a, const std::vector<std::int64_t>& nz
   circular_conv(a, nz_a, b, nz_b, l, conv);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 __attribute__((target("avx2,fma"))) void circular_conv_avx2(const double* a,
                                                             const std::vector<std::int64_t>& nz_a,
                                                             const double* b,
@@ -501,7 +489,7 @@ void inv_norms_baseline(const FuseOperand& op, std::int64_t i0, std::int64_t i1,
   inv_norms_rows(op, i0, i1, out);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 template <class W>
 __attribute__((target("avx2,fma"))) void inv_norms_avx2(const FuseOperand& op, std::int64_t i0,
                                                         std::int64_t i1, W* out) {
@@ -516,7 +504,7 @@ __attribute__((target("avx2,fma"))) void inv_norms_avx2(const FuseOperand& op, s
 template <class W>
 void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
   auto* rows_fn = &inv_norms_baseline<W>;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &inv_norms_avx2<W>;
 #endif
   constexpr std::int64_t kRows = 64;
@@ -585,7 +573,7 @@ void fuse_projection(const ProjectionProblem& p) {
   if (p.n == 0 || p.l == 0) return;
   const PackedWeights w = draw_weights(p);
   auto* strip_fn = &projection_strip_baseline;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) strip_fn = &projection_strip_avx2;
 #endif
   std::vector<float> staged[detail::kFuseMaxOperands];
@@ -613,7 +601,7 @@ void tensor_sketch(const detail::SketchProblem& p) {
   if (p.n == 0) return;
   const std::int64_t l = p.l;
   auto* conv_fn = &circular_conv_baseline;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) conv_fn = &circular_conv_avx2;
 #endif
   std::vector<detail::SketchHash> hash[2];
@@ -652,7 +640,7 @@ void product_topk(const TopkProblem& p) {
   if (p.m == 0) return;
   const PackedSide sides[2] = {pack_side(p.side[0], p.m, p.n), pack_side(p.side[1], p.m, p.n)};
   auto* panel_fn = &topk_panel_baseline;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) panel_fn = &topk_panel_avx2;
 #endif
   const std::int64_t blocks = (p.m + kQueryBlock - 1) / kQueryBlock;

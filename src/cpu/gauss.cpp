@@ -5,6 +5,7 @@
 // accumulates in double. Each row's sums are formed in one fixed order, so the
 // result does not depend on the number of threads.
 #include "gauss.hpp"
+#include "isa.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -188,23 +189,13 @@ void sum_rows_baseline(const GaussSum<T>& p, const GaussEpilogue<T>& e, const Pa
   sum_row_block(p, e, s, i0, rows);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
 template <class T>
 __attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
                                                        const GaussEpilogue<T>& e,
                                                        const PackedSample<T>& s, std::int64_t i0,
                                                        std::int64_t rows) {
   sum_row_block(p, e, s, i0, rows);
-}
-
-// KFUSE_CPU_ISA=baseline forces the baseline entry point (tests run both).
-bool use_avx2() {
-  static const bool use = [] {
-    const char* forced = std::getenv("KFUSE_CPU_ISA");
-    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return use;
 }
 #endif
 
@@ -214,7 +205,7 @@ template <class T>
 void gauss_sum(const GaussSum<T>& p, const GaussEpilogue<T>& e) {
   if (p.m == 0) return;
   auto* rows_fn = &sum_rows_baseline<T>;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &sum_rows_avx2<T>;
 #endif
   const PackedSample<T> sample = pack_sample(p);

@@ -16,6 +16,7 @@
 #include "kfuse/context.hpp"
 #include "kfuse/error.hpp"
 #include "kfuse/precision.hpp"
+#include "test_memory.hpp"
 
 namespace kfuse::test {
 
@@ -99,6 +100,16 @@ inline void expect_error(const std::function<void()>& body, Status status,
 template <class T>
 bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// Runs `call`, expects the error, then checks that `out` still holds exactly
+// `before` (its poison): "nothing written on failure".
+template <class T>
+void expect_rejected(const std::function<void()>& call, Status status, const std::string& needle,
+                     Context& ctx, const TestArray<T>& out, const std::vector<T>& before) {
+  expect_error(call, status, needle);
+  ctx.synchronize();
+  EXPECT_TRUE(bitwise_equal(out.values(), before)) << "output written on error (" << needle << ")";
 }
 
 }  // namespace kfuse::test
