@@ -50,6 +50,18 @@ TEST(LaunchPlan, PartitionAtEveryEdge) {
   }
 }
 
+// No query rows: no row blocks and one split (and no division by the zero blocks).
+TEST(LaunchPlan, NoQueryRows) {
+  SplitLimits limits;
+  limits.target_blocks = 1056;
+  for (std::int64_t n : {0, 1, 65, 100000}) {
+    const SplitPlan p = plan_splits(0, n, 3, 64, 32, 64, 0, limits);
+    EXPECT_EQ(p.row_blocks, 0);
+    EXPECT_EQ(p.splits, 1);
+    expect_partition(p, n, 64);
+  }
+}
+
 TEST(LaunchPlan, PartialMemoryIsBounded) {
   SplitLimits limits;
   limits.target_blocks = 1 << 20;

@@ -40,7 +40,8 @@ inline SplitPlan plan_splits(std::int64_t m, std::int64_t n, std::int64_t r,
   const std::int64_t tiles = ceil_div(n, tile_rows);
   const std::int64_t base = plan.row_blocks * plan.col_chunks;
   std::int64_t splits = 1;
-  if (base < limits.target_blocks && tiles > 1) {
+  // base == 0 (no query rows): nothing to spread, and no division by it below.
+  if (base > 0 && base < limits.target_blocks && tiles > 1) {
     splits = std::min({ceil_div(limits.target_blocks, base), tiles, limits.max_splits});
     if (partial_bytes_per_split > 0)
       splits = std::min<std::int64_t>(
