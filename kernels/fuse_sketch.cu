@@ -44,15 +44,21 @@ class FftPlan {
   FftPlan(Context& ctx, cufftType type, long long l, long long batch, long long idist,
           long long odist) {
     KFUSE_CUFFT_TRY(cufftCreate(&plan_));
-    KFUSE_CUFFT_TRY(cufftSetAutoAllocation(plan_, 0));
-    long long n[1] = {l};
-    long long inembed[1] = {idist}, onembed[1] = {odist};
-    std::size_t work = 0;
-    KFUSE_CUFFT_TRY(
-        cufftMakePlanMany64(plan_, 1, n, inembed, 1, idist, onembed, 1, odist, type, batch, &work));
-    work_ = std::make_unique<detail::Scratch>(ctx, work);
-    if (work > 0) KFUSE_CUFFT_TRY(cufftSetWorkArea(plan_, work_->as<void>()));
-    KFUSE_CUFFT_TRY(cufftSetStream(plan_, ctx.stream()));
+    // A constructor that throws runs no destructor: release the plan here.
+    try {
+      KFUSE_CUFFT_TRY(cufftSetAutoAllocation(plan_, 0));
+      long long n[1] = {l};
+      long long inembed[1] = {idist}, onembed[1] = {odist};
+      std::size_t work = 0;
+      KFUSE_CUFFT_TRY(cufftMakePlanMany64(plan_, 1, n, inembed, 1, idist, onembed, 1, odist, type,
+                                          batch, &work));
+      work_ = std::make_unique<detail::Scratch>(ctx, work);
+      if (work > 0) KFUSE_CUFFT_TRY(cufftSetWorkArea(plan_, work_->as<void>()));
+      KFUSE_CUFFT_TRY(cufftSetStream(plan_, ctx.stream()));
+    } catch (...) {
+      (void)cufftDestroy(plan_);
+      throw;
+    }
   }
   ~FftPlan() {
     if (plan_ != 0) (void)cufftDestroy(plan_);
