@@ -3,9 +3,11 @@
 // atomics, the same bits run to run), batched real FFTs (cuFFT), the product of
 // the spectra, and the inverse FFT straight into out.
 //
-// Synchronisation: cuFFT plans are created and destroyed per call; cufftDestroy
-// frees the plan's device memory with cudaFree, which waits for the device. So
-// tensor_sketch returns only after its work has run (one hidden synchronisation).
+// Synchronisation: cuFFT plans are created and destroyed per call (cufftDestroy may
+// free device memory with cudaFree, which waits for the device). tensor_sketch
+// synchronises its stream explicitly before it returns, so that it keeps the
+// documented behaviour (returns after its work has run) on every path, the l == 1
+// one without an FFT included, whatever cuFFT does inside.
 #include <cuda_runtime.h>
 #include <cufft.h>
 
@@ -162,6 +164,7 @@ void tensor_sketch(Context& ctx, const SketchProblem& p) {
   if (l == 1) {
     sketch_product_l1_kernel<<<grid_for(n), 256, 0, stream>>>(real, real + n, n, p.out, p.ldo);
     KFUSE_CUDA_CHECK_LAUNCH(sketch_product_l1_kernel);
+    KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));  // the documented synchronisation
     return;
   }
   detail::Scratch spectra(ctx, static_cast<std::size_t>(2 * n * spectrum) * sizeof(cufftComplex));
@@ -173,6 +176,7 @@ void tensor_sketch(Context& ctx, const SketchProblem& p) {
   KFUSE_CUDA_CHECK_LAUNCH(spectrum_product_kernel);
   FftPlan inverse(ctx, CUFFT_C2R, l, n, spectrum, p.ldo);
   KFUSE_CUFFT_TRY(cufftExecC2R(inverse.get(), freq, p.out));
+  KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));  // the documented synchronisation
 }
 
 }  // namespace kfuse::cuda

@@ -772,6 +772,29 @@ TEST_P(Fuse, TensorSketchIsUnbiased) {
       << "mean " << mean << " truth " << truth;
 }
 
+// tensor_sketch returns after its work has run (fuse.hpp): its output read at once,
+// with no synchronize, holds the finished values. On a GPU the tests' copies run on
+// the legacy stream, not ordered after the context's, so a missing synchronisation
+// would let the read see the NaN poison; the count sketch of 2000 columns per row
+// (one thread per row when l == 1, the path without an FFT) is long enough for that.
+TEST_P(Fuse, TensorSketchReturnsAfterItsWork) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, b());
+  const std::int64_t n = 4096;
+  const InputSet<float> in(b(), n, {2000, 3}, 97);
+  for (std::int64_t l : {std::int64_t(1), std::int64_t(64)}) {
+    TestArray<float> out(b(), nan_filled<float>(static_cast<std::size_t>(n * l)));
+    const auto v = in.views();
+    tensor_sketch(ctx, v[0], v[1], out.matrix(n, l), TensorSketchOptions{});
+    const std::vector<float> early = out.values();  // no synchronize
+    ctx.synchronize();
+    const std::vector<float> late = out.values();
+    for (std::size_t t = 0; t < late.size(); ++t) {
+      ASSERT_FALSE(std::isnan(late[t])) << "l = " << l << ", entry " << t;
+      ASSERT_EQ(early[t], late[t]) << "l = " << l << ", entry " << t;
+    }
+  }
+}
+
 // ------------------------------------------------------------------ product_kernel_topk
 
 struct TopkCase {
