@@ -1,5 +1,6 @@
 #include "scratch.hpp"
 
+#include <cstdint>
 #include <new>
 #include <string>
 
@@ -11,6 +12,13 @@ Scratch::Scratch(Context& ctx, std::size_t bytes) : ctx_(ctx), bytes_(bytes) {
   if (bytes == 0) return;
   if (ctx.backend() == Backend::Cuda) {
     ptr_ = ctx.allocator().allocate(bytes, ctx.stream());
+    if (reinterpret_cast<std::uintptr_t>(ptr_) % kDeviceAlignment != 0) {
+      ctx.allocator().deallocate(ptr_, bytes, ctx.stream());
+      ptr_ = nullptr;
+      throw Error(Status::InvalidArgument,
+                  "the context's allocator returned memory aligned to less than " +
+                      std::to_string(kDeviceAlignment) + " bytes");
+    }
     return;
   }
   try {

@@ -10,6 +10,9 @@
 
 namespace kfuse::detail {
 
+// Device workspace alignment every kernel may rely on (Allocator's contract).
+constexpr std::size_t kDeviceAlignment = 256;
+
 class Scratch {
  public:
   Scratch(Context& ctx, std::size_t bytes);

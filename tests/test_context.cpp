@@ -1,10 +1,12 @@
 // The shared vocabulary: contexts without a driver, views, errors, names.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "kfuse/kfuse.hpp"
+#include "support/test_memory.hpp"
 #include "support/test_util.hpp"
 
 namespace kfuse::test {
@@ -54,6 +56,30 @@ TEST(Context, CudaContextOwnsAStream) {
   EXPECT_FALSE(borrowed.owns_stream());
   EXPECT_EQ(borrowed.stream(), ctx.stream());
   expect_error([] { (void)Context::cuda(cuda_device_count()); }, Status::InvalidArgument, "device");
+}
+
+// Workspace from a caller's allocator must honour the 256-byte alignment contract;
+// an allocator that does not is refused before any kernel sees its memory.
+TEST(Context, MisalignedAllocatorIsRejected) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+  struct Offset final : Allocator {
+    std::shared_ptr<Allocator> inner;
+    void* allocate(std::size_t bytes, cudaStream s) override {
+      return static_cast<char*>(inner->allocate(bytes + 256, s)) + 8;
+    }
+    void deallocate(void* p, std::size_t bytes, cudaStream s) noexcept override {
+      inner->deallocate(static_cast<char*>(p) - 8, bytes + 256, s);
+    }
+  };
+  Context ctx = Context::cuda(0);
+  Context plain = Context::cuda(0);
+  auto offset = std::make_shared<Offset>();
+  offset->inner = std::shared_ptr<Allocator>(&plain.allocator(), [](Allocator*) {});
+  ctx.set_allocator(offset);
+  TestArray<float> X(Backend::Cuda, uniform<float>(8, 1)), out(Backend::Cuda, nan_filled<float>(1));
+  Mmd2Options o;
+  expect_error([&] { mmd2(ctx, X.cmatrix(4, 2), X.cmatrix(4, 2), out.vector(), o); },
+               Status::InvalidArgument, "aligned");
 }
 
 TEST(Views, BuildersAndConstConversion) {

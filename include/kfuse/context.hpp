@@ -31,7 +31,9 @@ bool built_with_cuda() noexcept;
 // Device memory for workspaces. The default allocator is stream-ordered
 // (cudaMallocAsync / cudaFreeAsync on the context's stream); a caller with its own
 // pool (PyTorch's caching allocator, RMM, ...) supplies one of these instead.
-// allocate() throws kfuse::Error (OutOfMemory) on failure.
+// allocate() returns memory aligned to at least 256 bytes (as cudaMalloc does:
+// kernels use 16-byte vector and tensor-core accesses on workspace) and throws
+// kfuse::Error (OutOfMemory) on failure.
 class Allocator {
  public:
   virtual ~Allocator() = default;
