@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -675,6 +676,8 @@ TEST_P(MoeFamily, DeviceIdsOutOfRange) {
 }
 
 // T k H beyond 2^31 elements: 64-bit offsets in scatter and gather (GPU only).
+// Only a failed allocation of the test's buffers skips: an error of the calls under
+// test (an illegal address from a wrapped 32-bit offset, say) must fail the test.
 TEST_P(MoeFamily, BeyondInt32Elements) {
   if (GetParam() != Backend::Cuda) GTEST_SKIP() << "too large for the CPU test budget";
   KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
@@ -687,30 +690,34 @@ TEST_P(MoeFamily, BeyondInt32Elements) {
   for (std::int64_t t = 0; t < c.T; ++t)
     for (std::int64_t j = 0; j < H; ++j)
       x[t * H + j] = from_d<bf16>(double((t * 7 + j) % 61) - 30.0);  // exact in bf16
+  std::unique_ptr<TestArray<bf16>> X, Xp, Y;
+  std::unique_ptr<TestArray<float>> gates;
   try {
-    TestArray<bf16> X(GetParam(), x);
-    TestArray<bf16> Xp(GetParam(), std::vector<bf16>(static_cast<std::size_t>(rows * H)));
-    TestArray<bf16> Y(GetParam(), std::vector<bf16>(static_cast<std::size_t>(c.T * H)));
-    std::vector<float> ones(static_cast<std::size_t>(c.T * c.k), 1.0f);
-    TestArray<float> gates(GetParam(), ones);
-    moe_scatter(ctx, bp.plan, X.cmatrix(c.T, H), Xp.matrix(rows, H));
-    moe_gather(ctx, bp.plan, Xp.cmatrix(rows, H), gates.cmatrix(c.T, c.k), Y.matrix(c.T, H));
-    ctx.synchronize();
-    // The last rows of Xp lie past element 2^31.
-    std::vector<bf16> tail(static_cast<std::size_t>(4 * H));
-    support::copy_to_host(tail.data(), Xp.data() + (rows - 4) * H, tail.size() * sizeof(bf16));
-    for (std::int64_t i = 0; i < 4; ++i) {
-      const std::int64_t t = p.token(p.row_slot[rows - 4 + i]);
-      for (std::int64_t j = 0; j < H; ++j)
-        ASSERT_EQ(tail[i * H + j].bits, x[t * H + j].bits);
-    }
-    const auto y = Y.values();  // every token: k copies of its row, summed exactly
-    for (std::int64_t t = c.T - 3; t < c.T; ++t)
-      for (std::int64_t j = 0; j < H; ++j)
-        ASSERT_EQ(to_d(y[t * H + j]), double(c.k) * to_d(x[t * H + j]));
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << "not enough device memory: " << e.what();
+    X = std::make_unique<TestArray<bf16>>(GetParam(), x);
+    Xp = std::make_unique<TestArray<bf16>>(GetParam(),
+                                           std::vector<bf16>(static_cast<std::size_t>(rows * H)));
+    Y = std::make_unique<TestArray<bf16>>(GetParam(),
+                                          std::vector<bf16>(static_cast<std::size_t>(c.T * H)));
+    gates = std::make_unique<TestArray<float>>(
+        GetParam(), std::vector<float>(static_cast<std::size_t>(c.T * c.k), 1.0f));
+  } catch (const std::exception& e) {  // host or device buffers of the test
+    GTEST_SKIP() << "not enough memory for the test's buffers: " << e.what();
   }
+  moe_scatter(ctx, bp.plan, X->cmatrix(c.T, H), Xp->matrix(rows, H));
+  moe_gather(ctx, bp.plan, Xp->cmatrix(rows, H), gates->cmatrix(c.T, c.k), Y->matrix(c.T, H));
+  ctx.synchronize();
+  // The last rows of Xp lie past element 2^31.
+  std::vector<bf16> tail(static_cast<std::size_t>(4 * H));
+  support::copy_to_host(tail.data(), Xp->data() + (rows - 4) * H, tail.size() * sizeof(bf16));
+  for (std::int64_t i = 0; i < 4; ++i) {
+    const std::int64_t t = p.token(p.row_slot[rows - 4 + i]);
+    for (std::int64_t j = 0; j < H; ++j)
+      ASSERT_EQ(tail[i * H + j].bits, x[t * H + j].bits);
+  }
+  const auto y = Y->values();  // every token: k copies of its row, summed exactly
+  for (std::int64_t t = c.T - 3; t < c.T; ++t)
+    for (std::int64_t j = 0; j < H; ++j)
+      ASSERT_EQ(to_d(y[t * H + j]), double(c.k) * to_d(x[t * H + j]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, MoeFamily, ::testing::Values(Backend::Cpu), backend_param_name);
