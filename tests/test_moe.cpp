@@ -720,6 +720,42 @@ TEST_P(MoeFamily, BeyondInt32Elements) {
       ASSERT_EQ(to_d(y[t * H + j]), double(c.k) * to_d(x[t * H + j]));
 }
 
+// More output columns than a GPU grid has column blocks (grid.y <= 65535 blocks of
+// 64 columns for fp32): the CPU computes the product; a GPU refuses it as
+// Unsupported, naming N, with nothing written (not a failed launch).
+TEST_P(MoeFamily, GemmWiderThanTheGridsColumnBlocks) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t K = 4, N = 65535 * 64 + 4;  // one token, one expert, one row
+  const Case c{"wide", 1, K, 1, 1, 1};
+  const Routing r = make_routing(c, 800);
+  BackendPlan bp = build_plan(ctx, GetParam(), r, options_of(c));
+  ASSERT_EQ(bp.layout.rows, 1);
+  const std::vector<float> x = {1.0f, -2.0f, 3.0f, 0.5f};
+  std::vector<float> w(static_cast<std::size_t>(K * N));
+  for (std::int64_t i = 0; i < K; ++i)
+    for (std::int64_t j = 0; j < N; ++j)
+      w[i * N + j] = static_cast<float>((i * 5 + j) % 7) - 3.0f;  // small integers: exact sums
+  TestArray<float> Xp(GetParam(), x), W(GetParam(), w);
+  const std::vector<float> poison(static_cast<std::size_t>(N), std::nanf(""));
+  TestArray<float> Yp(GetParam(), poison);
+  auto call = [&] {
+    moe_grouped_gemm(ctx, bp.plan, Xp.cmatrix(1, K), W.cmatrix(K, N), Yp.matrix(1, N));
+  };
+  if (GetParam() == Backend::Cuda) {
+    expect_rejected<float>(call, Status::Unsupported, "N = ", ctx, Yp, poison);
+    return;
+  }
+  call();
+  ctx.synchronize();
+  const auto y = Yp.values();
+  for (std::int64_t j = 0; j < N; ++j) {
+    double want = 0.0;
+    for (std::int64_t i = 0; i < K; ++i)
+      want += double(x[i]) * double(w[i * N + j]);
+    ASSERT_EQ(double(y[j]), want) << "column " << j;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, MoeFamily, ::testing::Values(Backend::Cpu), backend_param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, MoeFamily, ::testing::Values(Backend::Cuda), backend_param_name);
 
