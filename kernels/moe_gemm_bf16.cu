@@ -292,13 +292,11 @@ void launch_grouped_gemm(const GroupedGemmArgs<bf16>& g, const std::int32_t* til
                          std::int64_t tiles, cudaStream_t stream) {
   if (tiles == 0) return;
   if (g.epilogue == detail::GemmEpilogue::SwiGLU) {
-    const dim3 grid(static_cast<unsigned>(tiles),
-                    static_cast<unsigned>(detail::moe_ceil_div(g.n, 64)));
+    const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, 64));
     grouped_gemm_bf16_kernel<64, 2><<<grid, kThreads, 0, stream>>>(g, tile_start);
     KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_bf16_kernel_swiglu);
   } else {
-    const dim3 grid(static_cast<unsigned>(tiles),
-                    static_cast<unsigned>(detail::moe_ceil_div(g.n, 128)));
+    const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, 128));
     grouped_gemm_bf16_kernel<128, 1><<<grid, kThreads, 0, stream>>>(g, tile_start);
     KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_bf16_kernel);
   }

@@ -180,8 +180,7 @@ __global__ void __launch_bounds__(kThreads)
 void launch_grouped_gemm(const GroupedGemmArgs<float>& g, const std::int32_t* tile_start,
                          std::int64_t tiles, cudaStream_t stream) {
   if (tiles == 0) return;
-  const dim3 grid(static_cast<unsigned>(tiles),
-                  static_cast<unsigned>(detail::moe_ceil_div(g.n, BN)));
+  const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, BN));
   if (g.epilogue == detail::GemmEpilogue::SwiGLU) {
     grouped_gemm_f32_kernel<2><<<grid, kThreads, 0, stream>>>(g, tile_start);
     KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_f32_kernel_swiglu);

@@ -5,8 +5,11 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
+#include "common/moe_math.hpp"
 #include "common/moe_problem.hpp"
+#include "kfuse/error.hpp"
 
 namespace kfuse::cuda::moe {
 
@@ -16,6 +19,18 @@ constexpr int kTileRowsBF16 = 128;
 template <class T>
 constexpr int tile_rows() {
   return sizeof(T) == 4 ? kTileRowsF32 : kTileRowsBF16;
+}
+
+// grid.y of a grouped GEMM: one block per `width` output columns. CUDA allows at
+// most 65535, i.e. n up to 65535 * width (4.19 million columns for width 64): a
+// wider product is Unsupported here, not a launch that fails with a CUDA error.
+inline unsigned column_blocks(std::int64_t n, int width) {
+  const std::int64_t blocks = detail::moe_ceil_div(n, width);
+  if (blocks > 65535)
+    throw Error(Status::Unsupported, "moe grouped GEMM on a GPU: N = " + std::to_string(n) +
+                                         " output columns exceed the grid's 65535 blocks of " +
+                                         std::to_string(width));
+  return static_cast<unsigned>(blocks);
 }
 
 // Grouped GEMM over `tiles` (the host bound) row tiles; tile_start [E + 1] is the

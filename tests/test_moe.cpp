@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -675,6 +676,8 @@ TEST_P(MoeFamily, DeviceIdsOutOfRange) {
 }
 
 // T k H beyond 2^31 elements: 64-bit offsets in scatter and gather (GPU only).
+// Only a failed allocation of the test's buffers skips: an error of the calls under
+// test (an illegal address from a wrapped 32-bit offset, say) must fail the test.
 TEST_P(MoeFamily, BeyondInt32Elements) {
   if (GetParam() != Backend::Cuda) GTEST_SKIP() << "too large for the CPU test budget";
   KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
@@ -687,29 +690,69 @@ TEST_P(MoeFamily, BeyondInt32Elements) {
   for (std::int64_t t = 0; t < c.T; ++t)
     for (std::int64_t j = 0; j < H; ++j)
       x[t * H + j] = from_d<bf16>(double((t * 7 + j) % 61) - 30.0);  // exact in bf16
+  std::unique_ptr<TestArray<bf16>> X, Xp, Y;
+  std::unique_ptr<TestArray<float>> gates;
   try {
-    TestArray<bf16> X(GetParam(), x);
-    TestArray<bf16> Xp(GetParam(), std::vector<bf16>(static_cast<std::size_t>(rows * H)));
-    TestArray<bf16> Y(GetParam(), std::vector<bf16>(static_cast<std::size_t>(c.T * H)));
-    std::vector<float> ones(static_cast<std::size_t>(c.T * c.k), 1.0f);
-    TestArray<float> gates(GetParam(), ones);
-    moe_scatter(ctx, bp.plan, X.cmatrix(c.T, H), Xp.matrix(rows, H));
-    moe_gather(ctx, bp.plan, Xp.cmatrix(rows, H), gates.cmatrix(c.T, c.k), Y.matrix(c.T, H));
-    ctx.synchronize();
-    // The last rows of Xp lie past element 2^31.
-    std::vector<bf16> tail(static_cast<std::size_t>(4 * H));
-    support::copy_to_host(tail.data(), Xp.data() + (rows - 4) * H, tail.size() * sizeof(bf16));
-    for (std::int64_t i = 0; i < 4; ++i) {
-      const std::int64_t t = p.token(p.row_slot[rows - 4 + i]);
-      for (std::int64_t j = 0; j < H; ++j)
-        ASSERT_EQ(tail[i * H + j].bits, x[t * H + j].bits);
-    }
-    const auto y = Y.values();  // every token: k copies of its row, summed exactly
-    for (std::int64_t t = c.T - 3; t < c.T; ++t)
-      for (std::int64_t j = 0; j < H; ++j)
-        ASSERT_EQ(to_d(y[t * H + j]), double(c.k) * to_d(x[t * H + j]));
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << "not enough device memory: " << e.what();
+    X = std::make_unique<TestArray<bf16>>(GetParam(), x);
+    Xp = std::make_unique<TestArray<bf16>>(GetParam(),
+                                           std::vector<bf16>(static_cast<std::size_t>(rows * H)));
+    Y = std::make_unique<TestArray<bf16>>(GetParam(),
+                                          std::vector<bf16>(static_cast<std::size_t>(c.T * H)));
+    gates = std::make_unique<TestArray<float>>(
+        GetParam(), std::vector<float>(static_cast<std::size_t>(c.T * c.k), 1.0f));
+  } catch (const std::exception& e) {  // host or device buffers of the test
+    GTEST_SKIP() << "not enough memory for the test's buffers: " << e.what();
+  }
+  moe_scatter(ctx, bp.plan, X->cmatrix(c.T, H), Xp->matrix(rows, H));
+  moe_gather(ctx, bp.plan, Xp->cmatrix(rows, H), gates->cmatrix(c.T, c.k), Y->matrix(c.T, H));
+  ctx.synchronize();
+  // The last rows of Xp lie past element 2^31.
+  std::vector<bf16> tail(static_cast<std::size_t>(4 * H));
+  support::copy_to_host(tail.data(), Xp->data() + (rows - 4) * H, tail.size() * sizeof(bf16));
+  for (std::int64_t i = 0; i < 4; ++i) {
+    const std::int64_t t = p.token(p.row_slot[rows - 4 + i]);
+    for (std::int64_t j = 0; j < H; ++j)
+      ASSERT_EQ(tail[i * H + j].bits, x[t * H + j].bits);
+  }
+  const auto y = Y->values();  // every token: k copies of its row, summed exactly
+  for (std::int64_t t = c.T - 3; t < c.T; ++t)
+    for (std::int64_t j = 0; j < H; ++j)
+      ASSERT_EQ(to_d(y[t * H + j]), double(c.k) * to_d(x[t * H + j]));
+}
+
+// More output columns than a GPU grid has column blocks (grid.y <= 65535 blocks of
+// 64 columns for fp32): the CPU computes the product; a GPU refuses it as
+// Unsupported, naming N, with nothing written (not a failed launch).
+TEST_P(MoeFamily, GemmWiderThanTheGridsColumnBlocks) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t K = 4, N = 65535 * 64 + 4;  // one token, one expert, one row
+  const Case c{"wide", 1, K, 1, 1, 1};
+  const Routing r = make_routing(c, 800);
+  BackendPlan bp = build_plan(ctx, GetParam(), r, options_of(c));
+  ASSERT_EQ(bp.layout.rows, 1);
+  const std::vector<float> x = {1.0f, -2.0f, 3.0f, 0.5f};
+  std::vector<float> w(static_cast<std::size_t>(K * N));
+  for (std::int64_t i = 0; i < K; ++i)
+    for (std::int64_t j = 0; j < N; ++j)
+      w[i * N + j] = static_cast<float>((i * 5 + j) % 7) - 3.0f;  // small integers: exact sums
+  TestArray<float> Xp(GetParam(), x), W(GetParam(), w);
+  const std::vector<float> poison(static_cast<std::size_t>(N), std::nanf(""));
+  TestArray<float> Yp(GetParam(), poison);
+  auto call = [&] {
+    moe_grouped_gemm(ctx, bp.plan, Xp.cmatrix(1, K), W.cmatrix(K, N), Yp.matrix(1, N));
+  };
+  if (GetParam() == Backend::Cuda) {
+    expect_rejected<float>(call, Status::Unsupported, "N = ", ctx, Yp, poison);
+    return;
+  }
+  call();
+  ctx.synchronize();
+  const auto y = Yp.values();
+  for (std::int64_t j = 0; j < N; ++j) {
+    double want = 0.0;
+    for (std::int64_t i = 0; i < K; ++i)
+      want += double(x[i]) * double(w[i * N + j]);
+    ASSERT_EQ(double(y[j]), want) << "column " << j;
   }
 }
 

@@ -171,6 +171,9 @@ void moe_gather_backward(Context& ctx, const MoePlan& plan, MatrixView<const bf1
 // dimension whose rows are a multiple of 16 bytes (ld % 4 == 0 for float, % 8 for
 // bf16), on every backend, so that the GPU's tile loads are vector loads and a
 // program behaves the same on the CPU and the GPU. Gates need no alignment.
+// GPU limit: a product's output columns N (and moe_mlp_*'s F and H) up to
+// 65535 * 64 = 4,194,240 (65535 * 128 for a bf16 product other than SwiGLU's);
+// wider throws Unsupported.
 
 struct MoeGemmOptions {
   bool transpose_w = false;
