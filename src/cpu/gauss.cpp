@@ -1,9 +1,12 @@
 // CPU path of the Gaussian kernel family: obviously correct, and fast where that
-// costs no clarity. Rows are spread over OpenMP threads; each thread walks the
-// sample in blocks, computing a block of pairwise terms with loops the compiler
-// vectorises (the sample is stored transposed and pre-scaled once), and
-// accumulates in double. Each row's sums are formed in one fixed order, so the
-// result does not depend on the number of threads.
+// costs no clarity. Panels of query rows are spread over OpenMP threads; each
+// panel walks the sample in blocks, computing a block of pairwise terms in the
+// direct form (x - y)^2 (no cancellation) with loops the compiler vectorises, and
+// accumulates in double. The sample is packed once, GEMM-style, into strips of
+// consecutive sample rows stored contiguously, and the distance loop is blocked
+// over d so that a strip's chunk stays in L1 while every register block of the
+// panel uses it. Each row's sums are formed in one fixed order, so the result does
+// not depend on the number of threads.
 #include "gauss.hpp"
 #include "isa.hpp"
 
@@ -20,8 +23,15 @@ namespace {
 using detail::GaussEpilogue;
 using detail::GaussSum;
 
+// Query rows per register block of the distance loop, register blocks per panel
+// (the unit of work of one thread), sample rows per block of terms, and the
+// coordinates per chunk of the d loop (a strip chunk of kDChunk x 64 bytes stays
+// in L1 while all register blocks of the panel read it).
 constexpr std::int64_t kRowBlock = 4;
+constexpr std::int64_t kBlocksPerPanel = 8;
+constexpr std::int64_t kPanelRows = kRowBlock * kBlocksPerPanel;
 constexpr std::int64_t kColBlock = 256;
+constexpr std::int64_t kDChunk = 256;
 
 // 2^x for x <= 0: the vectorisable polynomial in float, libm in double.
 inline float exp2_nonpositive(float x) {
@@ -35,26 +45,33 @@ inline double exp2_nonpositive(double x) {
 template <class T>
 constexpr int kColsPerStrip = 64 / sizeof(T);
 
-// The sample transposed, so that the inner loops run over consecutive sample rows;
-// rows padded with zeros to a whole number of strips.
+// The sample packed in strips of kColsPerStrip consecutive rows, each strip stored
+// transposed and contiguous ([strip][d][kColsPerStrip]), so that the distance loop
+// reads one contiguous stream (a plain transpose would put the strip's coordinates
+// a whole sample apart, which aliases in the cache when n is a power of two); rows
+// padded with zeros to a whole number of strips.
 template <class T>
 struct PackedSample {
   std::int64_t stride = 0;  // padded n
-  std::vector<T> yt;        // [d][stride]
+  std::vector<T> ys;        // [stride / kColsPerStrip][d][kColsPerStrip]
   std::vector<T> vt;        // [r][stride]
   std::vector<T> weight;    // [n]: log2 w (stabilised) or w (plain)
+  const T* strip(std::int64_t j0, std::int64_t d) const {
+    return ys.data() + j0 * d;  // j0 is a multiple of kColsPerStrip
+  }
 };
 
 template <class T>
 PackedSample<T> pack_sample(const GaussSum<T>& p) {
   PackedSample<T> s;
   s.stride = (p.n + kColsPerStrip<T> - 1) / kColsPerStrip<T> * kColsPerStrip<T>;
-  s.yt.assign(static_cast<std::size_t>(p.d * s.stride), T(0));
+  constexpr int kStrip = kColsPerStrip<T>;
+  s.ys.assign(static_cast<std::size_t>(p.d * s.stride), T(0));
   s.vt.assign(static_cast<std::size_t>(p.r * s.stride), T(0));
   s.weight.resize(static_cast<std::size_t>(p.n));
   for (std::int64_t j = 0; j < p.n; ++j) {
     for (std::int64_t k = 0; k < p.d; ++k)
-      s.yt[k * s.stride + j] = p.y[j * p.ldy + k];
+      s.ys[(j / kStrip * p.d + k) * kStrip + j % kStrip] = p.y[j * p.ldy + k];
     for (std::int64_t c = 0; c < p.r; ++c)
       s.vt[c * s.stride + j] = p.v[j * p.ldv + c];
     const T w = p.w == nullptr ? T(1) : p.w[j * p.w_stride];
@@ -63,33 +80,41 @@ PackedSample<T> pack_sample(const GaussSum<T>& p) {
   return s;
 }
 
-// dist[ii][jj] = |x_ii - y_(j0 + jj)|^2 for kRowBlock rows and one strip of sample
-// rows, in the direct form. The accumulator block is local (no aliasing question)
-// and small enough to stay in vector registers for the whole d loop; the pragmas
-// make the compiler vectorise across the strip, not along d (which would gather).
-// The hot functions are always inlined into the per-ISA entry points below, so that
-// each entry point is compiled whole for its instruction set.
+// dist[ii][jj] = |x_ii - y_(j0 + jj)|^2 for the first `blocks` register blocks of
+// a panel and one strip of sample rows, in the direct form. The accumulator block
+// is local (no aliasing question) and small enough to stay in vector registers for
+// a whole chunk of d; the pragmas make the compiler vectorise across the strip, not
+// along d (which would gather). The hot functions are always inlined into the
+// per-ISA entry points below, so that each entry point is compiled whole for its
+// instruction set.
 #define KFUSE_CPU_HOT inline __attribute__((always_inline))
 
 template <class T>
-KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict yt,
-                                   std::int64_t stride, std::int64_t d,
-                                   T (&dist)[kRowBlock][kColsPerStrip<T>]) {
+KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict ys, std::int64_t d,
+                                   std::int64_t blocks, T (&dist)[kPanelRows][kColsPerStrip<T>]) {
   constexpr int kStrip = kColsPerStrip<T>;
-  T acc[kRowBlock][kStrip] = {};
-  for (std::int64_t k = 0; k < d; ++k) {
-    const T* __restrict yk = yt + k * stride;
+  std::memset(dist, 0, sizeof(dist));
+  for (std::int64_t k0 = 0; k0 < d; k0 += kDChunk) {
+    const std::int64_t k1 = std::min(d, k0 + kDChunk);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const T* __restrict xb = xs + b * kRowBlock * d;
+      T acc[kRowBlock][kStrip];
+      std::memcpy(acc, dist[b * kRowBlock], sizeof(acc));
+      for (std::int64_t k = k0; k < k1; ++k) {
+        const T* __restrict yk = ys + k * kStrip;
 #pragma GCC unroll 4
-    for (int ii = 0; ii < kRowBlock; ++ii) {
-      const T xk = xs[ii * d + k];
+        for (int ii = 0; ii < kRowBlock; ++ii) {
+          const T xk = xb[ii * d + k];
 #pragma omp simd
-      for (int jj = 0; jj < kStrip; ++jj) {
-        const T diff = xk - yk[jj];
-        acc[ii][jj] += diff * diff;
+          for (int jj = 0; jj < kStrip; ++jj) {
+            const T diff = xk - yk[jj];
+            acc[ii][jj] += diff * diff;
+          }
+        }
       }
+      std::memcpy(dist[b * kRowBlock], acc, sizeof(acc));
     }
   }
-  std::memcpy(dist, acc, sizeof(acc));
 }
 
 template <class T>
@@ -98,11 +123,14 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
   const T c = detail::gauss_log2_coefficient<T>(p.sigma);
   const std::int64_t d = p.d, n = p.n, r = p.r;
   constexpr int kStrip = kColsPerStrip<T>;
-  std::vector<T> xs(static_cast<std::size_t>(kRowBlock * d), T(0));  // rows past the end: 0
-  std::vector<T> terms(static_cast<std::size_t>(kRowBlock * kColBlock));
-  std::vector<double> acc(static_cast<std::size_t>(kRowBlock * r), 0.0);
-  double den[kRowBlock] = {};
-  double row_max[kRowBlock];
+  // Register blocks that hold a row of the panel (rows past the end are 0 and
+  // ignored).
+  const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  std::vector<T> xs(static_cast<std::size_t>(kPanelRows * d), T(0));
+  std::vector<T> terms(static_cast<std::size_t>(kPanelRows * kColBlock));
+  std::vector<double> acc(static_cast<std::size_t>(kPanelRows * r), 0.0);
+  double den[kPanelRows] = {};
+  double row_max[kPanelRows];
   for (std::int64_t ii = 0; ii < rows; ++ii) {
     row_max[ii] = p.stabilised ? double(detail::kRunningMaxInit) : 0.0;
     for (std::int64_t k = 0; k < d; ++k)
@@ -114,9 +142,9 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
     // terms[ii][jj] = -c |x_i - y_j|^2, strip by strip (padding columns are computed
     // and ignored).
     for (std::int64_t js = 0; js < cols; js += kStrip) {
-      T dist[kRowBlock][kStrip];
-      strip_distances(xs.data(), s.yt.data() + j0 + js, s.stride, d, dist);
-      for (int ii = 0; ii < kRowBlock; ++ii)
+      T dist[kPanelRows][kStrip];
+      strip_distances(xs.data(), s.strip(j0 + js, d), d, blocks, dist);
+      for (std::int64_t ii = 0; ii < rows; ++ii)
         for (int jj = 0; jj < kStrip && js + jj < cols; ++jj)
           terms[ii * kColBlock + js + jj] = -c * dist[ii][jj];
     }
@@ -209,11 +237,11 @@ void gauss_sum(const GaussSum<T>& p, const GaussEpilogue<T>& e) {
   if (use_avx2()) rows_fn = &sum_rows_avx2<T>;
 #endif
   const PackedSample<T> sample = pack_sample(p);
-  const std::int64_t blocks = (p.m + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(dynamic, 8)
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const std::int64_t i0 = b * kRowBlock;
-    rows_fn(p, e, sample, i0, std::min(kRowBlock, p.m - i0));
+  const std::int64_t panels = (p.m + kPanelRows - 1) / kPanelRows;
+#pragma omp parallel for schedule(dynamic, 2)
+  for (std::int64_t b = 0; b < panels; ++b) {
+    const std::int64_t i0 = b * kPanelRows;
+    rows_fn(p, e, sample, i0, std::min(kPanelRows, p.m - i0));
   }
 }
 
