@@ -742,6 +742,32 @@ TEST_P(Fuse, TensorSketchMatchesItsDefinition) {
   }
 }
 
+// Shapes where the CPU path convolves through its FFT (test_fft checks the route
+// choice): l with P = 2048 (l = 1024: 2l - 1 = P - 1 exactly) and P = 4096, and
+// 13 rows (the FFT takes 4 rows at a time: a partial last group).
+TEST_P(Fuse, TensorSketchByFftMatchesItsDefinition) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, b());
+  const std::int64_t n = 13;
+  const InputSet<float> in(b(), n, {300, 500}, 83);
+  for (std::int64_t l : {std::int64_t(1000), std::int64_t(1024), std::int64_t(1500)}) {
+    TensorSketchOptions o;
+    o.seed = 17 + l;
+    TestArray<float> out(b(), nan_filled<float>(static_cast<std::size_t>(n * (l + 1))));
+    const auto v = in.views();
+    tensor_sketch(ctx, v[0], v[1], out.matrix(n, l, l + 1), o);
+    ctx.synchronize();
+    std::vector<double> ref;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto z = sketch_reference(in.ref(0).row(i), in.ref(1).row(i), l, o.seed);
+      ref.insert(ref.end(), z.begin(), z.end());
+    }
+    const std::vector<float> got = out.values();
+    EXPECT_LE(relative_error(got, ref, n, l, l + 1, l), 1e-5) << "l = " << l;
+    for (std::int64_t i = 0; i < n; ++i)
+      ASSERT_TRUE(std::isnan(got[i * (l + 1) + l]));
+  }
+}
+
 // E <TS(a, b), TS(a', b')> = <a, a'> <b, b'>: the mean over seeds lies within 6
 // standard errors (estimated from the seeds; the per-seed values are sums over
 // independent hash collisions, their mean asymptotically normal).

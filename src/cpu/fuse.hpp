@@ -26,6 +26,9 @@ void kron_fuse(const detail::KronProblem& p);
 void fuse_projection(const detail::ProjectionProblem& p);
 
 void tensor_sketch(const detail::SketchProblem& p);
+// Whether tensor_sketch convolves p's count sketches by FFT (else directly); a pure
+// function of the widths and l, exposed for the tests.
+bool sketch_uses_fft(const detail::SketchProblem& p);
 
 void product_topk(const detail::TopkProblem& p);
 
