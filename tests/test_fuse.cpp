@@ -717,22 +717,26 @@ std::vector<double> sketch_reference(const std::vector<double>& a, const std::ve
   return out;
 }
 
-TEST_P(Fuse, TensorSketchMatchesItsDefinition) {
-  KFUSE_CONTEXT_OR_SKIP(ctx, b());
-  for (std::int64_t l : {std::int64_t(1), std::int64_t(7), std::int64_t(64), std::int64_t(200)}) {
-    const std::int64_t n = 13;
-    const InputSet<float> in(b(), n, {20, 33}, 81);
+// tensor_sketch of 13 rows (a partial last group of the CPU FFT route's four rows)
+// against sketch_reference for each l, B through side_b's feature map.
+void expect_sketch_matches_definition(Context& ctx, Backend backend,
+                                      const std::vector<std::int64_t>& widths,
+                                      const std::vector<std::int64_t>& lengths, SideKernel side_b,
+                                      std::uint64_t seed0, std::uint64_t data_seed) {
+  const std::int64_t n = 13;
+  const InputSet<float> in(backend, n, widths, data_seed);
+  for (std::int64_t l : lengths) {
     TensorSketchOptions o;
-    o.seed = 5 + l;
-    o.side_b.kernel = SideKernel::Cosine;
-    TestArray<float> out(b(), nan_filled<float>(static_cast<std::size_t>(n * (l + 1))));
+    o.seed = seed0 + l;
+    o.side_b.kernel = side_b;
+    TestArray<float> out(backend, nan_filled<float>(static_cast<std::size_t>(n * (l + 1))));
     const auto v = in.views();
     tensor_sketch(ctx, v[0], v[1], out.matrix(n, l, l + 1), o);
     ctx.synchronize();
     std::vector<double> ref;
     for (std::int64_t i = 0; i < n; ++i) {
-      const auto z = sketch_reference(in.ref(0).row(i),
-                                      feature(in.ref(1).row(i), SideKernel::Cosine), l, o.seed);
+      const auto z =
+          sketch_reference(in.ref(0).row(i), feature(in.ref(1).row(i), side_b), l, o.seed);
       ref.insert(ref.end(), z.begin(), z.end());
     }
     const std::vector<float> got = out.values();
@@ -742,30 +746,17 @@ TEST_P(Fuse, TensorSketchMatchesItsDefinition) {
   }
 }
 
+TEST_P(Fuse, TensorSketchMatchesItsDefinition) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, b());
+  expect_sketch_matches_definition(ctx, b(), {20, 33}, {1, 7, 64, 200}, SideKernel::Cosine, 5, 81);
+}
+
 // Shapes where the CPU path convolves through its FFT (test_fft checks the route
-// choice): l with P = 2048 (l = 1024: 2l - 1 = P - 1 exactly) and P = 4096, and
-// 13 rows (the FFT takes 4 rows at a time: a partial last group).
+// choice): l with P = 2048 (l = 1024: 2l - 1 = P - 1 exactly) and P = 4096.
 TEST_P(Fuse, TensorSketchByFftMatchesItsDefinition) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b());
-  const std::int64_t n = 13;
-  const InputSet<float> in(b(), n, {300, 500}, 83);
-  for (std::int64_t l : {std::int64_t(1000), std::int64_t(1024), std::int64_t(1500)}) {
-    TensorSketchOptions o;
-    o.seed = 17 + l;
-    TestArray<float> out(b(), nan_filled<float>(static_cast<std::size_t>(n * (l + 1))));
-    const auto v = in.views();
-    tensor_sketch(ctx, v[0], v[1], out.matrix(n, l, l + 1), o);
-    ctx.synchronize();
-    std::vector<double> ref;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const auto z = sketch_reference(in.ref(0).row(i), in.ref(1).row(i), l, o.seed);
-      ref.insert(ref.end(), z.begin(), z.end());
-    }
-    const std::vector<float> got = out.values();
-    EXPECT_LE(relative_error(got, ref, n, l, l + 1, l), 1e-5) << "l = " << l;
-    for (std::int64_t i = 0; i < n; ++i)
-      ASSERT_TRUE(std::isnan(got[i * (l + 1) + l]));
-  }
+  expect_sketch_matches_definition(ctx, b(), {300, 500}, {1000, 1024, 1500}, SideKernel::Linear, 17,
+                                   83);
 }
 
 // E <TS(a, b), TS(a', b')> = <a, a'> <b, b'>: the mean over seeds lies within 6

@@ -2,8 +2,8 @@
 // independent signals at once: the real part of element t of signal q is at
 // [(2t) * kFftLanes + q], its imaginary part at [(2t + 1) * kFftLanes + q], so every
 // butterfly is one vector operation across the signals, an element of all signals
-// is one 64-byte cache line, and the code stays the textbook iterative algorithm. TensorSketch's CPU path convolves its count
-// sketches with it, four rows at a time.
+// is one 64-byte cache line, and the code stays the textbook iterative algorithm.
+// TensorSketch's CPU path convolves its count sketches with it, four rows at a time.
 #pragma once
 
 #include <cstdint>
