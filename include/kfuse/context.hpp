@@ -41,6 +41,10 @@ class Allocator {
   virtual void deallocate(void* ptr, std::size_t bytes, cudaStream stream) noexcept = 0;
 };
 
+// Threads: a Context is used by one host thread at a time (its cuBLAS handle is
+// created on first use, and its stream orders the operations issued to it); give
+// each thread its own. Contexts are independent of each other: any number may
+// live on one device. The CPU path parallelises each call with OpenMP.
 class Context {
  public:
   // The CPU backend. Always available.
