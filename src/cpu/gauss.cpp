@@ -93,13 +93,15 @@ template <class T>
 KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict ys, std::int64_t d,
                                    std::int64_t blocks, T (&dist)[kPanelRows][kColsPerStrip<T>]) {
   constexpr int kStrip = kColsPerStrip<T>;
-  std::memset(dist, 0, sizeof(dist));
   for (std::int64_t k0 = 0; k0 < d; k0 += kDChunk) {
     const std::int64_t k1 = std::min(d, k0 + kDChunk);
     for (std::int64_t b = 0; b < blocks; ++b) {
       const T* __restrict xb = xs + b * kRowBlock * d;
       T acc[kRowBlock][kStrip];
-      std::memcpy(acc, dist[b * kRowBlock], sizeof(acc));
+      if (k0 == 0)
+        std::memset(acc, 0, sizeof(acc));
+      else
+        std::memcpy(acc, dist[b * kRowBlock], sizeof(acc));
       for (std::int64_t k = k0; k < k1; ++k) {
         const T* __restrict yk = ys + k * kStrip;
 #pragma GCC unroll 4
