@@ -26,21 +26,23 @@ using namespace detail::contrastive;
 
 constexpr std::int64_t kRows = 16;  // geometry(cpu).block_rows
 constexpr std::int64_t kCols = 64;  // geometry(cpu).tile_cols
-constexpr int kVec = 4;             // doubles per 256-bit vector
-constexpr int kStrip = 8;           // d-columns per register block of the gradient product
+constexpr int kColBlock = 6;        // columns per register block of the logit product
+// Packed column rows of a tile: kCols rounded up to whole register blocks (zero).
+constexpr std::int64_t kColsPacked = (kCols + kColBlock - 1) / kColBlock * kColBlock;
+constexpr int kStrip = 16;  // d-columns (two fp32 vectors) per register block of dX
 
 // Below this many merged states, a parallel region costs more than it saves.
 constexpr std::int64_t kParallelMin = 1 << 16;
 
 #define KFUSE_CPU_HOT inline __attribute__((always_inline))
 
-// Packed rows are padded with zeros to a multiple of kStrip (itself of kVec), and
-// by one more strip when that is a multiple of 256 bytes: the gradient product
-// walks 64 rows at this stride, which at 4 KiB (d = 512) would map them all to
+// Packed columns (rows of y, in fp32) are padded with zeros to a multiple of kStrip,
+// and by one more strip when that is a multiple of 256 bytes: the gradient product
+// walks 64 of them at this stride, which at 2 KiB (d = 512) would map them all to
 // the same few L1 sets.
 std::int64_t packed_ld(std::int64_t d) {
   const std::int64_t ld = (d + kStrip - 1) / kStrip * kStrip;
-  return ld % 32 == 0 ? ld + kStrip : ld;
+  return ld % 64 == 0 ? ld + kStrip : ld;
 }
 
 struct Scalars {
@@ -57,132 +59,158 @@ double resolve(const Scalar& v) {
   return v.ptr != nullptr ? double(*v.ptr) : v.value;
 }
 
-template <class T>
-void pack_typed(const T* src, std::int64_t ld, std::int64_t row0, std::int64_t rows, std::int64_t d,
-                std::int64_t ldp, std::int64_t capacity, double* dst) {
-  for (std::int64_t r = 0; r < capacity; ++r) {
-    double* out = dst + r * ldp;
-    if (r < rows) {
-      const T* in = src + (row0 + r) * ld;
-      for (std::int64_t k = 0; k < d; ++k)
-        out[k] = static_cast<double>(detail::to_float(in[k]));
-      for (std::int64_t k = d; k < ldp; ++k)
-        out[k] = 0.0;
-    } else {
-      std::fill(out, out + ldp, 0.0);
-    }
+// Calls f with src cast to its element type (bf16, f16 or float).
+template <class F>
+void with_type(DType dtype, const void* src, F&& f) {
+  switch (dtype) {
+    case DType::BF16:
+      return f(static_cast<const bf16*>(src));
+    case DType::F16:
+      return f(static_cast<const f16*>(src));
+    default:
+      return f(static_cast<const float*>(src));
   }
 }
 
-// dst [capacity x ldp] = rows [row0, row0 + rows) of src in double, zero elsewhere.
-void pack_rows(DType dtype, const void* src, std::int64_t ld, std::int64_t row0, std::int64_t rows,
-               std::int64_t d, std::int64_t ldp, std::int64_t capacity, double* dst) {
-  switch (dtype) {
-    case DType::BF16:
-      return pack_typed(static_cast<const bf16*>(src), ld, row0, rows, d, ldp, capacity, dst);
-    case DType::F16:
-      return pack_typed(static_cast<const f16*>(src), ld, row0, rows, d, ldp, capacity, dst);
-    default:
-      return pack_typed(static_cast<const float*>(src), ld, row0, rows, d, ldp, capacity, dst);
-  }
+// dst [capacity x ldp] = rows [row0, row0 + rows) of src in fp32, zero elsewhere:
+// the columns of a tile, one contiguous row each.
+void pack_cols(DType dtype, const void* src, std::int64_t ld, std::int64_t row0, std::int64_t rows,
+               std::int64_t d, std::int64_t ldp, std::int64_t capacity, float* dst) {
+  with_type(dtype, src, [&](const auto* in_base) {
+    for (std::int64_t r = 0; r < capacity; ++r) {
+      float* out = dst + r * ldp;
+      std::int64_t k = 0;
+      if (r < rows) {
+        const auto* in = in_base + (row0 + r) * ld;
+        for (; k < d; ++k)
+          out[k] = detail::to_float(in[k]);
+      }
+      std::fill(out + k, out + ldp, 0.0f);
+    }
+  });
+}
+
+// dst [d x kRows] = rows [row0, row0 + rows) of src in fp32, transposed (zero in
+// the lanes of missing rows): a block of rows, kRows values per k, so that the
+// logit product loads one block column as two vectors.
+void pack_rows_t(DType dtype, const void* src, std::int64_t ld, std::int64_t row0,
+                 std::int64_t rows, std::int64_t d, float* dst) {
+  with_type(dtype, src, [&](const auto* in_base) {
+    for (std::int64_t r = 0; r < kRows; ++r) {
+      if (r >= rows) {
+        for (std::int64_t k = 0; k < d; ++k)
+          dst[k * kRows + r] = 0.0f;
+        continue;
+      }
+      const auto* in = in_base + (row0 + r) * ld;
+      for (std::int64_t k = 0; k < d; ++k)
+        dst[k * kRows + r] = detail::to_float(in[k]);
+    }
+  });
 }
 
 // ------------------------------------------------------------------ hot loops
 // Always inlined into the per-ISA entry points at the end of the file, so that
 // each is compiled whole for its instruction set.
 
-// Four doubles in one (256-bit) vector: GCC/Clang vector extensions, so that the
-// accumulators of a register block are named values the compiler keeps in
-// registers (arrays of them it spills). The baseline entry point lowers them to
-// pairs of 128-bit operations.
-typedef double v4d __attribute__((vector_size(32)));
+// Eight floats in one (256-bit) vector: GCC/Clang vector extensions, so that the
+// accumulators of a register block are values the compiler keeps in registers
+// (the loops over them are fully unrolled). The baseline entry point lowers them
+// to pairs of 128-bit operations.
+typedef float v8f __attribute__((vector_size(32)));
 
-KFUSE_CPU_HOT v4d load4(const double* p) {
-  v4d v;
+KFUSE_CPU_HOT v8f load8(const float* p) {
+  v8f v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-KFUSE_CPU_HOT void store4(double* p, v4d v) {
+KFUSE_CPU_HOT void store8(float* p, v8f v) {
   std::memcpy(p, &v, sizeof(v));
 }
-KFUSE_CPU_HOT double lanes_sum(v4d v) {
-  return (v[0] + v[1]) + (v[2] + v[3]);
-}
 
-// out[ii][jj] = x_ii . y_jj for a 4 x 2 block of packed rows: 8 vector
-// accumulators over k, summed lane by lane in a fixed order at the end.
-KFUSE_CPU_HOT void dot_4x2(const double* __restrict x, const double* __restrict y, std::int64_t ldp,
-                           double (&out)[4][2]) {
-  v4d a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
-  for (std::int64_t k = 0; k < ldp; k += kVec) {
-    const v4d y0 = load4(y + k), y1 = load4(y + ldp + k);
-    v4d xv = load4(x + k);
-    a00 += xv * y0;
-    a01 += xv * y1;
-    xv = load4(x + ldp + k);
-    a10 += xv * y0;
-    a11 += xv * y1;
-    xv = load4(x + 2 * ldp + k);
-    a20 += xv * y0;
-    a21 += xv * y1;
-    xv = load4(x + 3 * ldp + k);
-    a30 += xv * y0;
-    a31 += xv * y1;
-  }
-  out[0][0] = lanes_sum(a00);
-  out[0][1] = lanes_sum(a01);
-  out[1][0] = lanes_sum(a10);
-  out[1][1] = lanes_sum(a11);
-  out[2][0] = lanes_sum(a20);
-  out[2][1] = lanes_sum(a21);
-  out[3][0] = lanes_sum(a30);
-  out[3][1] = lanes_sum(a31);
-}
-
-// s [kRows x kCols] = tau * xp yp^T + b over whole packed blocks (padding rows give b).
-KFUSE_CPU_HOT void logit_tile(const double* xp, const double* yp, std::int64_t ldp,
-                              const Scalars& sc, double* s) {
-  for (int r0 = 0; r0 < kRows; r0 += 4)
-    for (int c0 = 0; c0 < kCols; c0 += 2) {
-      double dot[4][2];
-      dot_4x2(xp + r0 * ldp, yp + c0 * ldp, ldp, dot);
-      for (int ii = 0; ii < 4; ++ii)
-        for (int jj = 0; jj < 2; ++jj)
-          s[(r0 + ii) * kCols + c0 + jj] = logit(dot[ii][jj], sc.tau, sc.bias);
+// out[c][r] = x_r . y_c for the kRows rows of a transposed block xt [d x kRows]
+// and C packed columns y: 2 C vector accumulators (rows 0-7 and 8-15 of each
+// column), fp32 FMAs over k in order.
+template <int C>
+KFUSE_CPU_HOT void dot_block(const float* __restrict xt, const float* __restrict y,
+                             std::int64_t ldp, std::int64_t d, float (&out)[C][kRows]) {
+  v8f lo[C], hi[C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+    lo[c] = hi[c] = v8f{};
+  for (std::int64_t k = 0; k < d; ++k) {
+    const v8f x0 = load8(xt + k * kRows), x1 = load8(xt + k * kRows + 8);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const float yc = y[c * ldp + k];
+      lo[c] += x0 * yc;
+      hi[c] += x1 * yc;
     }
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) {
+    store8(out[c], lo[c]);
+    store8(out[c] + 8, hi[c]);
+  }
+}
+
+// s [kRows x kCols] = tau * xt^T yp^T + b in double, from fp32 dot products over
+// whole packed blocks (padding rows and columns give b). Columns in register
+// blocks of kColBlock; yp holds kColsPacked >= kCols rows, the extra ones zero.
+KFUSE_CPU_HOT void logit_tile(const float* xt, const float* yp, std::int64_t ldp, std::int64_t d,
+                              const Scalars& sc, double* s) {
+  for (int c0 = 0; c0 < kCols; c0 += kColBlock) {
+    float dot[kColBlock][kRows];
+    dot_block<kColBlock>(xt, yp + c0 * ldp, ldp, d, dot);
+    const int nc = std::min<int>(kColBlock, kCols - c0);
+    for (int r = 0; r < kRows; ++r)
+      for (int c = 0; c < nc; ++c)
+        s[r * kCols + c0 + c] = logit(double(dot[c][r]), sc.tau, sc.bias);
+  }
+}
+
+// acc [R x ldp] += g [R x kCols] yp [kCols x ldp] over the first `cols` columns
+// of g, for d-columns [k0, k0 + kStrip): 2 R vector accumulators in fp32 over the
+// tile's columns, added to the double accumulator once per tile.
+template <int R>
+KFUSE_CPU_HOT void grad_block(const float* __restrict g, const float* __restrict yp,
+                              std::int64_t cols, std::int64_t ldp, std::int64_t k0,
+                              double* __restrict acc) {
+  v8f lo[R], hi[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    lo[r] = hi[r] = v8f{};
+  for (std::int64_t j = 0; j < cols; ++j) {
+    const v8f y0 = load8(yp + j * ldp + k0), y1 = load8(yp + j * ldp + k0 + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float gr = g[r * kCols + j];
+      lo[r] += gr * y0;
+      hi[r] += gr * y1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float part[kStrip];
+    store8(part, lo[r]);
+    store8(part + 8, hi[r]);
+    double* a = acc + r * ldp + k0;
+    for (int q = 0; q < kStrip; ++q)
+      a[q] += double(part[q]);
+  }
 }
 
 // acc [kRows x ldp] += g [kRows x kCols] yp [kCols x ldp] over the first `cols`
-// columns of g, in register blocks of 4 rows x kStrip d-columns.
-KFUSE_CPU_HOT void accumulate_tile(const double* __restrict g, const double* __restrict yp,
-                                   std::int64_t cols, std::int64_t ldp, double* __restrict acc) {
-  for (int r0 = 0; r0 < kRows; r0 += 4)
-    for (std::int64_t k0 = 0; k0 < ldp; k0 += kStrip) {
-      double* a = acc + r0 * ldp + k0;
-      v4d a00 = load4(a), a01 = load4(a + 4), a10 = load4(a + ldp), a11 = load4(a + ldp + 4),
-          a20 = load4(a + 2 * ldp), a21 = load4(a + 2 * ldp + 4), a30 = load4(a + 3 * ldp),
-          a31 = load4(a + 3 * ldp + 4);
-      const double* gr = g + r0 * kCols;
-      for (std::int64_t jj = 0; jj < cols; ++jj) {
-        const v4d y0 = load4(yp + jj * ldp + k0), y1 = load4(yp + jj * ldp + k0 + 4);
-        a00 += gr[jj] * y0;
-        a01 += gr[jj] * y1;
-        a10 += gr[kCols + jj] * y0;
-        a11 += gr[kCols + jj] * y1;
-        a20 += gr[2 * kCols + jj] * y0;
-        a21 += gr[2 * kCols + jj] * y1;
-        a30 += gr[3 * kCols + jj] * y0;
-        a31 += gr[3 * kCols + jj] * y1;
-      }
-      store4(a, a00);
-      store4(a + 4, a01);
-      store4(a + ldp, a10);
-      store4(a + ldp + 4, a11);
-      store4(a + 2 * ldp, a20);
-      store4(a + 2 * ldp + 4, a21);
-      store4(a + 3 * ldp, a30);
-      store4(a + 3 * ldp + 4, a31);
-    }
+// columns of g: strips of kStrip d-columns (one strip of yp, 64 rows x 64 bytes,
+// stays in L1 across the row blocks), row blocks of 6, 6 and 4.
+KFUSE_CPU_HOT void accumulate_tile(const float* g, const float* yp, std::int64_t cols,
+                                   std::int64_t ldp, double* acc) {
+  static_assert(kRows == 16, "row blocks 6 + 6 + 4");
+  for (std::int64_t k0 = 0; k0 < ldp; k0 += kStrip) {
+    grad_block<6>(g, yp, cols, ldp, k0, acc);
+    grad_block<6>(g + 6 * kCols, yp, cols, ldp, k0, acc + 6 * ldp);
+    grad_block<4>(g + 12 * kCols, yp, cols, ldp, k0, acc + 12 * ldp);
+  }
 }
 
 // ------------------------------------------------------------------ forward
@@ -214,8 +242,15 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
   const std::int64_t c_end = std::min(s.ny, c_begin + plan.tiles_per_group * kCols);
   if (r_begin >= r_end || c_begin >= c_end) return;
 
-  std::vector<double> xp(static_cast<std::size_t>(kRows * ldp));
-  std::vector<double> yp(static_cast<std::size_t>(kCols * ldp));
+  // The rectangle's row blocks, packed once for all its column tiles.
+  const std::int64_t blocks = (r_end - r_begin + kRows - 1) / kRows;
+  std::vector<float> xt(static_cast<std::size_t>(blocks * kRows * s.d));
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t i0 = r_begin + b * kRows;
+    pack_rows_t(s.dtype, s.x, s.ldx, i0, std::min(kRows, r_end - i0), s.d,
+                xt.data() + b * kRows * s.d);
+  }
+  std::vector<float> yp(static_cast<std::size_t>(kColsPacked * ldp));
   std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
   std::vector<State> rows(static_cast<std::size_t>(r_end - r_begin),
                           State{lse_empty<double>(), 0.0});
@@ -224,14 +259,13 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
 
   for (std::int64_t j0 = c_begin; j0 < c_end; j0 += kCols) {
     const std::int64_t cols = std::min(kCols, c_end - j0);
-    pack_rows(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kCols, yp.data());
+    pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kColsPacked, yp.data());
     State col[kCols];
     for (auto& c : col)
       c = State{lse_empty<double>(), 0.0};
     for (std::int64_t i0 = r_begin; i0 < r_end; i0 += kRows) {
       const std::int64_t nr = std::min(kRows, r_end - i0);
-      pack_rows(s.dtype, s.x, s.ldx, i0, nr, s.d, ldp, kRows, xp.data());
-      logit_tile(xp.data(), yp.data(), ldp, sc, tile.data());
+      logit_tile(xt.data() + (i0 - r_begin) * s.d, yp.data(), ldp, s.d, sc, tile.data());
       for (std::int64_t r = 0; r < nr; ++r) {
         const std::int64_t i = i0 + r;
         const double* srow = tile.data() + r * kCols;
@@ -307,6 +341,33 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
 
 // ------------------------------------------------------------------ backward
 
+// The positive columns of row i in a tile of `cols` columns, as tile offsets into
+// pos: `target` (the row's own label as an offset, any value) when in range, and
+// each column whose label (label_col, -1 for none) is i. Returns their count.
+int positive_columns(std::int64_t target, const std::int64_t* label_col, std::int64_t cols,
+                     std::int64_t i, std::int64_t* pos) {
+  int n = 0;
+  if (target >= 0 && target < cols) pos[n++] = target;
+  for (std::int64_t c = 0; c < cols; ++c)
+    if (label_col[c] == i && c != target) pos[n++] = c;
+  return n;
+}
+
+// g[c] = dlogit(v[c], lse_col[c], positive) for one row of a tile, zero beyond
+// `cols`: every pair as a negative first, in a branch-free loop over the whole
+// tile that the compiler vectorises (the exponentials are most of the
+// backward's non-product work), then the few positive columns again.
+template <class DLogit>
+KFUSE_CPU_HOT void row_dlogits(const double* v, std::int64_t cols, const std::int64_t* pos,
+                               int npos, double* g, DLogit&& dlogit, const double* lse_col) {
+  for (std::int64_t c = 0; c < kCols; ++c)
+    g[c] = dlogit(v[c], lse_col[c], false);
+  for (std::int64_t c = cols; c < kCols; ++c)
+    g[c] = 0.0;
+  for (int q = 0; q < npos; ++q)
+    g[pos[q]] = dlogit(v[pos[q]], lse_col[pos[q]], true);
+}
+
 // One block of rows against every column: dX rows, and the per-row sums.
 KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
   const Logits& s = p.s;
@@ -316,18 +377,20 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
   const std::int64_t nr = std::min(kRows, s.nx - i0);
   const double eps = p.smoothing, nx = double(s.nx), ny = double(s.ny);
 
-  std::vector<double> xp(static_cast<std::size_t>(kRows * ldp));
-  std::vector<double> yp(static_cast<std::size_t>(kCols * ldp));
+  std::vector<float> xt(static_cast<std::size_t>(kRows * s.d));
+  std::vector<float> yp(static_cast<std::size_t>(kColsPacked * ldp));
   std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
-  std::vector<double> grad(static_cast<std::size_t>(kRows * kCols), 0.0);
+  // dS' of the tile in fp32 (an O(1) factor of the gradient product), zero beyond
+  // the block's rows and the tile's columns.
+  std::vector<float> grad(static_cast<std::size_t>(kRows * kCols), 0.0f);
   std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(kRows * ldp) : 0, 0.0);
   double dt[kRows] = {}, db[kRows] = {}, loss[kRows] = {};
-  pack_rows(s.dtype, s.x, s.ldx, i0, nr, s.d, ldp, kRows, xp.data());
+  pack_rows_t(s.dtype, s.x, s.ldx, i0, nr, s.d, xt.data());
 
   for (std::int64_t j0 = 0; j0 < s.ny; j0 += kCols) {
     const std::int64_t cols = std::min(kCols, s.ny - j0);
-    pack_rows(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kCols, yp.data());
-    logit_tile(xp.data(), yp.data(), ldp, sc, tile.data());
+    pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kColsPacked, yp.data());
+    logit_tile(xt.data(), yp.data(), ldp, s.d, sc, tile.data());
     // The tile's column data; a pair is positive when j == target (Identity: i,
     // Rows: labels[i]) or labels[j] == i (Cols).
     double lse_col[kCols];
@@ -341,34 +404,35 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
       const std::int64_t target = s.label_mode == LabelMode::Rows
                                       ? s.labels[i]
                                       : (s.label_mode == LabelMode::Identity ? i : -1);
+      std::int64_t pos[kCols];
+      const int npos = positive_columns(target - j0, label_col, cols, i, pos);
       const double lse_row = clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
       const double* v = tile.data() + r * kCols;
-      double* gr = grad.data() + r * kCols;
+      double g[kCols];
+      if (clip)
+        row_dlogits(
+            v, cols, pos, npos, g,
+            [&](double sv, double lse_col_c, bool positive) {
+              return clip_dlogit(sv, lse_row, lse_col_c, positive, p.rx, p.ry, eps, nx, ny);
+            },
+            lse_col);
+      else
+        row_dlogits(
+            v, cols, pos, npos, g,
+            [](double sv, double, bool positive) { return siglip_dlogit(sv, positive); }, lse_col);
       double tdt = 0.0, tdb = 0.0;
-      if (clip) {
+      float* gr = grad.data() + r * kCols;
 #pragma omp simd reduction(+ : tdt, tdb)
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const bool pos = j0 + c == target || label_col[c] == i;
-          const double g = clip_dlogit(v[c], lse_row, lse_col[c], pos, p.rx, p.ry, eps, nx, ny);
-          gr[c] = g;
-          tdt += g * (v[c] - sc.bias);
-          tdb += g;
-        }
-      } else {
-#pragma omp simd reduction(+ : tdt, tdb)
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const bool pos = j0 + c == target || label_col[c] == i;
-          const double g = siglip_dlogit(v[c], pos);
-          gr[c] = g;
-          tdt += g * (v[c] - sc.bias);
-          tdb += g;
-        }
-        if (p.loss_rows != nullptr)
-          for (std::int64_t c = 0; c < cols; ++c)
-            loss[r] += siglip_term(v[c], j0 + c == target || label_col[c] == i);
+      for (std::int64_t c = 0; c < kCols; ++c) {
+        gr[c] = static_cast<float>(g[c]);
+        tdt += g[c] * (v[c] - sc.bias);
+        tdb += g[c];
       }
       dt[r] += tdt;
       db[r] += tdb;
+      if (!clip && p.loss_rows != nullptr)
+        for (std::int64_t c = 0; c < cols; ++c)
+          loss[r] += siglip_term(v[c], j0 + c == target || label_col[c] == i);
     }
     if (p.dx != nullptr) accumulate_tile(grad.data(), yp.data(), cols, ldp, acc.data());
   }
