@@ -213,6 +213,32 @@ KFUSE_CPU_HOT void accumulate_tile(const float* g, const float* yp, std::int64_t
   }
 }
 
+// ------------------------------------------------------------------ per-pair terms
+
+// out[c] = f(c, positive) over one row of a tile, zero beyond `cols`: every pair
+// as a negative first, in a branch-free loop over the whole tile that the compiler
+// vectorises (the exponentials and logarithms are most of the non-product work),
+// then the row's few positive columns pos[0, npos) again.
+template <class F>
+KFUSE_CPU_HOT void row_terms(std::int64_t cols, const std::int64_t* pos, int npos, double* out,
+                             F&& f) {
+  for (std::int64_t c = 0; c < kCols; ++c)
+    out[c] = f(c, false);
+  for (std::int64_t c = cols; c < kCols; ++c)
+    out[c] = 0.0;
+  for (int q = 0; q < npos; ++q)
+    out[pos[q]] = f(pos[q], true);
+}
+
+// The sum of a row of kCols terms, in a fixed (vector lane) order.
+KFUSE_CPU_HOT double row_sum(const double* t) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t c = 0; c < kCols; ++c)
+    sum += t[c];
+  return sum;
+}
+
 // ------------------------------------------------------------------ forward
 
 // A partial state in the workspace: kStateFloats doubles.
@@ -277,10 +303,11 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
                                         : (s.label_mode == LabelMode::Identity ? i : -1);
         const std::int64_t pc = target >= j0 && target < j0 + cols ? target - j0 : -1;
         if (!clip) {
-          double sum = 0.0;
-          for (std::int64_t c = 0; c < cols; ++c)
-            sum += siglip_term(srow[c], c == pc);
-          st.sum += sum;
+          const std::int64_t pos[1] = {pc};
+          double terms[kCols];
+          row_terms(cols, pos, pc >= 0 ? 1 : 0, terms,
+                    [&](std::int64_t c, bool positive) { return siglip_term(srow[c], positive); });
+          st.sum += row_sum(terms);
           continue;
         }
         double block_max = -INFINITY, sum = 0.0;
@@ -353,21 +380,6 @@ int positive_columns(std::int64_t target, const std::int64_t* label_col, std::in
   return n;
 }
 
-// g[c] = dlogit(v[c], lse_col[c], positive) for one row of a tile, zero beyond
-// `cols`: every pair as a negative first, in a branch-free loop over the whole
-// tile that the compiler vectorises (the exponentials are most of the
-// backward's non-product work), then the few positive columns again.
-template <class DLogit>
-KFUSE_CPU_HOT void row_dlogits(const double* v, std::int64_t cols, const std::int64_t* pos,
-                               int npos, double* g, DLogit&& dlogit, const double* lse_col) {
-  for (std::int64_t c = 0; c < kCols; ++c)
-    g[c] = dlogit(v[c], lse_col[c], false);
-  for (std::int64_t c = cols; c < kCols; ++c)
-    g[c] = 0.0;
-  for (int q = 0; q < npos; ++q)
-    g[pos[q]] = dlogit(v[pos[q]], lse_col[pos[q]], true);
-}
-
 // One block of rows against every column: dX rows, and the per-row sums.
 KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
   const Logits& s = p.s;
@@ -410,16 +422,12 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
       const double* v = tile.data() + r * kCols;
       double g[kCols];
       if (clip)
-        row_dlogits(
-            v, cols, pos, npos, g,
-            [&](double sv, double lse_col_c, bool positive) {
-              return clip_dlogit(sv, lse_row, lse_col_c, positive, p.rx, p.ry, eps, nx, ny);
-            },
-            lse_col);
+        row_terms(cols, pos, npos, g, [&](std::int64_t c, bool positive) {
+          return clip_dlogit(v[c], lse_row, lse_col[c], positive, p.rx, p.ry, eps, nx, ny);
+        });
       else
-        row_dlogits(
-            v, cols, pos, npos, g,
-            [](double sv, double, bool positive) { return siglip_dlogit(sv, positive); }, lse_col);
+        row_terms(cols, pos, npos, g,
+                  [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
       double tdt = 0.0, tdb = 0.0;
       float* gr = grad.data() + r * kCols;
 #pragma omp simd reduction(+ : tdt, tdb)
@@ -430,9 +438,12 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
       }
       dt[r] += tdt;
       db[r] += tdb;
-      if (!clip && p.loss_rows != nullptr)
-        for (std::int64_t c = 0; c < cols; ++c)
-          loss[r] += siglip_term(v[c], j0 + c == target || label_col[c] == i);
+      if (!clip && p.loss_rows != nullptr) {
+        double terms[kCols];
+        row_terms(cols, pos, npos, terms,
+                  [&](std::int64_t c, bool positive) { return siglip_term(v[c], positive); });
+        loss[r] += row_sum(terms);
+      }
     }
     if (p.dx != nullptr) accumulate_tile(grad.data(), yp.data(), cols, ldp, acc.data());
   }
