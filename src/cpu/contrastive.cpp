@@ -30,6 +30,8 @@ constexpr int kColBlock = 6;        // columns per register block of the logit p
 // Packed column rows of a tile: kCols rounded up to whole register blocks (zero).
 constexpr std::int64_t kColsPacked = (kCols + kColBlock - 1) / kColBlock * kColBlock;
 constexpr int kStrip = 16;  // d-columns (two fp32 vectors) per register block of dX
+// Row blocks of one backward task, which share each packed column tile.
+constexpr std::int64_t kTaskBlocks = 4;
 
 // Below this many merged states, a parallel region costs more than it saves.
 constexpr std::int64_t kParallelMin = 1 << 16;
@@ -380,104 +382,148 @@ int positive_columns(std::int64_t target, const std::int64_t* label_col, std::in
   return n;
 }
 
-// One block of rows against every column: dX rows, and the per-row sums.
-KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
+// The backward's per-pass constants.
+struct BackwardScalars {
+  Scalars sc;
+  bool clip;
+  std::int64_t ldp;
+  double eps, nx, ny;
+};
+
+// One block of rows of a backward task: its packed rows, its dX accumulator and
+// its per-row sums, which only its own tiles touch (so their values do not depend
+// on how blocks are grouped into tasks or tasks onto threads).
+struct RowBlock {
+  std::int64_t i0, nr;
+  const float* xt;  // [d x kRows]
+  double* acc;      // [kRows x ldp] (rows >= nr: scratch)
+  double dt[kRows], db[kRows], loss[kRows];
+};
+
+// One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
+// the per-row sums and the dX product. tile and grad are scratch.
+KFUSE_CPU_HOT void backward_tile(const Backward& p, const BackwardScalars& k, RowBlock& blk,
+                                 std::int64_t j0, std::int64_t cols, const float* yp,
+                                 const double* lse_col, const std::int64_t* label_col, double* tile,
+                                 float* grad) {
   const Logits& s = p.s;
-  const Scalars sc = resolve(s);
-  const bool clip = p.loss == Loss::Clip;
-  const std::int64_t ldp = packed_ld(s.d);
-  const std::int64_t nr = std::min(kRows, s.nx - i0);
-  const double eps = p.smoothing, nx = double(s.nx), ny = double(s.ny);
-
-  std::vector<float> xt(static_cast<std::size_t>(kRows * s.d));
-  std::vector<float> yp(static_cast<std::size_t>(kColsPacked * ldp));
-  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
-  // dS' of the tile in fp32 (an O(1) factor of the gradient product), zero beyond
-  // the block's rows and the tile's columns.
-  std::vector<float> grad(static_cast<std::size_t>(kRows * kCols), 0.0f);
-  std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(kRows * ldp) : 0, 0.0);
-  double dt[kRows] = {}, db[kRows] = {}, loss[kRows] = {};
-  pack_rows_t(s.dtype, s.x, s.ldx, i0, nr, s.d, xt.data());
-
-  for (std::int64_t j0 = 0; j0 < s.ny; j0 += kCols) {
-    const std::int64_t cols = std::min(kCols, s.ny - j0);
-    pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kColsPacked, yp.data());
-    logit_tile(xt.data(), yp.data(), ldp, s.d, sc, tile.data());
-    // The tile's column data; a pair is positive when j == target (Identity: i,
-    // Rows: labels[i]) or labels[j] == i (Cols).
-    double lse_col[kCols];
-    std::int64_t label_col[kCols];
-    for (std::int64_t c = 0; c < kCols; ++c) {
-      lse_col[c] = clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
-      label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
-    }
-    for (std::int64_t r = 0; r < nr; ++r) {
-      const std::int64_t i = i0 + r;
-      const std::int64_t target = s.label_mode == LabelMode::Rows
-                                      ? s.labels[i]
-                                      : (s.label_mode == LabelMode::Identity ? i : -1);
-      std::int64_t pos[kCols];
-      const int npos = positive_columns(target - j0, label_col, cols, i, pos);
-      const double lse_row = clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
-      const double* v = tile.data() + r * kCols;
-      double g[kCols];
-      if (clip)
-        row_terms(cols, pos, npos, g, [&](std::int64_t c, bool positive) {
-          return clip_dlogit(v[c], lse_row, lse_col[c], positive, p.rx, p.ry, eps, nx, ny);
-        });
-      else
-        row_terms(cols, pos, npos, g,
-                  [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
-      double tdt = 0.0, tdb = 0.0;
-      float* gr = grad.data() + r * kCols;
+  logit_tile(blk.xt, yp, k.ldp, s.d, k.sc, tile);
+  for (std::int64_t r = 0; r < blk.nr; ++r) {
+    const std::int64_t i = blk.i0 + r;
+    // A pair is positive when j == target (Identity: i, Rows: labels[i]) or
+    // labels[j] == i (Cols).
+    const std::int64_t target = s.label_mode == LabelMode::Rows
+                                    ? s.labels[i]
+                                    : (s.label_mode == LabelMode::Identity ? i : -1);
+    std::int64_t pos[kCols];
+    const int npos = positive_columns(target - j0, label_col, cols, i, pos);
+    const double lse_row = k.clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
+    const double* v = tile + r * kCols;
+    double g[kCols];
+    if (k.clip)
+      row_terms(cols, pos, npos, g, [&](std::int64_t c, bool positive) {
+        return clip_dlogit(v[c], lse_row, lse_col[c], positive, p.rx, p.ry, k.eps, k.nx, k.ny);
+      });
+    else
+      row_terms(cols, pos, npos, g,
+                [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
+    double tdt = 0.0, tdb = 0.0;
+    float* gr = grad + r * kCols;
 #pragma omp simd reduction(+ : tdt, tdb)
-      for (std::int64_t c = 0; c < kCols; ++c) {
-        gr[c] = static_cast<float>(g[c]);
-        tdt += g[c] * (v[c] - sc.bias);
-        tdb += g[c];
-      }
-      dt[r] += tdt;
-      db[r] += tdb;
-      if (!clip && p.loss_rows != nullptr) {
-        double terms[kCols];
-        row_terms(cols, pos, npos, terms,
-                  [&](std::int64_t c, bool positive) { return siglip_term(v[c], positive); });
-        loss[r] += row_sum(terms);
-      }
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      gr[c] = static_cast<float>(g[c]);
+      tdt += g[c] * (v[c] - k.sc.bias);
+      tdb += g[c];
     }
-    if (p.dx != nullptr) accumulate_tile(grad.data(), yp.data(), cols, ldp, acc.data());
+    blk.dt[r] += tdt;
+    blk.db[r] += tdb;
+    if (!k.clip && p.loss_rows != nullptr) {
+      double terms[kCols];
+      row_terms(cols, pos, npos, terms,
+                [&](std::int64_t c, bool positive) { return siglip_term(v[c], positive); });
+      blk.loss[r] += row_sum(terms);
+    }
   }
+  // Rows beyond the block's own (the pass's last block only) add nothing.
+  std::fill(grad + blk.nr * kCols, grad + kRows * kCols, 0.0f);
+  if (p.dx != nullptr) accumulate_tile(grad, yp, cols, k.ldp, blk.acc);
+}
 
+// A block's outputs: dX rows (tau c0 acc) and the per-row sums.
+void store_rows(const Backward& p, const BackwardScalars& k, const RowBlock& blk) {
+  const Logits& s = p.s;
   const double c0 = p.coef * resolve(p.grad_loss);
-  for (std::int64_t r = 0; r < nr; ++r) {
-    const std::int64_t i = i0 + r;
-    if (p.dt_rows != nullptr) p.dt_rows[i] = c0 * dt[r];
-    if (p.db_rows != nullptr) p.db_rows[i] = c0 * db[r];
-    if (p.loss_rows != nullptr) p.loss_rows[i] = static_cast<float>(loss[r]);
+  for (std::int64_t r = 0; r < blk.nr; ++r) {
+    const std::int64_t i = blk.i0 + r;
+    if (p.dt_rows != nullptr) p.dt_rows[i] = c0 * blk.dt[r];
+    if (p.db_rows != nullptr) p.db_rows[i] = c0 * blk.db[r];
+    if (p.loss_rows != nullptr) p.loss_rows[i] = static_cast<float>(blk.loss[r]);
     if (p.dx == nullptr) continue;
-    const double scale = sc.tau * c0;
-    const double* a = acc.data() + r * ldp;
+    const double scale = k.sc.tau * c0;
+    const double* a = blk.acc + r * k.ldp;
     switch (p.dx_dtype) {
       case DType::BF16: {
         auto* out = static_cast<bf16*>(p.dx) + i * p.lddx;
-        for (std::int64_t k = 0; k < s.d; ++k)
-          out[k] = detail::to_bf16(static_cast<float>(scale * a[k]));
+        for (std::int64_t q = 0; q < s.d; ++q)
+          out[q] = detail::to_bf16(static_cast<float>(scale * a[q]));
         break;
       }
       case DType::F16: {
         auto* out = static_cast<f16*>(p.dx) + i * p.lddx;
-        for (std::int64_t k = 0; k < s.d; ++k)
-          out[k] = detail::to_f16(static_cast<float>(scale * a[k]));
+        for (std::int64_t q = 0; q < s.d; ++q)
+          out[q] = detail::to_f16(static_cast<float>(scale * a[q]));
         break;
       }
       default: {
         auto* out = static_cast<float*>(p.dx) + i * p.lddx;
-        for (std::int64_t k = 0; k < s.d; ++k)
-          out[k] = static_cast<float>(scale * a[k]);
+        for (std::int64_t q = 0; q < s.d; ++q)
+          out[q] = static_cast<float>(scale * a[q]);
         break;
       }
     }
   }
+}
+
+// One task: the row blocks starting at rows [i_begin, i_end) against every column,
+// column tiles outer (each packed once for all the task's blocks).
+KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i_begin, std::int64_t i_end) {
+  const Logits& s = p.s;
+  const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, packed_ld(s.d),
+                          p.smoothing, double(s.nx),         double(s.ny)};
+  const std::int64_t nblk = (i_end - i_begin + kRows - 1) / kRows;
+  std::vector<float> xt(static_cast<std::size_t>(nblk * kRows * s.d));
+  std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(nblk * kRows * k.ldp) : 0,
+                          0.0);
+  std::vector<RowBlock> blocks(static_cast<std::size_t>(nblk));
+  for (std::int64_t b = 0; b < nblk; ++b) {
+    RowBlock& blk = blocks[b];
+    blk = RowBlock{};
+    blk.i0 = i_begin + b * kRows;
+    blk.nr = std::min(kRows, i_end - blk.i0);
+    float* x = xt.data() + b * kRows * s.d;
+    pack_rows_t(s.dtype, s.x, s.ldx, blk.i0, blk.nr, s.d, x);
+    blk.xt = x;
+    blk.acc = p.dx != nullptr ? acc.data() + b * kRows * k.ldp : nullptr;
+  }
+  std::vector<float> yp(static_cast<std::size_t>(kColsPacked * k.ldp));
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  // dS' of a tile in fp32 (an O(1) factor of the gradient product).
+  std::vector<float> grad(static_cast<std::size_t>(kRows * kCols), 0.0f);
+
+  for (std::int64_t j0 = 0; j0 < s.ny; j0 += kCols) {
+    const std::int64_t cols = std::min(kCols, s.ny - j0);
+    pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, k.ldp, kColsPacked, yp.data());
+    double lse_col[kCols];
+    std::int64_t label_col[kCols];
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      lse_col[c] = k.clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
+      label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
+    }
+    for (RowBlock& blk : blocks)
+      backward_tile(p, k, blk, j0, cols, yp.data(), lse_col, label_col, tile.data(), grad.data());
+  }
+  for (const RowBlock& blk : blocks)
+    store_rows(p, k, blk);
 }
 
 // ------------------------------------------------------------------ entry points
@@ -485,8 +531,8 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i0) {
 void forward_rect_baseline(const Forward& p, std::int64_t g, std::int64_t h) {
   forward_rect(p, g, h);
 }
-void backward_rows_baseline(const Backward& p, std::int64_t i0) {
-  backward_rows(p, i0);
+void backward_rows_baseline(const Backward& p, std::int64_t i_begin, std::int64_t i_end) {
+  backward_rows(p, i_begin, i_end);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -494,8 +540,9 @@ __attribute__((target("avx2,fma"))) void forward_rect_avx2(const Forward& p, std
                                                            std::int64_t h) {
   forward_rect(p, g, h);
 }
-__attribute__((target("avx2,fma"))) void backward_rows_avx2(const Backward& p, std::int64_t i0) {
-  backward_rows(p, i0);
+__attribute__((target("avx2,fma"))) void backward_rows_avx2(const Backward& p, std::int64_t i_begin,
+                                                            std::int64_t i_end) {
+  backward_rows(p, i_begin, i_end);
 }
 #endif
 
@@ -552,10 +599,11 @@ void contrastive_backward(const Backward& p) {
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &backward_rows_avx2;
 #endif
-  const std::int64_t blocks = (p.s.nx + kRows - 1) / kRows;
-#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
-  for (std::int64_t b = 0; b < blocks; ++b)
-    rows_fn(p, b * kRows);
+  const std::int64_t task_rows = kTaskBlocks * kRows;
+  const std::int64_t tasks = (p.s.nx + task_rows - 1) / task_rows;
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+  for (std::int64_t t = 0; t < tasks; ++t)
+    rows_fn(p, t * task_rows, std::min(p.s.nx, (t + 1) * task_rows));
 }
 
 }  // namespace kfuse::cpu
