@@ -35,8 +35,23 @@ std::string shape_name(const Shape& s) {
 // rectangular, on both sides of the GPU's 64-wide tiles. The CPU's reference stays
 // small (these tests must take seconds); the GPU adds the large sizes.
 const std::vector<Shape> kCpuShapes = {
-    {1, 1, 1},   {2, 2, 7},       {63, 63, 64},   {64, 64, 7},   {65, 65, 1}, {64, 65, 512},
-    {65, 63, 7}, {1000, 1000, 7}, {1000, 63, 64}, {2, 1000, 64}, {65, 1, 7},  {13, 17, 3},
+    {1, 1, 1},
+    {2, 2, 7},
+    {63, 63, 64},
+    {64, 64, 7},
+    {65, 65, 1},
+    {64, 65, 512},
+    {65, 63, 7},
+    {1000, 1000, 7},
+    {1000, 63, 64},
+    {2, 1000, 64},
+    {65, 1, 7},
+    {13, 17, 3},
+    // The CPU path's blockings: d around its 16-float strips, rows around its
+    // 64-row backward tasks (plus one block plus one row), 16 = 6 + 6 + 4 rows.
+    {129, 130, 17},
+    {16, 16, 16},
+    {17, 15, 15},
 };
 std::vector<Shape> cuda_shapes() {
   std::vector<Shape> s = kCpuShapes;
