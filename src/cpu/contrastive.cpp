@@ -30,6 +30,8 @@ constexpr int kColBlock = 6;        // columns per register block of the logit p
 // Packed column rows of a tile: kCols rounded up to whole register blocks (zero).
 constexpr std::int64_t kColsPacked = (kCols + kColBlock - 1) / kColBlock * kColBlock;
 constexpr int kStrip = 16;  // d-columns (two fp32 vectors) per register block of dX
+// Row blocks of a forward rectangle packed at a time (256 rows: 1 MiB at d = 1024).
+constexpr std::int64_t kPackBlocks = 16;
 // Row blocks of one backward task, which share each packed column tile.
 constexpr std::int64_t kTaskBlocks = 4;
 
@@ -255,14 +257,88 @@ void store_state(double* part, const State& st) {
   part[2] = st.sum;
 }
 
-// One rectangle of the plan: column tiles outer (each packed once), row blocks
-// inner; the rectangle's row states persist across its column tiles, a column's
-// state is complete after the inner loop.
+// Folds one tile of logits (rows [i0, i0 + nr), columns [j0, j0 + cols)) into the
+// states of its rows (rows[0, nr)) and of its columns (col[0, cols)), and records
+// the positives' logits.
+KFUSE_CPU_HOT void tile_stats(const Forward& p, const double* tile, std::int64_t i0,
+                              std::int64_t nr, std::int64_t j0, std::int64_t cols, State* rows,
+                              State* col) {
+  const Logits& s = p.s;
+  const bool clip = p.loss == Loss::Clip;
+  for (std::int64_t r = 0; r < nr; ++r) {
+    const std::int64_t i = i0 + r;
+    const double* srow = tile + r * kCols;
+    State& st = rows[r];
+    // The row's positive column, as a tile offset or -1 (a forward pass has
+    // its labels on its rows: modes Identity and Rows only).
+    const std::int64_t target = s.label_mode == LabelMode::Rows
+                                    ? s.labels[i]
+                                    : (s.label_mode == LabelMode::Identity ? i : -1);
+    const std::int64_t pc = target >= j0 && target < j0 + cols ? target - j0 : -1;
+    if (!clip) {
+      const std::int64_t pos[1] = {pc};
+      double terms[kCols];
+      row_terms(cols, pos, pc >= 0 ? 1 : 0, terms,
+                [&](std::int64_t c, bool positive) { return siglip_term(srow[c], positive); });
+      st.sum += row_sum(terms);
+      continue;
+    }
+    double block_max = -INFINITY, sum = 0.0;
+#pragma omp simd reduction(max : block_max) reduction(+ : sum)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      block_max = std::max(block_max, srow[c]);
+      sum += srow[c];
+    }
+    const double m = std::max(st.lse.m, block_max);
+    double e = 0.0;
+#pragma omp simd reduction(+ : e)
+    for (std::int64_t c = 0; c < cols; ++c)
+      e += c_exp(srow[c] - m);
+    st.lse = lse_merge(st.lse, Lse<double>{m, e});
+    st.sum += sum;
+    if (pc >= 0) {
+      p.pos_x[i] = static_cast<float>(srow[pc]);
+      if (p.want_cols) p.pos_y[j0 + pc] = static_cast<float>(srow[pc]);
+    }
+  }
+  if (!clip || !p.want_cols) return;
+  // Column by column, vectorised across the tile's columns.
+  double cmax[kCols], csum[kCols], cexp[kCols];
+  for (std::int64_t c = 0; c < kCols; ++c) {
+    cmax[c] = -INFINITY;
+    csum[c] = 0.0;
+    cexp[c] = 0.0;
+  }
+  for (std::int64_t r = 0; r < nr; ++r) {
+    const double* srow = tile + r * kCols;
+#pragma omp simd
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      cmax[c] = std::max(cmax[c], srow[c]);
+      csum[c] += srow[c];
+    }
+  }
+  for (std::int64_t c = 0; c < cols; ++c)
+    cmax[c] = std::max(cmax[c], col[c].lse.m);
+  for (std::int64_t r = 0; r < nr; ++r) {
+    const double* srow = tile + r * kCols;
+#pragma omp simd
+    for (std::int64_t c = 0; c < kCols; ++c)
+      cexp[c] += c_exp(srow[c] - cmax[c]);
+  }
+  for (std::int64_t c = 0; c < cols; ++c) {
+    col[c].lse = lse_merge(col[c].lse, Lse<double>{cmax[c], cexp[c]});
+    col[c].sum += csum[c];
+  }
+}
+
+// One rectangle of the plan, in chunks of up to kPackBlocks row blocks (packed once
+// per chunk, so that the packed rows stay bounded); in a chunk, column tiles outer
+// (each packed once), row blocks inner. Row and column states persist across the
+// rectangle; each column's state meets the row blocks in increasing order.
 KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h) {
   const RectPlan& plan = p.plan;
   const Logits& s = p.s;
   const Scalars sc = resolve(s);
-  const bool clip = p.loss == Loss::Clip;
   const std::int64_t ldp = packed_ld(s.d);
   const std::int64_t r_begin = g * plan.blocks_per_group * kRows;
   const std::int64_t r_end = std::min(s.nx, r_begin + plan.blocks_per_group * kRows);
@@ -270,100 +346,34 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
   const std::int64_t c_end = std::min(s.ny, c_begin + plan.tiles_per_group * kCols);
   if (r_begin >= r_end || c_begin >= c_end) return;
 
-  // The rectangle's row blocks, packed once for all its column tiles.
-  const std::int64_t blocks = (r_end - r_begin + kRows - 1) / kRows;
-  std::vector<float> xt(static_cast<std::size_t>(blocks * kRows * s.d));
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const std::int64_t i0 = r_begin + b * kRows;
-    pack_rows_t(s.dtype, s.x, s.ldx, i0, std::min(kRows, r_end - i0), s.d,
-                xt.data() + b * kRows * s.d);
-  }
+  std::vector<float> xt(static_cast<std::size_t>(kPackBlocks * kRows * s.d));
   std::vector<float> yp(static_cast<std::size_t>(kColsPacked * ldp));
   std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
   std::vector<State> rows(static_cast<std::size_t>(r_end - r_begin),
                           State{lse_empty<double>(), 0.0});
-  auto* row_part = static_cast<double*>(p.row_part);
-  auto* col_part = static_cast<double*>(p.col_part);
+  std::vector<State> cols_st(static_cast<std::size_t>(c_end - c_begin),
+                             State{lse_empty<double>(), 0.0});
 
-  for (std::int64_t j0 = c_begin; j0 < c_end; j0 += kCols) {
-    const std::int64_t cols = std::min(kCols, c_end - j0);
-    pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kColsPacked, yp.data());
-    State col[kCols];
-    for (auto& c : col)
-      c = State{lse_empty<double>(), 0.0};
-    for (std::int64_t i0 = r_begin; i0 < r_end; i0 += kRows) {
-      const std::int64_t nr = std::min(kRows, r_end - i0);
-      logit_tile(xt.data() + (i0 - r_begin) * s.d, yp.data(), ldp, s.d, sc, tile.data());
-      for (std::int64_t r = 0; r < nr; ++r) {
-        const std::int64_t i = i0 + r;
-        const double* srow = tile.data() + r * kCols;
-        State& st = rows[i - r_begin];
-        // The row's positive column, as a tile offset or -1 (a forward pass has
-        // its labels on its rows: modes Identity and Rows only).
-        const std::int64_t target = s.label_mode == LabelMode::Rows
-                                        ? s.labels[i]
-                                        : (s.label_mode == LabelMode::Identity ? i : -1);
-        const std::int64_t pc = target >= j0 && target < j0 + cols ? target - j0 : -1;
-        if (!clip) {
-          const std::int64_t pos[1] = {pc};
-          double terms[kCols];
-          row_terms(cols, pos, pc >= 0 ? 1 : 0, terms,
-                    [&](std::int64_t c, bool positive) { return siglip_term(srow[c], positive); });
-          st.sum += row_sum(terms);
-          continue;
-        }
-        double block_max = -INFINITY, sum = 0.0;
-#pragma omp simd reduction(max : block_max) reduction(+ : sum)
-        for (std::int64_t c = 0; c < cols; ++c) {
-          block_max = std::max(block_max, srow[c]);
-          sum += srow[c];
-        }
-        const double m = std::max(st.lse.m, block_max);
-        double e = 0.0;
-#pragma omp simd reduction(+ : e)
-        for (std::int64_t c = 0; c < cols; ++c)
-          e += c_exp(srow[c] - m);
-        st.lse = lse_merge(st.lse, Lse<double>{m, e});
-        st.sum += sum;
-        if (pc >= 0) {
-          p.pos_x[i] = static_cast<float>(srow[pc]);
-          if (p.want_cols) p.pos_y[j0 + pc] = static_cast<float>(srow[pc]);
-        }
-      }
-      if (clip && p.want_cols) {
-        // Column by column, vectorised across the tile's columns.
-        double cmax[kCols], csum[kCols], cexp[kCols];
-        for (std::int64_t c = 0; c < kCols; ++c) {
-          cmax[c] = -INFINITY;
-          csum[c] = 0.0;
-          cexp[c] = 0.0;
-        }
-        for (std::int64_t r = 0; r < nr; ++r) {
-          const double* srow = tile.data() + r * kCols;
-#pragma omp simd
-          for (std::int64_t c = 0; c < kCols; ++c) {
-            cmax[c] = std::max(cmax[c], srow[c]);
-            csum[c] += srow[c];
-          }
-        }
-        for (std::int64_t c = 0; c < kCols; ++c)
-          cmax[c] = std::max(cmax[c], col[c].lse.m);
-        for (std::int64_t r = 0; r < nr; ++r) {
-          const double* srow = tile.data() + r * kCols;
-#pragma omp simd
-          for (std::int64_t c = 0; c < kCols; ++c)
-            cexp[c] += c_exp(srow[c] - cmax[c]);
-        }
-        for (std::int64_t c = 0; c < cols; ++c) {
-          col[c].lse = lse_merge(col[c].lse, Lse<double>{cmax[c], cexp[c]});
-          col[c].sum += csum[c];
-        }
+  for (std::int64_t k0 = r_begin; k0 < r_end; k0 += kPackBlocks * kRows) {
+    const std::int64_t k1 = std::min(r_end, k0 + kPackBlocks * kRows);
+    for (std::int64_t i0 = k0; i0 < k1; i0 += kRows)
+      pack_rows_t(s.dtype, s.x, s.ldx, i0, std::min(kRows, k1 - i0), s.d,
+                  xt.data() + (i0 - k0) * s.d);
+    for (std::int64_t j0 = c_begin; j0 < c_end; j0 += kCols) {
+      const std::int64_t cols = std::min(kCols, c_end - j0);
+      pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kColsPacked, yp.data());
+      for (std::int64_t i0 = k0; i0 < k1; i0 += kRows) {
+        logit_tile(xt.data() + (i0 - k0) * s.d, yp.data(), ldp, s.d, sc, tile.data());
+        tile_stats(p, tile.data(), i0, std::min(kRows, k1 - i0), j0, cols,
+                   rows.data() + (i0 - r_begin), cols_st.data() + (j0 - c_begin));
       }
     }
-    if (clip && p.want_cols)
-      for (std::int64_t c = 0; c < cols; ++c)
-        store_state(col_part + (g * s.ny + j0 + c) * kStateFloats, col[c]);
   }
+  auto* row_part = static_cast<double*>(p.row_part);
+  auto* col_part = static_cast<double*>(p.col_part);
+  if (p.loss == Loss::Clip && p.want_cols)
+    for (std::int64_t j = c_begin; j < c_end; ++j)
+      store_state(col_part + (g * s.ny + j) * kStateFloats, cols_st[j - c_begin]);
   for (std::int64_t i = r_begin; i < r_end; ++i)
     store_state(row_part + (h * s.nx + i) * kStateFloats, rows[i - r_begin]);
 }
