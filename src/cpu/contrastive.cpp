@@ -1,12 +1,26 @@
-// CPU path of the contrastive loss family: the same passes as the GPU, in double.
+// CPU path of the contrastive loss family: the same passes as the GPU, with the
+// dot products in fp32 and everything after them in double.
 //
-// Logits are formed tile by tile (16 rows x 64 columns) from double copies of the
-// rows involved, with products and sums in double; no more than a tile of them
-// exists at any time, so a 64k-pair call needs megabytes, not the 16 GiB of S.
-// Forward: OpenMP over the rectangles of the plan, whose partial states are
-// merged afterwards in a fixed order. Backward: OpenMP over blocks of 16 rows, each
-// walking all columns. Every sum has a fixed order, so the results do not depend
-// on the number of threads.
+// Logits are formed tile by tile (16 rows x 64 columns); no more than a tile of
+// them exists at any time, so a 64k-pair call needs megabytes, not the 16 GiB of S.
+// Operands are packed in fp32: a block of 16 rows transposed (16 floats per k, two
+// vectors), a tile's 64 columns as contiguous rows (padded so that their stride is
+// not a multiple of 256 bytes). The logit product keeps a 16 x 6 block of dot
+// products in 12 vector accumulators, fp32 FMAs over d in order (as the GPU's fp32
+// path accumulates); each dot product then becomes a double logit, and the
+// log-sum-exp states, dS' = dL/dS, the loss and scalar-gradient sums are double.
+// The dX product (dS' rounded to fp32, an O(1) factor) keeps a 6 rows x 16 d-columns
+// block in 12 accumulators over a tile's columns, then adds it to a double dX
+// accumulator once per tile. The per-pair terms (exponentials, softplus) run over a
+// whole tile row in a branch-free loop that the compiler vectorises, with every
+// pair as a negative, then the row's positives again.
+//
+// Forward: OpenMP over the rectangles of the plan, whose partial states are merged
+// afterwards in a fixed order. Backward: OpenMP over tasks of 4 blocks of 16 rows
+// (sharing each packed column tile), each walking all columns; the logits are
+// formed again there (once per pass, so 5 products for a CLIP forward + backward
+// against the 3 of a materialised S). Every sum has a fixed order, so the results
+// do not depend on the number of threads.
 #include "contrastive.hpp"
 #include "isa.hpp"
 
