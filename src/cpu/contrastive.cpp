@@ -396,13 +396,15 @@ KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h
 
 // The positive columns of row i in a tile of `cols` columns, as tile offsets into
 // pos: `target` (the row's own label as an offset, any value) when in range, and
-// each column whose label (label_col, -1 for none) is i. Returns their count.
+// each column whose label is i (label_col: the tile's column labels, null unless
+// the labels are on the columns). Returns their count.
 int positive_columns(std::int64_t target, const std::int64_t* label_col, std::int64_t cols,
                      std::int64_t i, std::int64_t* pos) {
   int n = 0;
   if (target >= 0 && target < cols) pos[n++] = target;
-  for (std::int64_t c = 0; c < cols; ++c)
-    if (label_col[c] == i && c != target) pos[n++] = c;
+  if (label_col != nullptr)
+    for (std::int64_t c = 0; c < cols; ++c)
+      if (label_col[c] == i && c != target) pos[n++] = c;
   return n;
 }
 
@@ -440,7 +442,8 @@ KFUSE_CPU_HOT void backward_tile(const Backward& p, const BackwardScalars& k, Ro
                                     ? s.labels[i]
                                     : (s.label_mode == LabelMode::Identity ? i : -1);
     std::int64_t pos[kCols];
-    const int npos = positive_columns(target - j0, label_col, cols, i, pos);
+    const int npos = positive_columns(
+        target - j0, s.label_mode == LabelMode::Cols ? label_col : nullptr, cols, i, pos);
     const double lse_row = k.clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
     const double* v = tile + r * kCols;
     double g[kCols];
