@@ -35,8 +35,25 @@ std::string shape_name(const Shape& s) {
 // rectangular, on both sides of the GPU's 64-wide tiles. The CPU's reference stays
 // small (these tests must take seconds); the GPU adds the large sizes.
 const std::vector<Shape> kCpuShapes = {
-    {1, 1, 1},   {2, 2, 7},       {63, 63, 64},   {64, 64, 7},   {65, 65, 1}, {64, 65, 512},
-    {65, 63, 7}, {1000, 1000, 7}, {1000, 63, 64}, {2, 1000, 64}, {65, 1, 7},  {13, 17, 3},
+    {1, 1, 1},
+    {2, 2, 7},
+    {63, 63, 64},
+    {64, 64, 7},
+    {65, 65, 1},
+    {64, 65, 512},
+    {65, 63, 7},
+    {1000, 1000, 7},
+    {1000, 63, 64},
+    {2, 1000, 64},
+    {65, 1, 7},
+    {13, 17, 3},
+    // The CPU path's blockings: d around its 16-float strips, rows around its
+    // 64-row backward tasks (plus one block plus one row), 16 = 6 + 6 + 4 rows.
+    {129, 130, 17},
+    {16, 16, 16},
+    {17, 15, 15},
+    // 17 row blocks per forward rectangle: more than the CPU packs at a time (16).
+    {2100, 70, 9},
 };
 std::vector<Shape> cuda_shapes() {
   std::vector<Shape> s = kCpuShapes;
@@ -59,8 +76,12 @@ struct Tol {
   double loss, grad;
 };
 
-// The CPU path is exact (double) whatever the input type: only a gradient stored
-// in bf16/f16 loses digits. On the GPU: fp32 ~1e-5, TF32 ~1e-3, 16-bit ~1e-2.
+// The CPU path forms its dot products in fp32 (as the GPU's fp32 path does) and
+// everything else in double, whatever the input type: a logit's error is about
+// sqrt(d) eps32 |x||y| (at most d eps32 |x||y|), a dS' rounded to fp32 for the dX
+// product adds eps32; the outputs seen here stay below 3e-6 (most below 5e-7), so
+// 1e-5 still catches a wrong index. Only a gradient stored in bf16/f16 loses more
+// digits. On the GPU: fp32 ~1e-5, TF32 ~1e-3, 16-bit ~1e-2.
 template <class T, class G>
 Tol tolerances(Backend backend, Precision precision) {
   const bool low_in = !std::is_same_v<T, float>;

@@ -40,6 +40,23 @@ TEST(ContrastiveMath, ExpPolyIsAccurateOverItsDomain) {
   EXPECT_EQ(c_exp(-2.5), exp_poly(-2.5));  // the host's double exp
 }
 
+TEST(ContrastiveMath, Log1pPolyIsAccurateOnTheUnitInterval) {
+  double worst = 0.0;
+  for (int k = 0; k <= 2000000; ++k) {
+    // Both ends resolved: u from 1e-300 up, and a uniform grid of [0, 1].
+    const double u =
+        k % 2 == 0 ? std::pow(10.0, -300.0 + 300.0 * double(k) / 2000000.0) : double(k) / 2000000.0;
+    const long double ref = std::log1p(static_cast<long double>(u));
+    worst = std::max(worst, double(std::fabs((log1p_unit_poly(u) - ref) / ref)));
+  }
+  EXPECT_LT(worst, 5e-16);  // about 2 ulp
+  EXPECT_EQ(log1p_unit_poly(0.0), 0.0);
+  EXPECT_NEAR(log1p_unit_poly(1.0), std::log(2.0), 5e-16 * std::log(2.0));
+  EXPECT_TRUE(std::isnan(log1p_unit_poly(NAN)));
+  EXPECT_EQ(c_log1p_unit(0.25), log1p_unit_poly(0.25));  // the host's double log1p
+  EXPECT_EQ(softplus(0.0), log1p_unit_poly(1.0));
+}
+
 TEST(ContrastiveMath, LseMergeMatchesTheDirectSumInAnyGrouping) {
   std::mt19937_64 gen(1);
   std::uniform_real_distribution<double> dist(-120.0, 120.0);

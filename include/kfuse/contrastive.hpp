@@ -21,11 +21,13 @@
 // exactly 0.
 //
 // Types. A and B share one element type: float, bf16 or f16. Statistics,
-// accumulation and every scalar output are fp32 (the CPU path accumulates in
-// double). Gradients are written in the input type or in fp32 (the overloads).
+// accumulation and every scalar output are fp32 (the CPU path forms the dot
+// products with fp32 FMAs and accumulates everything after them in double).
+// Gradients are written in the input type or in fp32 (the overloads).
 // Precision (fp32 inputs on a GPU): Exact (default) computes the logits with fp32
 // FMAs; TF32 and BF16 allow tensor cores on rounded inputs. bf16/f16 inputs use
-// tensor cores with fp32 accumulation whatever the precision. The CPU path is exact.
+// tensor cores with fp32 accumulation whatever the precision. The CPU path ignores
+// it: fp32 FMAs (as Exact) for every input type.
 //
 // Cost, in units of one Na x Nb x d matrix product ("GEMM equivalents"):
 //   clip_loss_forward                          1

@@ -59,7 +59,35 @@ KFUSE_HD double exp_poly(double x) {
   return x != x ? x : result;
 }
 
-// exp on host and device alike (the host's double exp is exp_poly: see above);
+// log(1 + u) for u in [0, 1] (softplus's range) in double with arithmetic only, so
+// that the CPU path's loops vectorise it (libm's log1p is a call per element):
+// log(1 + u) = 2 atanh(z), z = u / (2 + u) in [0, 1/3], by the odd series
+// 2 z (1 + z^2/3 + ... + z^32/33) (truncation < 2e-17 relative, z^2 <= 1/9).
+// Relative error ~3e-16 (tested); NaN stays NaN.
+KFUSE_HD double log1p_unit_poly(double u) {
+  const double z = u / (2.0 + u), z2 = z * z;
+  double p = 1.0 / 33.0;
+  p = p * z2 + 1.0 / 31.0;
+  p = p * z2 + 1.0 / 29.0;
+  p = p * z2 + 1.0 / 27.0;
+  p = p * z2 + 1.0 / 25.0;
+  p = p * z2 + 1.0 / 23.0;
+  p = p * z2 + 1.0 / 21.0;
+  p = p * z2 + 1.0 / 19.0;
+  p = p * z2 + 1.0 / 17.0;
+  p = p * z2 + 1.0 / 15.0;
+  p = p * z2 + 1.0 / 13.0;
+  p = p * z2 + 1.0 / 11.0;
+  p = p * z2 + 1.0 / 9.0;
+  p = p * z2 + 1.0 / 7.0;
+  p = p * z2 + 1.0 / 5.0;
+  p = p * z2 + 1.0 / 3.0;
+  p = p * z2 + 1.0;
+  return 2.0 * z * p;
+}
+
+// exp on host and device alike (the host's double exp is exp_poly: see above),
+// and log1p of an argument in [0, 1] (the host's double one is log1p_unit_poly);
 // log and log1p come from hd_math.hpp.
 KFUSE_HD float c_exp(float x) {
   return expf(x);
@@ -69,6 +97,16 @@ KFUSE_HD double c_exp(double x) {
   return exp(x);
 #else
   return exp_poly(x);
+#endif
+}
+KFUSE_HD float c_log1p_unit(float u) {
+  return hd_log1p(u);
+}
+KFUSE_HD double c_log1p_unit(double u) {
+#ifdef __CUDA_ARCH__
+  return hd_log1p(u);
+#else
+  return log1p_unit_poly(u);
 #endif
 }
 template <class W>
@@ -183,7 +221,7 @@ inline ClipFactors clip_factors(double wx, double wy, double nx, double ny) {
 template <class W>
 KFUSE_HD W softplus(W x) {
   const W a = x < W(0) ? -x : x;
-  return c_max(x, W(0)) + hd_log1p(c_exp(-a));
+  return c_max(x, W(0)) + c_log1p_unit(c_exp(-a));
 }
 
 // 1 / (1 + e^-x), with the exponential of -|x| only.
