@@ -46,8 +46,8 @@ kfuse::MoePlanOptions plan_options(const kfuse_moe_plan_options_t& o) {
   return out;
 }
 
-// The C++ plan over the C plan's storage. The layout is taken as given (the C++
-// function checks it against its extents).
+// The C++ plan over the C plan's storage. The layout is taken as given (moe_plan_views
+// checks it, and the C++ functions check the plan against their extents).
 kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   if (p == nullptr) fail(kfuse::Status::InvalidArgument, op, "plan", "is null");
   kfuse::MoePlanLayout layout;
@@ -56,8 +56,6 @@ kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   layout.experts = p->layout.experts;
   layout.options = plan_options(p->layout.options);
   layout.rows = p->layout.rows;
-  if (p->storage == nullptr && layout.storage_size() > 0)
-    fail(kfuse::Status::InvalidArgument, op, "plan", "storage is null");
   return kfuse::moe_plan_views(layout, p->storage, memory_of(p->memory, op, "plan"));
 }
 

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../kernels/common/contrastive_plan.hpp"
@@ -106,6 +107,21 @@ std::string number(double value) {
   return s.str();
 }
 
+// Na, Nb and d within the documented bounds (contrastive.hpp), so that no workspace
+// size overflows. na_name, nb_name: the arguments that carry them.
+void check_extents(const Validator& v, std::int64_t na, std::int64_t nb, std::int64_t d,
+                   const char* na_name, const char* nb_name) {
+  const std::pair<const char*, std::int64_t> sides[2] = {{na_name, na}, {nb_name, nb}};
+  for (const auto& [name, rows] : sides) {
+    if (rows > kContrastiveMaxRows)
+      v.fail(Status::InvalidArgument, name,
+             "expected at most 2^31 - 1 rows, got " + std::to_string(rows));
+    if (d > kContrastiveMaxElements / rows)
+      v.fail(Status::InvalidArgument, name,
+             "expected rows * d <= 2^47, got " + std::to_string(rows) + " x " + std::to_string(d));
+  }
+}
+
 template <class T>
 void check_embeddings(const Validator& v, const MatrixView<const T>& A,
                       const MatrixView<const T>& B) {
@@ -115,6 +131,7 @@ void check_embeddings(const Validator& v, const MatrixView<const T>& A,
   v.at_least("B", "rows (Nb)", 1, B.rows);
   v.at_least("A", "cols (the dimension d)", 1, A.cols);
   v.extent("B", "cols (the dimension d of A)", A.cols, B.cols);
+  check_extents(v, A.rows, B.rows, A.cols, "A", "B");
 }
 
 void check_scalar(const Validator& v, const char* name, const LossScalar& s, bool log_scale) {
@@ -186,15 +203,9 @@ struct Region {
   std::size_t bytes;
 };
 
-template <class T>
-Region region(const char* name, const MatrixView<T>& m) {
-  const std::size_t bytes =
-      m.empty() ? 0 : static_cast<std::size_t>((m.rows - 1) * m.ld + m.cols) * sizeof(T);
-  return {name, m.data, bytes};
-}
-template <class T>
-Region region(const char* name, const VectorView<T>& v) {
-  return {name, v.data, static_cast<std::size_t>(v.size) * sizeof(T)};
+template <class View>
+Region region(const char* name, const View& view) {
+  return {name, view.data, detail::span_bytes(view)};
 }
 
 bool overlaps(const Region& a, const Region& b) {
@@ -815,12 +826,13 @@ KFUSE_CONTRASTIVE_BACKWARD(f16, float)
 
 namespace {
 
-void check_query(const char* op, std::int64_t Na, std::int64_t Nb, std::int64_t d,
-                 ContrastivePass pass) {
+void check_query(const Context& ctx, const char* op, std::int64_t Na, std::int64_t Nb,
+                 std::int64_t d, ContrastivePass pass) {
   if (Na < 1 || Nb < 1 || d < 1)
     throw Error(Status::ShapeMismatch, std::string(op) + ": expected Na, Nb, d >= 1, got " +
                                            std::to_string(Na) + ", " + std::to_string(Nb) + ", " +
                                            std::to_string(d));
+  check_extents(Validator(op, ctx), Na, Nb, d, "Na", "Nb");
   const int p = static_cast<int>(pass);
   if (p < 0 || p > 2)
     throw Error(Status::InvalidArgument, std::string(op) +
@@ -834,7 +846,7 @@ void check_query(const char* op, std::int64_t Na, std::int64_t Nb, std::int64_t 
 std::size_t clip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::int64_t Nb,
                                       std::int64_t d, ContrastivePass pass,
                                       const ClipLossOptions& options) {
-  check_query("clip_loss_workspace_bytes", Na, Nb, d, pass);
+  check_query(ctx, "clip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
   const bool atomics = m.gpu && !options.deterministic;
   return std::max(pass_bytes(m, Na, Nb, d, pass, atomics), pass_bytes(m, Nb, Na, d, pass, atomics));
@@ -843,7 +855,7 @@ std::size_t clip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::
 std::size_t siglip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::int64_t Nb,
                                         std::int64_t d, ContrastivePass pass,
                                         const SiglipLossOptions& options) {
-  check_query("siglip_loss_workspace_bytes", Na, Nb, d, pass);
+  check_query(ctx, "siglip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
   const bool atomics = m.gpu && !options.deterministic;
   if (pass == ContrastivePass::Forward) return cd::forward_layout(m, Na, Nb).bytes;

@@ -9,9 +9,11 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../kernels/common/fuse_problem.hpp"
+#include "checked.hpp"
 #include "cpu/fuse.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
@@ -21,13 +23,49 @@
 
 namespace kfuse {
 
+namespace {
+
+[[noreturn]] void width_fail(const char* op, const std::string& argument, const std::string& what) {
+  throw Error(Status::InvalidArgument, std::string(op) + ": argument '" + argument + "': " + what);
+}
+
+// 0 <= value <= limit, or InvalidArgument naming the argument.
+void check_width_bound(const char* op, const std::string& argument, std::int64_t value,
+                       std::int64_t limit) {
+  if (value < 0 || value > limit)
+    width_fail(
+        op, argument,
+        "expected 0 <= value <= " + std::to_string(limit) + ", got " + std::to_string(value));
+}
+
+std::int64_t side_width(const char* op, const std::string& name, const FuseSide& side,
+                        const std::string& d_name, std::int64_t d) {
+  check_width_bound(op, d_name, d, kMaxFuseWidth);
+  if (side.kernel != SideKernel::Rbf) return d;
+  check_width_bound(op, name + ".rff_features", side.rff_features, kMaxFuseWidth / 2);
+  return 2 * side.rff_features;
+}
+
+}  // namespace
+
 std::int64_t fuse_side_width(const FuseSide& side, std::int64_t d) {
-  return side.kernel == SideKernel::Rbf ? 2 * side.rff_features : d;
+  return side_width("fuse_side_width", "side", side, "d", d);
 }
 
 std::int64_t cross_modal_width(const CrossModalOptions& o, std::int64_t shared_dim) {
-  return fuse_side_width(o.shared, shared_dim) * 2 * fuse_side_width(o.image_expert, o.image_dim) *
-         2 * fuse_side_width(o.text_expert, o.text_dim);
+  const char* op = "cross_modal_width";
+  check_width_bound(op, "options.image_dim", o.image_dim, kMaxFuseWidth / 2);
+  check_width_bound(op, "options.text_dim", o.text_dim, kMaxFuseWidth / 2);
+  std::int64_t width = side_width(op, "options.shared", o.shared, "shared_dim", shared_dim);
+  for (std::int64_t factor :
+       {2 * side_width(op, "options.image_expert", o.image_expert, "options.image_dim",
+                       o.image_dim),
+        2 * side_width(op, "options.text_expert", o.text_expert, "options.text_dim", o.text_dim)}) {
+    const std::optional<std::int64_t> product = detail::checked_mul(width, factor);
+    if (!product) width_fail(op, "options", "the cross-modal width overflows 64 bits");
+    width = *product;
+  }
+  return width;
 }
 
 namespace {
@@ -101,7 +139,6 @@ void run_topk(Context& ctx, const TopkProblem& p, Precision precision) {
 
 const char* const kInputNames[kMaxFuseInputs] = {"inputs[0]", "inputs[1]", "inputs[2]",
                                                  "inputs[3]"};
-constexpr std::int64_t kMaxRowWidth = (std::int64_t(1) << 31) - 1;
 
 void check_precision(const Validator& v, Precision precision) {
   const int value = static_cast<int>(precision);
@@ -124,6 +161,14 @@ void check_scaling(const Validator& v, RpScaling s) {
            "expected Unbiased or AuthorsCompat, got " + std::to_string(value));
 }
 
+// A width (columns of an input or of out, the number of random features) within
+// kMaxFuseWidth.
+void check_width(const Validator& v, const char* name, const char* what, std::int64_t width) {
+  if (width > kMaxFuseWidth)
+    v.fail(Status::InvalidArgument, name,
+           std::string("expected ") + what + " <= 2^31 - 1, got " + std::to_string(width));
+}
+
 // A side's kernel and its parameters; `feature_map`: the call needs an Rbf side's
 // random Fourier features (rff_features >= 1).
 void check_side(const Validator& v, const std::string& name, const FuseSide& side,
@@ -134,9 +179,9 @@ void check_side(const Validator& v, const std::string& name, const FuseSide& sid
            "expected Linear, Cosine or Rbf, got " + std::to_string(kind));
   if (side.kernel != SideKernel::Rbf) return;
   v.positive_finite((name + ".sigma").c_str(), side.sigma);
-  if (feature_map && side.rff_features < 1)
+  if (feature_map && (side.rff_features < 1 || side.rff_features > kMaxFuseWidth / 2))
     v.fail(Status::InvalidArgument, name + ".rff_features",
-           "expected >= 1 random Fourier features for an Rbf side, got " +
+           "expected 1 to 2^30 - 1 random Fourier features for an Rbf side, got " +
                std::to_string(side.rff_features));
 }
 
@@ -153,6 +198,7 @@ std::int64_t check_inputs(const Validator& v, const std::vector<MatrixView<const
   for (std::int64_t j = 0; j < count; ++j) {
     v.matrix(kInputNames[j], inputs[j]);
     v.at_least(kInputNames[j], "cols (the embedding dimension)", 1, inputs[j].cols);
+    check_width(v, kInputNames[j], "cols (the embedding dimension)", inputs[j].cols);
     if (j > 0)
       v.extent(kInputNames[j], "rows (the rows of inputs[0])", inputs[0].rows, inputs[j].rows);
   }
@@ -175,7 +221,7 @@ std::vector<FuseSide> check_sides(const Validator& v, const std::vector<FuseSide
 std::int64_t fused_width(const Validator& v, const std::int64_t* widths, int count) {
   std::int64_t width = 1;
   for (int j = 0; j < count; ++j) {
-    if (widths[j] > kMaxRowWidth / width)
+    if (widths[j] > kMaxFuseWidth / width)
       v.fail(Status::Unsupported, "out",
              "the fused row would have more than 2^31 - 1 columns (input " + std::to_string(j) +
                  " has width " + std::to_string(widths[j]) + ")");
@@ -328,6 +374,7 @@ void rp_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matri
   v.matrix("out", out);
   v.extent("out", "rows (the rows of the inputs)", n, out.rows);
   v.at_least("out", "cols (l, the number of random features)", 1, out.cols);
+  check_width(v, "out", "cols (l, the number of random features)", out.cols);
   check_distribution(v, o.distribution);
   check_scaling(v, o.scaling);
   check_precision(v, o.precision);
@@ -361,11 +408,16 @@ void check_cross_modal(const Validator& v, Modality modality, const MatrixView<c
     v.fail(Status::InvalidArgument, "modality", "expected Image or Text, got " + std::to_string(m));
   v.matrix("shared", shared);
   v.at_least("shared", "cols (the embedding dimension)", 1, shared.cols);
+  check_width(v, "shared", "cols (the embedding dimension)", shared.cols);
   v.matrix("expert", expert);
   v.extent("expert", "rows (the rows of shared)", shared.rows, expert.rows);
   v.positive_finite("C", o.C);
   v.at_least("image_dim", "value", 1, o.image_dim);
   v.at_least("text_dim", "value", 1, o.text_dim);
+  for (const auto& [name, dim] : {std::pair{"image_dim", o.image_dim}, {"text_dim", o.text_dim}})
+    if (dim > kMaxFuseWidth / 2)
+      v.fail(Status::InvalidArgument, name,
+             "expected a value <= 2^30 - 1 (doubled in its slot), got " + std::to_string(dim));
   v.extent("expert",
            modality == Modality::Image ? "cols (options.image_dim)" : "cols (options.text_dim)",
            modality == Modality::Image ? o.image_dim : o.text_dim, expert.cols);
@@ -433,6 +485,7 @@ void cross_rp_impl(Context& ctx, Modality modality, MatrixView<const T> shared,
   v.matrix("out", out);
   v.extent("out", "rows (the rows of shared)", shared.rows, out.rows);
   v.at_least("out", "cols (l, the number of random features)", 1, out.cols);
+  check_width(v, "out", "cols (l, the number of random features)", out.cols);
   check_distribution(v, o.distribution);
   check_scaling(v, o.scaling);
   check_precision(v, o.precision);
@@ -489,6 +542,7 @@ void rff_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matr
   v.matrix("out", out);
   v.extent("out", "rows (the rows of the inputs)", n, out.rows);
   v.at_least("out", "cols (2r, twice the number of frequencies)", 2, out.cols);
+  check_width(v, "out", "cols (2r, twice the number of frequencies)", out.cols);
   if (out.cols % 2 != 0)
     v.fail(Status::ShapeMismatch, "out",
            "expected an even number of cols (2r: cos and sin per frequency), got " +
@@ -523,14 +577,17 @@ void sketch_impl(Context& ctx, MatrixView<const T> A, MatrixView<const T> B, Mat
   const Validator v("tensor_sketch", ctx);
   v.matrix("A", A);
   v.at_least("A", "cols (the embedding dimension)", 1, A.cols);
+  check_width(v, "A", "cols (the embedding dimension)", A.cols);
   v.matrix("B", B);
   v.at_least("B", "cols (the embedding dimension)", 1, B.cols);
+  check_width(v, "B", "cols (the embedding dimension)", B.cols);
   v.extent("B", "rows (the rows of A)", A.rows, B.rows);
   check_side(v, "side_a", o.side_a, true);
   check_side(v, "side_b", o.side_b, true);
   v.matrix("out", out);
   v.extent("out", "rows (the rows of A)", A.rows, out.rows);
   v.at_least("out", "cols (l, the sketch dimension)", 1, out.cols);
+  check_width(v, "out", "cols (l, the sketch dimension)", out.cols);
   v.disjoint("out", out, "A", A);
   v.disjoint("out", out, "B", B);
   if (A.rows == 0) return;

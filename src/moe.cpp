@@ -149,6 +149,18 @@ void check_layout_fields(const char* op, const std::string& prefix, int64_t toke
                 "the permuted rows bound " + std::to_string(rows) + " must stay below 2^31");
 }
 
+// A whole layout: its fields, and rows equal to the bound they give (what moe_plan_layout
+// returns). After this every size derived from it fits in 32-bit indices.
+void check_layout(const char* op, const std::string& prefix, const MoePlanLayout& L) {
+  check_layout_fields(op, prefix, L.tokens, L.top_k, L.experts, L.options);
+  const int64_t rows =
+      detail::plan_rows_bound(L.tokens, L.top_k, L.experts, L.options.pad_to, L.options.capacity);
+  if (L.rows != rows)
+    layout_fail(op, prefix + "rows",
+                "expected the bound for the layout's extents and options (" + std::to_string(rows) +
+                    "), got " + std::to_string(L.rows));
+}
+
 // A plan's layout and arrays: consistent extents, in the context's memory space.
 void check_plan(const Validator& v, const char* op, const MoePlan& plan) {
   const MoePlanLayout& L = plan.layout;
@@ -789,7 +801,14 @@ MoePlanLayout moe_plan_layout(std::int64_t tokens, std::int64_t top_k, std::int6
   return L;
 }
 
+std::int64_t MoePlanLayout::storage_size() const {
+  check_layout("MoePlanLayout::storage_size", "layout.", *this);
+  return experts + (experts + 1) + rows + tokens * top_k;
+}
+
 MoePlan moe_plan_views(const MoePlanLayout& layout, std::int32_t* storage, Memory memory) {
+  if (layout.storage_size() > 0 && storage == nullptr)
+    layout_fail("moe_plan_views", "storage", "is null");
   MoePlan p;
   p.layout = layout;
   std::int32_t* at = storage;

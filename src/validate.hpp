@@ -8,11 +8,24 @@
 #include <sstream>
 #include <string>
 
+#include "checked.hpp"
 #include "kfuse/context.hpp"
 #include "kfuse/error.hpp"
 #include "kfuse/view.hpp"
 
 namespace kfuse::detail {
+
+// The bytes a view spans (0 when empty), for overlap checks. Meaningful for views that
+// passed Validator::matrix / vector; for any other view it is 0 rather than a wrapped size.
+template <class T>
+std::size_t span_bytes(const MatrixView<T>& m) {
+  const std::int64_t elements = span_elements(m.rows, m.cols, m.ld).value_or(0);
+  return static_cast<std::size_t>(checked_bytes(m.data, elements, sizeof(T)).value_or(0));
+}
+template <class T>
+std::size_t span_bytes(const VectorView<T>& v) {
+  return static_cast<std::size_t>(checked_bytes(v.data, v.size, sizeof(T)).value_or(0));
+}
 
 class Validator {
  public:
@@ -20,8 +33,10 @@ class Validator {
 
   [[noreturn]] void fail(Status status, const std::string& argument, const std::string& what) const;
 
-  // Extents >= 0, ld >= cols (ld >= 1 when the view is not empty), data non-null when
-  // the view is not empty, memory location matching the context.
+  // Extents >= 0, ld >= cols (ld >= 1 when the view is not empty), a span
+  // (rows - 1) * ld + cols that fits in 64-bit byte arithmetic, data non-null when the
+  // view is not empty, memory location matching the context. The span check is what
+  // makes every later `i * ld + j` on a validated view safe.
   template <class T>
   void matrix(const char* name, const MatrixView<T>& m) const {
     if (m.rows < 0 || m.cols < 0)
@@ -31,16 +46,25 @@ class Validator {
       fail(
           Status::ShapeMismatch, name,
           "expected ld >= cols (" + std::to_string(m.cols) + "), got ld = " + std::to_string(m.ld));
+    const std::optional<std::int64_t> elements = span_elements(m.rows, m.cols, m.ld);
+    if (!elements || !checked_bytes(m.data, *elements, sizeof(T)))
+      fail(Status::InvalidArgument, name,
+           "the view's span (rows - 1) * ld + cols overflows the address space: rows = " +
+               std::to_string(m.rows) + ", cols = " + std::to_string(m.cols) +
+               ", ld = " + std::to_string(m.ld));
     if (!m.empty() && m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
-    location(name, m.memory, m.data);
+    if (!m.empty()) location(name, m.memory, m.data);
   }
 
   template <class T>
   void vector(const char* name, const VectorView<T>& v) const {
     if (v.size < 0)
       fail(Status::ShapeMismatch, name, "expected size >= 0, got " + std::to_string(v.size));
+    if (!checked_bytes(v.data, v.size, sizeof(T)))
+      fail(Status::InvalidArgument, name,
+           "the vector's size " + std::to_string(v.size) + " overflows the address space");
     if (v.size > 0 && v.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
-    location(name, v.memory, v.data);
+    if (v.size > 0) location(name, v.memory, v.data);
   }
 
   void extent(const char* name, const char* what, std::int64_t expected,
@@ -67,32 +91,10 @@ class Validator {
   }
 
   // An output must not share memory with an input: the backends read inputs while
-  // they write outputs.
-  template <class T, class U>
-  void disjoint(const char* out_name, const MatrixView<T>& out, const char* in_name,
-                const MatrixView<U>& in) const {
+  // they write outputs. Out and In: MatrixView or VectorView.
+  template <class Out, class In>
+  void disjoint(const char* out_name, const Out& out, const char* in_name, const In& in) const {
     if (overlaps(out.data, span_bytes(out), in.data, span_bytes(in)))
-      fail(Status::InvalidArgument, out_name,
-           std::string("must not overlap input '") + in_name + "'");
-  }
-  template <class T, class U>
-  void disjoint(const char* out_name, const VectorView<T>& out, const char* in_name,
-                const MatrixView<U>& in) const {
-    if (overlaps(out.data, out.size * sizeof(T), in.data, span_bytes(in)))
-      fail(Status::InvalidArgument, out_name,
-           std::string("must not overlap input '") + in_name + "'");
-  }
-  template <class T, class U>
-  void disjoint(const char* out_name, const VectorView<T>& out, const char* in_name,
-                const VectorView<U>& in) const {
-    if (overlaps(out.data, out.size * sizeof(T), in.data, in.size * sizeof(U)))
-      fail(Status::InvalidArgument, out_name,
-           std::string("must not overlap input '") + in_name + "'");
-  }
-  template <class T, class U>
-  void disjoint(const char* out_name, const MatrixView<T>& out, const char* in_name,
-                const VectorView<U>& in) const {
-    if (overlaps(out.data, span_bytes(out), in.data, in.size * sizeof(U)))
       fail(Status::InvalidArgument, out_name,
            std::string("must not overlap input '") + in_name + "'");
   }
@@ -108,11 +110,6 @@ class Validator {
     std::ostringstream s;
     s << v;
     return s.str();
-  }
-  template <class T>
-  static std::size_t span_bytes(const MatrixView<T>& m) {
-    if (m.empty()) return 0;
-    return static_cast<std::size_t>((m.rows - 1) * m.ld + m.cols) * sizeof(T);
   }
   static bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes);
 

@@ -365,6 +365,38 @@ TEST_P(ContrastiveErrors, WorkspaceQueries) {
                Status::ShapeMismatch, "Na");
   expect_error([&] { siglip_loss_workspace_bytes(ctx, 5, 5, 0, ContrastivePass::Backward, {}); },
                Status::ShapeMismatch, "d");
+  // Extents past the documented bounds: their workspace sizes once overflowed.
+  constexpr std::int64_t kHuge = std::int64_t(1) << 62;
+  for (ContrastivePass pass :
+       {ContrastivePass::Forward, ContrastivePass::Backward, ContrastivePass::ForwardBackward}) {
+    expect_error([&] { clip_loss_workspace_bytes(ctx, kHuge, 5, 5, pass, {}); },
+                 Status::InvalidArgument, "'Na'");
+    expect_error([&] { clip_loss_workspace_bytes(ctx, 5, kHuge, 5, pass, {}); },
+                 Status::InvalidArgument, "'Nb'");
+    expect_error([&] { siglip_loss_workspace_bytes(ctx, 5, 5, kHuge, pass, {}); },
+                 Status::InvalidArgument, "'Na'");
+    expect_error([&] { siglip_loss_workspace_bytes(ctx, kContrastiveMaxRows + 1, 5, 5, pass, {}); },
+                 Status::InvalidArgument, "'Na'");
+    expect_error([&] { clip_loss_workspace_bytes(ctx, 5, 1 << 20, 1 << 28, pass, {}); },
+                 Status::InvalidArgument, "'Nb'");
+  }
+  // At the bounds the query answers.
+  EXPECT_GT(clip_loss_workspace_bytes(ctx, kContrastiveMaxRows, kContrastiveMaxRows, 1 << 16,
+                                      ContrastivePass::ForwardBackward, {}),
+            0u);
+}
+
+// A view of more rows than the bound (its span fits 64 bits) is rejected before
+// anything reads it.
+TEST_P(ContrastiveErrors, RowsPastTheBound) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, b());
+  const MatrixView<const float> tall(A().data, kContrastiveMaxRows + 1, 1, 1, A().memory);
+  reject(
+      ctx,
+      [&] {
+        clip_loss_forward(ctx, tall, tall, {}, {loss(), {}, {}, {}, {}}, {});
+      },
+      Status::InvalidArgument, "'A'");
 }
 
 // On a Cuda context, a view that claims Device but points at host memory is caught

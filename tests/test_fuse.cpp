@@ -823,10 +823,18 @@ struct TopkCase {
 const FuseSide kLin{SideKernel::Linear, 1.0, 0}, kCos{SideKernel::Cosine, 1.0, 0},
     kRbf{SideKernel::Rbf, 1.5, 0};
 const std::vector<TopkCase> kTopkCases = {
-    {1, 1, 1, 1, 1, kLin, kLin, 0.0},        {1, 5, 5, 3, 2, kCos, kCos, 1.0},
-    {3, 64, 1, 7, 5, kRbf, kCos, 0.5},       {65, 63, 10, 16, 9, kLin, kRbf, -0.25},
-    {63, 129, 63, 9, 17, kRbf, kRbf, 2.0},   {64, 128, 100, 5, 4, kCos, kLin, 0.0},
-    {129, 300, 37, 33, 31, kLin, kLin, 1.5}, {17, 1000, 256, 12, 8, kCos, kRbf, 0.1},
+    {1, 1, 1, 1, 1, kLin, kLin, 0.0},
+    {1, 5, 5, 3, 2, kCos, kCos, 1.0},
+    {3, 64, 1, 7, 5, kRbf, kCos, 0.5},
+    {65, 63, 10, 16, 9, kLin, kRbf, -0.25},
+    {63, 129, 63, 9, 17, kRbf, kRbf, 2.0},
+    {64, 128, 100, 5, 4, kCos, kLin, 0.0},
+    {129, 300, 37, 33, 31, kLin, kLin, 1.5},
+    {17, 1000, 256, 12, 8, kCos, kRbf, 0.1},
+    // A last query block of one row (M = 64 + 1): the CPU path once read its register
+    // block past the packed queries (caught by the AddressSanitizer configuration).
+    {65, 1, 1, 1, 1, kLin, kLin, 0.0},
+    {121, 2, 1, 3, 2, kLin, kCos, 0.0},
 };
 
 TEST_P(Fuse, TopkMatchesBruteForce) {

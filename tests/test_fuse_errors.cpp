@@ -136,6 +136,90 @@ TEST_P(FuseErrors, RpFuse) {
       Status::InvalidArgument, "'out'");
 }
 
+// Widths past kMaxFuseWidth (views whose spans fit 64 bits, over small buffers): once
+// taken as sizes, they overflowed or ended as "out of host memory" naming nothing.
+TEST_P(FuseErrors, WidthsPastTheBounds) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, b());
+  TestArray<float> A(b(), uniform<float>(n * d1, 1)), B(b(), uniform<float>(n * d2, 2)),
+      out(b(), nan_filled<float>(n * l + 8));
+  const auto before = out.values();
+  const auto a = A.cmatrix(n, d1), bm = B.cmatrix(n, d2);
+  auto reject = [&](const std::function<void()>& f, Status s, const char* needle) {
+    expect_rejected(f, s, needle, ctx, out, before);
+  };
+  constexpr std::int64_t kWide = kMaxFuseWidth + 1;
+  const MatrixView<float> wide(out.data(), n, kWide, kWide, out.memory());
+  const MatrixView<float> wide_row(out.data(), 1, std::int64_t(1) << 40, std::int64_t(1) << 40,
+                                   out.memory());
+  const MatrixView<const float> wide_in(A.data(), n, kWide, kWide, A.memory());
+  reject([&] { rp_fuse(ctx, {a, bm}, wide); }, Status::InvalidArgument, "'out'");
+  reject(
+      [&] {
+        rp_fuse(ctx, {A.cmatrix(1, d1), B.cmatrix(1, d2)}, wide_row);
+      },
+      Status::InvalidArgument, "'out'");
+  reject(
+      [&] {
+        rp_fuse(ctx, {wide_in, bm}, out.matrix(n, l));
+      },
+      Status::InvalidArgument, "'inputs[0]'");
+  reject([&] { tensor_sketch(ctx, a, bm, wide, {}); }, Status::InvalidArgument, "'out'");
+  reject([&] { tensor_sketch(ctx, a, wide_in, out.matrix(n, l), {}); }, Status::InvalidArgument,
+         "'B'");
+  RffOptions r;
+  r.sigmas = {1.0, 1.0};
+  reject(
+      [&] {
+        rff_fuse(ctx, {a, bm}, MatrixView<float>(out.data(), n, kWide + 1, kWide + 1, out.memory()),
+                 r);
+      },
+      Status::InvalidArgument, "'out'");
+  CrossModalOptions cm;
+  cm.image_dim = d2;
+  cm.text_dim = 2;
+  reject([&] { cross_modal_rp(ctx, Modality::Image, a, bm, wide, cm); }, Status::InvalidArgument,
+         "'out'");
+  CrossModalOptions huge_dim = cm;
+  huge_dim.text_dim = std::int64_t(1) << 61;
+  reject([&] { cross_modal_rp(ctx, Modality::Image, a, bm, out.matrix(n, l), huge_dim); },
+         Status::InvalidArgument, "'text_dim'");
+  // rff_features near 2^61 doubled once wrapped; the queries reject what the calls reject.
+  for (std::int64_t features :
+       {std::int64_t(1) << 30, std::int64_t(1) << 61, std::numeric_limits<std::int64_t>::max()}) {
+    const FuseSide rbf{SideKernel::Rbf, 1.0, features};
+    RpFuseOptions rp;
+    rp.sides = {rbf, FuseSide{}};
+    reject(
+        [&] {
+          rp_fuse(ctx, {a, bm}, out.matrix(n, l), rp);
+        },
+        Status::InvalidArgument, "'sides[0].rff_features'");
+    KronFuseOptions kr;
+    kr.sides = {FuseSide{}, rbf};
+    reject(
+        [&] {
+          kron_fuse(ctx, {a, bm}, out.matrix(n, l), kr);
+        },
+        Status::InvalidArgument, "'sides[1].rff_features'");
+    expect_error([&] { fuse_side_width(rbf, 3); }, Status::InvalidArgument, "'side.rff_features'");
+    CrossModalOptions q = cm;
+    q.text_expert = rbf;
+    expect_error([&] { cross_modal_width(q, d1); }, Status::InvalidArgument,
+                 "'options.text_expert.rff_features'");
+  }
+  expect_error([&] { fuse_side_width(FuseSide{}, -1); }, Status::InvalidArgument, "'d'");
+  expect_error([&] { cross_modal_width(huge_dim, d1); }, Status::InvalidArgument,
+               "'options.text_dim'");
+  // At the bounds the query answers; a product past 64 bits is an error, not a wrap.
+  CrossModalOptions big = cm;
+  big.image_dim = kMaxFuseWidth / 2;
+  big.text_dim = 1;
+  EXPECT_EQ(cross_modal_width(big, 2), 2 * (2 * (kMaxFuseWidth / 2)) * 2);
+  big.text_dim = kMaxFuseWidth / 2;
+  expect_error([&] { cross_modal_width(big, kMaxFuseWidth); }, Status::InvalidArgument,
+               "'options'");
+}
+
 TEST_P(FuseErrors, ProjectionMatrix) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b());
   TestArray<float> out(b(), nan_filled<float>(d1 * l));
@@ -152,6 +236,12 @@ TEST_P(FuseErrors, ProjectionMatrix) {
   reject([&] { rp_projection_matrix(ctx, 0, o, bad); }, Status::InvalidArgument, "'distribution'");
   reject([&] { rp_projection_matrix(ctx, 0, out.matrix(d1, l, l - 1), {}); }, Status::ShapeMismatch,
          "'out'");
+  // A span (rows - 1) * ld + cols past 64 bits: once accepted, and the rows written
+  // before the buffer.
+  for (std::int64_t ld :
+       {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max() / 2 + 1})
+    reject([&] { rp_projection_matrix(ctx, 0, with(o, [&](auto& m) { m.ld = ld; }), {}); },
+           Status::InvalidArgument, "'out'");
   reject(
       [&] {
         rp_projection_matrix(ctx, 0, with(o, [&](auto& m) { m.memory = wrong_memory(); }), {});

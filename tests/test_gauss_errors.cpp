@@ -59,6 +59,17 @@ TEST_P(GaussErrors, Matvec) {
   reject(call(x, y, with(v, [](auto& m) { m.ld = 0; }), o, opt), Status::ShapeMismatch, "'V'");
   reject(call(x, y, v, with(o, [](auto& m) { m.ld = 1; }), opt), Status::ShapeMismatch, "'out'");
   reject(call(with(x, [](auto& m) { m.rows = -1; }), y, v, o, opt), Status::ShapeMismatch, "'X'");
+  // spans (rows - 1) * ld + cols past 64 bits: once accepted and written out of bounds
+  constexpr std::int64_t kMaxLd = std::numeric_limits<std::int64_t>::max();
+  reject(call(x, y, v, with(o, [](auto& m) { m.ld = kMaxLd; }), opt), Status::InvalidArgument,
+         "'out'");
+  reject(call(x, y, v, with(o, [](auto& m) { m.ld = kMaxLd / 2 + 1; }), opt),
+         Status::InvalidArgument, "'out'");
+  reject(call(with(x, [](auto& m) { m.ld = kMaxLd / 4; }), y, v, o, opt), Status::InvalidArgument,
+         "'X'");
+  // in elements it fits, in bytes it does not
+  reject(call(x, y, with(v, [](auto& m) { m.ld = kMaxLd / 16; }), o, opt), Status::InvalidArgument,
+         "'V'");
   // wrong shapes
   reject(call(x, with(y, [](auto& m) { m.cols = d - 1; }), v, o, opt), Status::ShapeMismatch,
          "'Y'");

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kfuse/moe.hpp"
@@ -111,6 +112,37 @@ TEST(MoeLayoutErrors, EveryExtentAndOption) {
   const MoePlanLayout L = moe_plan_layout(5, 2, 4, MoePlanOptions{8, 3, false});
   EXPECT_EQ(L.rows, 4 * 8);  // every expert at its capacity, padded
   EXPECT_EQ(L.storage_size(), 4 + 5 + 32 + 10);
+}
+
+// A layout built by hand: its sizes near 2^62 once overflowed in storage_size and
+// moe_plan_views before anything checked them.
+TEST(MoeLayoutErrors, HandMadeLayoutsAreCheckedBeforeTheirSizes) {
+  const MoePlanLayout good = moe_plan_layout(5, 2, 4);
+  constexpr std::int64_t kHuge = std::int64_t(1) << 62;
+  auto changed = [&](auto change) {
+    MoePlanLayout L = good;
+    change(L);
+    return L;
+  };
+  const std::pair<MoePlanLayout, const char*> cases[] = {
+      {changed([&](MoePlanLayout& L) { L.tokens = kHuge; }), "'layout.tokens'"},
+      {changed([&](MoePlanLayout& L) { L.top_k = kHuge; }), "'layout.top_k'"},
+      {changed([&](MoePlanLayout& L) { L.experts = kHuge; }), "'layout.experts'"},
+      {changed([&](MoePlanLayout& L) { L.rows = kHuge; }), "'layout.rows'"},
+      {changed([&](MoePlanLayout& L) { L.rows = std::numeric_limits<std::int64_t>::max(); }),
+       "'layout.rows'"},
+      {changed([&](MoePlanLayout& L) { L.rows = good.rows - 1; }), "'layout.rows'"},
+      {changed([&](MoePlanLayout& L) { L.options.capacity = kHuge; }), "'layout.options.capacity'"},
+  };
+  std::vector<std::int32_t> storage(64, 5);
+  for (const auto& [L, needle] : cases) {
+    expect_error([&] { (void)L.storage_size(); }, Status::InvalidArgument, needle);
+    expect_error([&] { moe_plan_views(L, storage.data(), Memory::Host); }, Status::InvalidArgument,
+                 needle);
+  }
+  EXPECT_EQ(storage, std::vector<std::int32_t>(64, 5));
+  expect_error([&] { moe_plan_views(good, nullptr, Memory::Host); }, Status::InvalidArgument,
+               "'storage'");
 }
 
 TEST_P(MoeErrors, Router) {

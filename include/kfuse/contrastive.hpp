@@ -55,6 +55,11 @@
 // At Na = Nb = 65536, d = 1024 on an H100 (132 SMs): 36 MiB forward, 67 MiB
 // backward, 0.6% of the 16 GiB the fp32 logits alone would take.
 //
+// Extents: 1 <= Na, Nb <= kContrastiveMaxRows (2^31 - 1: row indices in the tiles are
+// 32-bit) and Na d, Nb d <= kContrastiveMaxElements (2^47, above any device's memory:
+// every workspace size then fits 64 bits); larger extents are an InvalidArgument naming
+// the argument, in the calls and in the *_workspace_bytes queries alike.
+//
 // Determinism: with deterministic = true (the default) the same inputs give
 // bitwise the same outputs run to run on one device (and on the CPU for any
 // number of threads); results differ between the CPU and the GPU, and between
@@ -216,6 +221,9 @@ void clip_loss_forward_backward(Context& ctx, MatrixView<const f16> A, MatrixVie
                                 const ClipForwardOutputs& out, LossScalar grad_loss,
                                 const ContrastiveGradients<float>& grads,
                                 const ClipLossOptions& options);
+
+constexpr std::int64_t kContrastiveMaxRows = (std::int64_t(1) << 31) - 1;
+constexpr std::int64_t kContrastiveMaxElements = std::int64_t(1) << 47;
 
 // Workspace the calls above take for these extents on ctx's backend (an upper bound
 // over element types and optional outputs).

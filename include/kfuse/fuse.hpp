@@ -38,6 +38,13 @@ namespace kfuse {
 // The most inputs one fused row combines (kron_fuse, rp_fuse, rff_fuse).
 constexpr int kMaxFuseInputs = 4;
 
+// Every width in this family (an input's columns, a feature map, a fused row, the number
+// l of random features) is at most kMaxFuseWidth; rff_features, image_dim and text_dim,
+// which are doubled in their slots, at most kMaxFuseWidth / 2. Larger values are an
+// InvalidArgument naming the argument (a fused row wider than kMaxFuseWidth:
+// Unsupported), never a wrapped size.
+constexpr std::int64_t kMaxFuseWidth = (std::int64_t(1) << 31) - 1;
+
 // The kernel of one input embedding, i.e. its feature map in a fused row.
 //   Linear: k(a, a') = <a, a'>, feature map a.
 //   Cosine: k = <a, a'> / (|a| |a'|), feature map a / |a| (a zero row stays zero).
@@ -54,6 +61,7 @@ struct FuseSide {
 };
 
 // The width of an input's feature map: d (Linear, Cosine) or 2 * rff_features (Rbf).
+// InvalidArgument when d or rff_features is negative or past the bounds above.
 std::int64_t fuse_side_width(const FuseSide& side, std::int64_t d);
 
 // ------------------------------------------------------------------ kron_fuse
@@ -151,7 +159,8 @@ struct CrossModalOptions {
   Precision precision = Precision::Exact;                 // rp form, as in RpFuseOptions
 };
 
-// The width of the exact cross-modal row: w_psi * 2 w2 * 2 w3.
+// The width of the exact cross-modal row: w_psi * 2 w2 * 2 w3. InvalidArgument when a
+// dimension or rff_features is past the bounds above, or the product overflows 64 bits.
 std::int64_t cross_modal_width(const CrossModalOptions& options, std::int64_t shared_dim);
 
 // Exact form. shared [n x d_psi], expert [n x image_dim] (Image) or [n x text_dim]

@@ -97,7 +97,9 @@ struct MoePlanLayout {
   MoePlanOptions options;
   std::int64_t rows = 0;  // the rows of every permuted (expert-ordered) buffer
   // int32 elements of a plan: counts [E], offsets [E + 1], row_slot [rows], slot_row [T k].
-  std::int64_t storage_size() const { return experts + (experts + 1) + rows + tokens * top_k; }
+  // Throws InvalidArgument (naming the field) for a layout that moe_plan_layout would not
+  // return: its sizes are only defined, and only fit 64 bits, for such a layout.
+  std::int64_t storage_size() const;
 };
 
 // Validates the extents and options (tokens >= 0, 1 <= top_k <= experts <=
@@ -119,7 +121,8 @@ struct MoePlan {
 };
 
 // Carves a plan's four arrays, in the order above, out of one buffer of
-// layout.storage_size() int32 elements in `memory`.
+// layout.storage_size() int32 elements in `memory`. The layout is checked as
+// storage_size() checks it; null storage is an error when the size is not 0.
 MoePlan moe_plan_views(const MoePlanLayout& layout, std::int32_t* storage, Memory memory);
 
 // Fills `plan` from ids [T x k] (T = layout.tokens, k = layout.top_k). On the GPU:

@@ -314,8 +314,12 @@ __attribute__((target("avx2,fma"))) void projection_strip_avx2(const ProjectionP
 using detail::PairKernel;
 using detail::TopkProblem;
 
-constexpr std::int64_t kQueryBlock = 64;  // queries per task (their lists stay private)
+constexpr std::int64_t kQueryBlock = 60;  // queries per task (their lists stay private)
 constexpr std::int64_t kPanelRows = 64;   // gallery rows reused across a query block
+// A block's register blocks read kMicroRows query rows at a time from the block's first
+// row: blocks that start on a multiple of kMicroRows keep every read inside the packed
+// queries, which are padded to padded_rows(M) only.
+static_assert(kQueryBlock % kMicroRows == 0, "query blocks must start on a register block");
 
 // A side's gallery packed as [strip][k][kStrip] (zero rows past N) and its
 // queries as [M][d], both converted to float.
