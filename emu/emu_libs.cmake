@@ -1,0 +1,27 @@
+# The emulated device's host libraries (issue 14, item 7): cuBLAS, CUB device-wide and cuFFT,
+# implemented on the CPU with the real libraries' contracts. Include this file from the
+# emulation build; it defines
+#   KFUSE_EMU_LIB_SOURCES    the libraries' sources, to compile into the emulation's library
+#                            (CUB's are header-only: emu/include/cub/device/*.cuh)
+#   KFUSE_EMU_INCLUDE_DIR    emu/include: put it BEFORE the toolkit's include directories, so
+#                            that its cub/device headers shadow CCCL's
+#   kfuse_emu_add_lib_tests(lib_target)
+#                            registers the libraries' tests (ctest label emu), linked against
+#                            lib_target, which must provide the libraries and the runtime
+#                            (kfuse::emu::enqueue, cudaStreamCreateWithFlags/Destroy/Synchronize,
+#                            cudaDeviceSynchronize) and the toolkit's include directories.
+set(KFUSE_EMU_LIB_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/lib/cublas.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/cufft.cpp)
+set(KFUSE_EMU_INCLUDE_DIR ${CMAKE_CURRENT_LIST_DIR}/include)
+set(KFUSE_EMU_LIB_TEST_DIR ${CMAKE_CURRENT_LIST_DIR}/tests)
+
+function(kfuse_emu_add_lib_tests lib_target)
+  foreach(name test_emu_cublas test_emu_cub test_emu_cufft)
+    add_executable(${name} ${KFUSE_EMU_LIB_TEST_DIR}/${name}.cpp)
+    target_include_directories(${name} BEFORE PRIVATE ${KFUSE_EMU_INCLUDE_DIR})
+    target_link_libraries(${name} PRIVATE ${lib_target} GTest::gtest_main)
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES LABELS emu)
+  endforeach()
+endfunction()
