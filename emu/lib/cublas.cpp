@@ -208,15 +208,18 @@ void pack(const Operand& x, std::int64_t batch, std::int64_t rows, std::int64_t 
       const std::int64_t at = x.trans ? d + r * x.ld : r + d * x.ld;
       const double v = load(x.data, x.type, base + at);
       out[static_cast<std::size_t>(r * depth + d)] =
-          std::is_same<T, double>::value ? static_cast<T>(v)
-                                         : static_cast<T>(round_operand(static_cast<float>(v), rounding));
+          std::is_same<T, double>::value
+              ? static_cast<T>(v)
+              : static_cast<T>(round_operand(static_cast<float>(v), rounding));
     }
 }
 
 template <typename T>
 void run_gemm(const GemmCall& g) {
-  const double alpha_d = g.pointer_mode == CUBLAS_POINTER_MODE_HOST ? g.alpha : scalar(g.alpha_ptr, g.fp64);
-  const double beta_d = g.pointer_mode == CUBLAS_POINTER_MODE_HOST ? g.beta : scalar(g.beta_ptr, g.fp64);
+  const double alpha_d =
+      g.pointer_mode == CUBLAS_POINTER_MODE_HOST ? g.alpha : scalar(g.alpha_ptr, g.fp64);
+  const double beta_d =
+      g.pointer_mode == CUBLAS_POINTER_MODE_HOST ? g.beta : scalar(g.beta_ptr, g.fp64);
   const T alpha = static_cast<T>(alpha_d), beta = static_cast<T>(beta_d);
   const bool products = alpha != T(0) && g.k > 0;
   std::vector<T> a, b;  // op(A) as m x k, op(B)^T as n x k
@@ -237,9 +240,9 @@ void run_gemm(const GemmCall& g) {
         }
         const std::int64_t at = batch * g.stride_c + i + j * g.ldc;
         // beta == 0: C is not read, whatever it holds.
-        const T result = beta == T(0) ? alpha * acc
-                                      : std::fma(beta, static_cast<T>(load(g.c, g.c_type, at)),
-                                                 alpha * acc);
+        const T result = beta == T(0)
+                             ? alpha * acc
+                             : std::fma(beta, static_cast<T>(load(g.c, g.c_type, at)), alpha * acc);
         store(g.c, g.c_type, at, static_cast<double>(result));
       }
   }
@@ -407,14 +410,11 @@ const char* CUBLASWINAPI cublasGetStatusString(cublasStatus_t status) {
   return "unrecognized status";
 }
 
-cublasStatus_t CUBLASWINAPI cublasGemmEx_64(cublasHandle_t handle, cublasOperation_t transa,
-                                            cublasOperation_t transb, int64_t m, int64_t n,
-                                            int64_t k, const void* alpha, const void* A,
-                                            cudaDataType Atype, int64_t lda, const void* B,
-                                            cudaDataType Btype, int64_t ldb, const void* beta,
-                                            void* C, cudaDataType Ctype, int64_t ldc,
-                                            cublasComputeType_t computeType,
-                                            cublasGemmAlgo_t algo) {
+cublasStatus_t CUBLASWINAPI cublasGemmEx_64(
+    cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int64_t m, int64_t n,
+    int64_t k, const void* alpha, const void* A, cudaDataType Atype, int64_t lda, const void* B,
+    cudaDataType Btype, int64_t ldb, const void* beta, void* C, cudaDataType Ctype, int64_t ldc,
+    cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
   return kfuse::emu::gemm(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb,
                           0, beta, C, Ctype, ldc, 0, 1, computeType, algo);
 }
@@ -430,8 +430,8 @@ cublasStatus_t CUBLASWINAPI cublasGemmEx(cublasHandle_t handle, cublasOperation_
 }
 
 cublasStatus_t CUBLASWINAPI cublasGemmStridedBatchedEx_64(
-    cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int64_t m,
-    int64_t n, int64_t k, const void* alpha, const void* A, cudaDataType Atype, int64_t lda,
+    cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int64_t m, int64_t n,
+    int64_t k, const void* alpha, const void* A, cudaDataType Atype, int64_t lda,
     long long int strideA, const void* B, cudaDataType Btype, int64_t ldb, long long int strideB,
     const void* beta, void* C, cudaDataType Ctype, int64_t ldc, long long int strideC,
     int64_t batchCount, cublasComputeType_t computeType, cublasGemmAlgo_t algo) {

@@ -352,8 +352,8 @@ cufftResult make_plan(cufftHandle handle, int rank, const long long* n, const lo
   for (int d = 0; d < rank; ++d)
     g->dft.emplace_back(static_cast<std::size_t>(n[d]));
   // A scratch copy of one transform, as a real plan would ask for something of that order.
-  const std::size_t bytes =
-      static_cast<std::size_t>(count) * (g->fp64 ? sizeof(cufftDoubleComplex) : sizeof(cufftComplex));
+  const std::size_t bytes = static_cast<std::size_t>(count) *
+                            (g->fp64 ? sizeof(cufftDoubleComplex) : sizeof(cufftComplex));
   std::lock_guard<std::mutex> lock(p.mutex);
   auto it = p.live.find(handle);
   if (it == p.live.end()) return CUFFT_INVALID_PLAN;
@@ -423,15 +423,15 @@ cufftResult CUFFTAPI cufftCreate(cufftHandle* handle) {
 cufftResult CUFFTAPI cufftMakePlanMany64(cufftHandle plan, int rank, long long int* n,
                                          long long int* inembed, long long int istride,
                                          long long int idist, long long int* onembed,
-                                         long long int ostride, long long int odist,
-                                         cufftType type, long long int batch, size_t* workSize) {
+                                         long long int ostride, long long int odist, cufftType type,
+                                         long long int batch, size_t* workSize) {
   return kfuse::emu::make_plan(plan, rank, n, inembed, istride, idist, onembed, ostride, odist,
                                type, batch, workSize);
 }
 
 cufftResult CUFFTAPI cufftMakePlanMany(cufftHandle plan, int rank, int* n, int* inembed,
-                                       int istride, int idist, int* onembed, int ostride,
-                                       int odist, cufftType type, int batch, size_t* workSize) {
+                                       int istride, int idist, int* onembed, int ostride, int odist,
+                                       cufftType type, int batch, size_t* workSize) {
   if (rank < 1 || rank > 3) return CUFFT_INVALID_SIZE;
   if (n == nullptr) return CUFFT_INVALID_VALUE;
   long long n64[3] = {}, in64[3] = {}, on64[3] = {};

@@ -2,10 +2,10 @@
 // algorithms: the radix sort's stability and bit ranges on random keys of several types, the
 // scans, the temporary-storage protocol and its size checks, and that nothing runs before the
 // stream synchronises.
-#include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_scan.cuh>
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 
 #include <algorithm>
 #include <cstdint>
@@ -33,7 +33,8 @@ struct Blob {
   explicit Blob(std::size_t n) : bytes(n + kGuard, 0xab), size(n) {}
   void* data() { return bytes.data(); }
   bool guard_intact() const {
-    return std::all_of(bytes.begin() + size, bytes.end(), [](unsigned char b) { return b == 0xab; });
+    return std::all_of(bytes.begin() + size, bytes.end(),
+                       [](unsigned char b) { return b == 0xab; });
   }
 };
 
@@ -45,10 +46,10 @@ void sort_pairs(const std::vector<K>& keys, const std::vector<V>& values, std::v
   keys_out.assign(keys.size(), K{});
   values_out.assign(values.size(), V{});
   std::size_t bytes = 0;
-  ASSERT_EQ(cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys.data(), keys_out.data(),
-                                            values.data(), values_out.data(), n, begin_bit, end_bit,
-                                            stream),
-            cudaSuccess);
+  ASSERT_EQ(
+      cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys.data(), keys_out.data(), values.data(),
+                                      values_out.data(), n, begin_bit, end_bit, stream),
+      cudaSuccess);
   ASSERT_GT(bytes, 0u);
   Blob temp(bytes);
   ASSERT_EQ(cub::DeviceRadixSort::SortPairs(temp.data(), bytes, keys.data(), keys_out.data(),
@@ -84,10 +85,17 @@ TEST(EmuCubRadixSort, SortPairsIsStableOnRandomKeysWithTies) {
       k = few(rng) * 0x01010101u;
     std::vector<std::int32_t> values(n);
     std::iota(values.begin(), values.end(), 0);
-    std::vector<std::uint32_t> keys_out;
-    std::vector<std::int32_t> values_out;
-    sort_pairs(keys, values, keys_out, values_out, 0, 32, stream.s);
-    expect_stable_sorted(keys, keys_out, values_out, [](std::uint32_t k) { return k; });
+    // Every number of 8-bit passes: a pass that reversed ties would be undone by an even
+    // number of them.
+    for (int end_bit : {8, 16, 24, 32}) {
+      SCOPED_TRACE(end_bit);
+      std::vector<std::uint32_t> keys_out;
+      std::vector<std::int32_t> values_out;
+      sort_pairs(keys, values, keys_out, values_out, 0, end_bit, stream.s);
+      const std::uint64_t mask = (std::uint64_t(1) << end_bit) - 1;
+      expect_stable_sorted(keys, keys_out, values_out,
+                           [&](std::uint32_t k) { return std::uint64_t(k) & mask; });
+    }
   }
 }
 
@@ -100,7 +108,8 @@ TEST(EmuCubRadixSort, OnlyTheBitRangeOrdersTheKeys) {
     k = static_cast<std::uint32_t>(rng());
   std::vector<std::int32_t> values(n);
   std::iota(values.begin(), values.end(), 0);
-  for (auto [begin, end] : {std::pair{4, 13}, std::pair{0, 7}, std::pair{17, 32}, std::pair{8, 16}}) {
+  for (auto [begin, end] :
+       {std::pair{4, 13}, std::pair{0, 7}, std::pair{17, 32}, std::pair{8, 16}}) {
     SCOPED_TRACE(begin);
     std::vector<std::uint32_t> keys_out;
     std::vector<std::int32_t> values_out;
@@ -209,9 +218,8 @@ TEST(EmuCubRadixSort, TemporaryStorageProtocol) {
   // One byte short: cudaErrorInvalidValue, and nothing queued.
   Blob small(bytes - 1);
   std::size_t short_bytes = bytes - 1;
-  EXPECT_EQ(cub::DeviceRadixSort::SortPairs(small.data(), short_bytes, keys.data(),
-                                            keys_out.data(), values.data(), values_out.data(), 4,
-                                            0, 32, stream.s),
+  EXPECT_EQ(cub::DeviceRadixSort::SortPairs(small.data(), short_bytes, keys.data(), keys_out.data(),
+                                            values.data(), values_out.data(), 4, 0, 32, stream.s),
             cudaErrorInvalidValue);
   ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
   EXPECT_EQ(keys_out, std::vector<std::uint32_t>(4, 77));
@@ -246,12 +254,13 @@ TEST(EmuCubRadixSort, ADestroyedStreamIsRefused) {
   ASSERT_EQ(cudaStreamDestroy(s), cudaSuccess);
   std::vector<std::uint32_t> keys = {2, 1}, keys_out(2);
   std::size_t bytes = 0;
-  ASSERT_EQ(cub::DeviceRadixSort::SortKeys(nullptr, bytes, keys.data(), keys_out.data(), 2, 0, 32, s),
-            cudaSuccess);
+  ASSERT_EQ(
+      cub::DeviceRadixSort::SortKeys(nullptr, bytes, keys.data(), keys_out.data(), 2, 0, 32, s),
+      cudaSuccess);
   Blob temp(bytes);
-  EXPECT_EQ(cub::DeviceRadixSort::SortKeys(temp.data(), bytes, keys.data(), keys_out.data(), 2, 0,
-                                           32, s),
-            cudaErrorInvalidResourceHandle);
+  EXPECT_EQ(
+      cub::DeviceRadixSort::SortKeys(temp.data(), bytes, keys.data(), keys_out.data(), 2, 0, 32, s),
+      cudaErrorInvalidResourceHandle);
 }
 
 TEST(EmuCubScan, ExclusiveAndInclusiveSumsOutOfPlaceAndInPlace) {
@@ -320,18 +329,18 @@ TEST(EmuCubScan, TemporaryStorageProtocol) {
   ASSERT_GT(bytes, 0u);
   Blob small(bytes - 1);
   std::size_t short_bytes = bytes - 1;
-  EXPECT_EQ(cub::DeviceScan::ExclusiveSum(small.data(), short_bytes, in.data(), out.data(), 3,
-                                          stream.s),
-            cudaErrorInvalidValue);
+  EXPECT_EQ(
+      cub::DeviceScan::ExclusiveSum(small.data(), short_bytes, in.data(), out.data(), 3, stream.s),
+      cudaErrorInvalidValue);
   // CUB checks the size before it looks at num_items: an empty scan needs its bytes too.
   std::size_t empty = 0;
   ASSERT_EQ(cub::DeviceScan::ExclusiveSum(nullptr, empty, in.data(), out.data(), 0, stream.s),
             cudaSuccess);
   ASSERT_GT(empty, 0u);
   std::size_t too_few = empty - 1;
-  EXPECT_EQ(cub::DeviceScan::ExclusiveSum(small.data(), too_few, in.data(), out.data(), 0,
-                                          stream.s),
-            cudaErrorInvalidValue);
+  EXPECT_EQ(
+      cub::DeviceScan::ExclusiveSum(small.data(), too_few, in.data(), out.data(), 0, stream.s),
+      cudaErrorInvalidValue);
   EXPECT_EQ(cub::DeviceScan::ExclusiveSum(small.data(), empty, in.data(), out.data(), 0, stream.s),
             cudaSuccess);
   ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);

@@ -58,15 +58,17 @@ double bf16(double x) {
 struct Matrix {
   std::int64_t rows, cols, ld, stride, batch;
   std::vector<float> v;
-  Matrix(std::int64_t r, std::int64_t c, std::int64_t ld_, std::mt19937& rng, std::int64_t batch_ = 1,
-         std::int64_t stride_ = 0)
+  Matrix(std::int64_t r, std::int64_t c, std::int64_t ld_, std::mt19937& rng,
+         std::int64_t batch_ = 1, std::int64_t stride_ = 0)
       : rows(r), cols(c), ld(ld_), stride(stride_ ? stride_ : ld_ * c), batch(batch_) {
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     v.resize(static_cast<std::size_t>(stride * (batch - 1) + ld * cols));
     for (float& x : v)
       x = u(rng);
   }
-  float at(std::int64_t b, std::int64_t i, std::int64_t j) const { return v[b * stride + i + j * ld]; }
+  float at(std::int64_t b, std::int64_t i, std::int64_t j) const {
+    return v[b * stride + i + j * ld];
+  }
 };
 
 // op(X)(i, j) for a stored matrix.
@@ -131,7 +133,8 @@ TEST(EmuCublas, EveryTransposeOddSizesPaddedLeadingDimensions) {
       for (std::int64_t j = 0; j < n; ++j)
         for (std::int64_t i = 0; i < C.ld; ++i) {
           if (i < m)
-            EXPECT_NEAR(C.at(0, i, j), ref[i + j * m], fp32_bound(k, mag[i + j * m])) << i << "," << j;
+            EXPECT_NEAR(C.at(0, i, j), ref[i + j * m], fp32_bound(k, mag[i + j * m]))
+                << i << "," << j;
           else
             EXPECT_EQ(C.at(0, i, j), C0.at(0, i, j)) << "padding row " << i;  // untouched
         }
@@ -149,8 +152,8 @@ TEST(EmuCublas, NothingRunsBeforeItsStreamSynchronises) {
   const Matrix C0 = C;
   const float alpha = 1.0f, beta = 0.0f;
   ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &alpha, A.v.data(),
-                            CUDA_R_32F, 4, B.v.data(), CUDA_R_32F, 3, &beta, C.v.data(),
-                            CUDA_R_32F, 4, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                            CUDA_R_32F, 4, B.v.data(), CUDA_R_32F, 3, &beta, C.v.data(), CUDA_R_32F,
+                            4, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             CUBLAS_STATUS_SUCCESS);
   EXPECT_EQ(C.v, C0.v) << "computed at call time";
   ASSERT_EQ(cudaStreamSynchronize(other.s), cudaSuccess);
@@ -169,8 +172,8 @@ TEST(EmuCublas, BetaZeroDoesNotReadC) {
   const Matrix C0 = C;
   const float alpha = 2.0f, beta = 0.0f;
   ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, A.v.data(),
-                            CUDA_R_32F, m, B.v.data(), CUDA_R_32F, k, &beta, C.v.data(),
-                            CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                            CUDA_R_32F, m, B.v.data(), CUDA_R_32F, k, &beta, C.v.data(), CUDA_R_32F,
+                            m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             CUBLAS_STATUS_SUCCESS);
   ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
   std::vector<double> ref, mag;
@@ -182,8 +185,8 @@ TEST(EmuCublas, BetaZeroDoesNotReadC) {
   std::fill(C.v.begin(), C.v.end(), std::numeric_limits<float>::quiet_NaN());
   const float zero = 0.0f;
   ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &zero, A.v.data(),
-                            CUDA_R_32F, m, B.v.data(), CUDA_R_32F, k, &zero, C.v.data(),
-                            CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                            CUDA_R_32F, m, B.v.data(), CUDA_R_32F, k, &zero, C.v.data(), CUDA_R_32F,
+                            m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             CUBLAS_STATUS_SUCCESS);
   ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
   for (float c : C.v)
@@ -198,8 +201,8 @@ TEST(EmuCublas, KZeroScalesC) {
   const Matrix C0 = C;
   const float alpha = 1.0f, beta = 3.0f;
   float dummy = std::numeric_limits<float>::quiet_NaN();
-  ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 2, 0, &alpha, &dummy,
-                            CUDA_R_32F, 3, &dummy, CUDA_R_32F, 1, &beta, C.v.data(), CUDA_R_32F, 3,
+  ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 2, 0, &alpha, &dummy, CUDA_R_32F,
+                            3, &dummy, CUDA_R_32F, 1, &beta, C.v.data(), CUDA_R_32F, 3,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             CUBLAS_STATUS_SUCCESS);
   ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
@@ -219,10 +222,10 @@ TEST(EmuCublas, Tf32RoundsOperandsToNearestEven) {
   float exact[3], fast[3];
   for (cublasComputeType_t compute : {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32}) {
     float* c = compute == CUBLAS_COMPUTE_32F ? exact : fast;
-    ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 1, 1, &alpha, a, CUDA_R_32F,
-                              3, &b, CUDA_R_32F, 1, &beta, c, CUDA_R_32F, 3, compute,
-                              CUBLAS_GEMM_DEFAULT),
-              CUBLAS_STATUS_SUCCESS);
+    ASSERT_EQ(
+        cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 1, 1, &alpha, a, CUDA_R_32F, 3, &b,
+                        CUDA_R_32F, 1, &beta, c, CUDA_R_32F, 3, compute, CUBLAS_GEMM_DEFAULT),
+        CUBLAS_STATUS_SUCCESS);
   }
   ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
   for (int i = 0; i < 3; ++i)
@@ -241,7 +244,8 @@ TEST(EmuCublas, FastComputeTypesRoundRandomOperands) {
     cublasComputeType_t compute;
     double (*round)(double);
   };
-  for (const Case& c : {Case{CUBLAS_COMPUTE_32F_FAST_TF32, tf32}, Case{CUBLAS_COMPUTE_32F_FAST_16BF, bf16}}) {
+  for (const Case& c :
+       {Case{CUBLAS_COMPUTE_32F_FAST_TF32, tf32}, Case{CUBLAS_COMPUTE_32F_FAST_16BF, bf16}}) {
     SCOPED_TRACE(static_cast<int>(c.compute));
     Stream stream;
     Handle handle(stream.s);

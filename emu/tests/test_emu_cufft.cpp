@@ -70,9 +70,9 @@ TEST(EmuCufft, R2CMatchesTheDftAtEverySize) {
     Plan plan;
     long long dims[1] = {n};
     std::size_t work = 0;
-    ASSERT_EQ(cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, batch,
-                                  &work),
-              CUFFT_SUCCESS);
+    ASSERT_EQ(
+        cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, batch, &work),
+        CUFFT_SUCCESS);
     EXPECT_GT(work, 0u);
     ASSERT_EQ(cufftSetStream(plan.h, stream.s), CUFFT_SUCCESS);
     std::vector<float> x = random_real(n * batch, rng);
@@ -89,8 +89,10 @@ TEST(EmuCufft, R2CMatchesTheDftAtEverySize) {
       }
       const std::vector<lcplx> want = dft(in, -1);
       for (long long k = 0; k < half; ++k) {
-        EXPECT_NEAR(y[b * half + k].x, static_cast<double>(want[k].real()), tolerance(l1, n)) << b << ":" << k;
-        EXPECT_NEAR(y[b * half + k].y, static_cast<double>(want[k].imag()), tolerance(l1, n)) << b << ":" << k;
+        EXPECT_NEAR(y[b * half + k].x, static_cast<double>(want[k].real()), tolerance(l1, n))
+            << b << ":" << k;
+        EXPECT_NEAR(y[b * half + k].y, static_cast<double>(want[k].imag()), tolerance(l1, n))
+            << b << ":" << k;
       }
     }
   }
@@ -107,8 +109,9 @@ TEST(EmuCufft, C2RMatchesTheHermitianInverseDft) {
     Plan plan;
     long long dims[1] = {n};
     std::size_t work = 0;
-    ASSERT_EQ(cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_C2R, 1, &work),
-              CUFFT_SUCCESS);
+    ASSERT_EQ(
+        cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_C2R, 1, &work),
+        CUFFT_SUCCESS);
     ASSERT_EQ(cufftSetStream(plan.h, stream.s), CUFFT_SUCCESS);
     std::vector<float> parts = random_real(2 * half, rng);
     std::vector<cufftComplex> X(half);
@@ -140,9 +143,11 @@ TEST(EmuCufft, RoundTripIsUnnormalised) {
   long long dims[1] = {n};
   std::size_t work = 0;
   Plan forward, inverse;
-  ASSERT_EQ(cufftMakePlanMany64(forward.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, batch, &work),
+  ASSERT_EQ(cufftMakePlanMany64(forward.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, batch,
+                                &work),
             CUFFT_SUCCESS);
-  ASSERT_EQ(cufftMakePlanMany64(inverse.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_C2R, batch, &work),
+  ASSERT_EQ(cufftMakePlanMany64(inverse.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_C2R, batch,
+                                &work),
             CUFFT_SUCCESS);
   ASSERT_EQ(cufftSetStream(forward.h, stream.s), CUFFT_SUCCESS);
   ASSERT_EQ(cufftSetStream(inverse.h, stream.s), CUFFT_SUCCESS);
@@ -208,9 +213,9 @@ TEST(EmuCufft, KfuseSketchPlansWithAWorkArea) {
     ASSERT_EQ(cufftSetAutoAllocation(plan.h, 0), CUFFT_SUCCESS);
     long long n[1] = {l}, inembed[1] = {idist}, onembed[1] = {odist};
     std::size_t work = 0;
-    ASSERT_EQ(cufftMakePlanMany64(plan.h, 1, n, inembed, 1, idist, onembed, 1, odist, type, batch,
-                                  &work),
-              CUFFT_SUCCESS);
+    ASSERT_EQ(
+        cufftMakePlanMany64(plan.h, 1, n, inembed, 1, idist, onembed, 1, odist, type, batch, &work),
+        CUFFT_SUCCESS);
     ASSERT_GT(work, 0u);
     area.assign(work, 0);  // its own allocation: a write past it is caught by ASan
     ASSERT_EQ(cufftSetWorkArea(plan.h, area.data()), CUFFT_SUCCESS);
@@ -285,8 +290,9 @@ TEST(EmuCufft, InPlaceBasicLayoutIsPadded) {
   Plan plan;
   long long dims[1] = {n};
   std::size_t work = 0;
-  ASSERT_EQ(cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, batch, &work),
-            CUFFT_SUCCESS);
+  ASSERT_EQ(
+      cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, batch, &work),
+      CUFFT_SUCCESS);
   ASSERT_EQ(cufftSetStream(plan.h, stream.s), CUFFT_SUCCESS);
   std::vector<cufftComplex> buf(half * batch);
   auto* real = reinterpret_cast<float*>(buf.data());
@@ -318,8 +324,9 @@ TEST(EmuCufft, ComplexAndDoubleTransformsIn1DAnd2D) {
     Plan plan;
     long long dims[1] = {n};
     std::size_t work = 0;
-    ASSERT_EQ(cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_C2C, 1, &work),
-              CUFFT_SUCCESS);
+    ASSERT_EQ(
+        cufftMakePlanMany64(plan.h, 1, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_C2C, 1, &work),
+        CUFFT_SUCCESS);
     ASSERT_EQ(cufftSetStream(plan.h, stream.s), CUFFT_SUCCESS);
     const std::vector<float> parts = random_real(2 * n, rng);
     std::vector<cufftComplex> x(n), fwd(n), inv(n);
@@ -348,8 +355,9 @@ TEST(EmuCufft, ComplexAndDoubleTransformsIn1DAnd2D) {
     Plan plan;
     long long dims[2] = {n0, n1};
     std::size_t work = 0;
-    ASSERT_EQ(cufftMakePlanMany64(plan.h, 2, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_D2Z, 1, &work),
-              CUFFT_SUCCESS);
+    ASSERT_EQ(
+        cufftMakePlanMany64(plan.h, 2, dims, nullptr, 1, 0, nullptr, 1, 0, CUFFT_D2Z, 1, &work),
+        CUFFT_SUCCESS);
     ASSERT_EQ(cufftSetStream(plan.h, stream.s), CUFFT_SUCCESS);
     const std::vector<float> xf = random_real(n0 * n1, rng);
     std::vector<double> x(xf.begin(), xf.end());
@@ -361,10 +369,11 @@ TEST(EmuCufft, ComplexAndDoubleTransformsIn1DAnd2D) {
         lcplx s = 0;
         for (long long j0 = 0; j0 < n0; ++j0)
           for (long long j1 = 0; j1 < n1; ++j1) {
-            const long double angle =
-                -2 * kPi * (static_cast<long double>((j0 * k0) % n0) / n0 +
-                            static_cast<long double>((j1 * k1) % n1) / n1);
-            s += static_cast<long double>(x[j0 * n1 + j1]) * lcplx(std::cos(angle), std::sin(angle));
+            const long double angle = -2 * kPi *
+                                      (static_cast<long double>((j0 * k0) % n0) / n0 +
+                                       static_cast<long double>((j1 * k1) % n1) / n1);
+            s +=
+                static_cast<long double>(x[j0 * n1 + j1]) * lcplx(std::cos(angle), std::sin(angle));
           }
         EXPECT_NEAR(y[k0 * h1 + k1].x, static_cast<double>(s.real()), 1e-12) << k0 << "," << k1;
         EXPECT_NEAR(y[k0 * h1 + k1].y, static_cast<double>(s.imag()), 1e-12) << k0 << "," << k1;
@@ -381,8 +390,9 @@ TEST(EmuCufft, ArgumentChecks) {
               CUFFT_INVALID_SIZE);
     EXPECT_EQ(cufftMakePlanMany64(plan.h, 4, n, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, 1, &work),
               CUFFT_INVALID_SIZE);
-    EXPECT_EQ(cufftMakePlanMany64(plan.h, 1, zero, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, 1, &work),
-              CUFFT_INVALID_SIZE);
+    EXPECT_EQ(
+        cufftMakePlanMany64(plan.h, 1, zero, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, 1, &work),
+        CUFFT_INVALID_SIZE);
     EXPECT_EQ(cufftMakePlanMany64(plan.h, 1, n, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, 0, &work),
               CUFFT_INVALID_SIZE);
     EXPECT_EQ(cufftMakePlanMany64(plan.h, 1, n, nullptr, 1, 0, nullptr, 1, 0,

@@ -65,8 +65,8 @@ struct DeviceRadixSort {
     auto* keys_tmp = static_cast<KeyT*>(parts[0]);
     auto* values_tmp = static_cast<ValueT*>(parts[1]);
     return kfuse::emu::enqueue(stream, [=] {
-      d::radix_sort<KeyT, ValueT>(keys_in, keys_out, keys_tmp, values_in, values_out, values_tmp,
-                                  n, begin_bit, end_bit);
+      d::radix_sort<KeyT, ValueT>(keys_in, keys_out, keys_tmp, values_in, values_out, values_tmp, n,
+                                  begin_bit, end_bit);
     });
   }
 };
