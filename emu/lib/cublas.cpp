@@ -214,6 +214,53 @@ void pack(const Operand& x, std::int64_t batch, std::int64_t rows, std::int64_t 
     }
 }
 
+// acc[j] += a_row[l] * b[l][j] for l = 0, 1, ..., k - 1 (b: k x n, row-major): every output
+// a sequential chain of FMAs in T, the loop over j vectorisable. The operands are this file's
+// own packed copies, so the sanitizers' instrumentation, which would stop the vectorisation,
+// is left out here (the caller's arrays were checked when they were packed).
+#define KFUSE_EMU_HOT_LOOP __attribute__((no_sanitize("address", "undefined")))
+template <typename T>
+inline __attribute__((always_inline)) KFUSE_EMU_HOT_LOOP void accumulate_row_body(
+    const T* __restrict a_row, const T* __restrict b, std::int64_t k, std::int64_t n,
+    T* __restrict acc) {
+  for (std::int64_t l = 0; l < k; ++l) {
+    const T av = a_row[l];
+    const T* __restrict bl = b + l * n;
+    // The builtins, not std::fma: a sanitized std::fma would not be inlined here.
+    for (std::int64_t j = 0; j < n; ++j) {
+      if constexpr (std::is_same<T, float>::value)
+        acc[j] = __builtin_fmaf(av, bl[j], acc[j]);
+      else
+        acc[j] = __builtin_fma(av, bl[j], acc[j]);
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same with the FMA instruction (the baseline x86-64 calls fma() in libm for every
+// product): CI time is the emulation's budget.
+template <typename T>
+__attribute__((target("avx2,fma"))) KFUSE_EMU_HOT_LOOP void accumulate_row_fma(
+    const T* a_row, const T* b, std::int64_t k, std::int64_t n, T* acc) {
+  accumulate_row_body(a_row, b, k, n, acc);
+}
+#endif
+
+template <typename T>
+KFUSE_EMU_HOT_LOOP void accumulate_row_baseline(const T* a_row, const T* b, std::int64_t k,
+                                                std::int64_t n, T* acc) {
+  accumulate_row_body(a_row, b, k, n, acc);
+}
+
+template <typename T>
+void accumulate_row(const T* a_row, const T* b, std::int64_t k, std::int64_t n, T* acc) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (fma) return accumulate_row_fma(a_row, b, k, n, acc);
+#endif
+  accumulate_row_baseline(a_row, b, k, n, acc);
+}
+
 template <typename T>
 void run_gemm(const GemmCall& g) {
   const double alpha_d =
@@ -222,29 +269,24 @@ void run_gemm(const GemmCall& g) {
       g.pointer_mode == CUBLAS_POINTER_MODE_HOST ? g.beta : scalar(g.beta_ptr, g.fp64);
   const T alpha = static_cast<T>(alpha_d), beta = static_cast<T>(beta_d);
   const bool products = alpha != T(0) && g.k > 0;
-  std::vector<T> a, b;  // op(A) as m x k, op(B)^T as n x k
+  std::vector<T> a, b, acc(static_cast<std::size_t>(g.n));  // op(A): m x k, op(B): k x n
   for (std::int64_t batch = 0; batch < g.batch; ++batch) {
     if (products) {
       pack(g.a, batch, g.m, g.k, g.rounding, a);
-      pack(Operand{g.b.data, g.b.type, g.b.ld, !g.b.trans, g.b.stride}, batch, g.n, g.k, g.rounding,
-           b);
+      pack(g.b, batch, g.k, g.n, g.rounding, b);
     }
-    for (std::int64_t j = 0; j < g.n; ++j)
-      for (std::int64_t i = 0; i < g.m; ++i) {
-        T acc = 0;
-        if (products) {
-          const T* ai = a.data() + i * g.k;
-          const T* bj = b.data() + j * g.k;
-          for (std::int64_t l = 0; l < g.k; ++l)
-            acc = std::fma(ai[l], bj[l], acc);
-        }
+    for (std::int64_t i = 0; i < g.m; ++i) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      if (products) accumulate_row(a.data() + i * g.k, b.data(), g.k, g.n, acc.data());
+      for (std::int64_t j = 0; j < g.n; ++j) {
         const std::int64_t at = batch * g.stride_c + i + j * g.ldc;
         // beta == 0: C is not read, whatever it holds.
-        const T result = beta == T(0)
-                             ? alpha * acc
-                             : std::fma(beta, static_cast<T>(load(g.c, g.c_type, at)), alpha * acc);
+        const T result =
+            beta == T(0) ? alpha * acc[j]
+                         : std::fma(beta, static_cast<T>(load(g.c, g.c_type, at)), alpha * acc[j]);
         store(g.c, g.c_type, at, static_cast<double>(result));
       }
+    }
   }
 }
 
