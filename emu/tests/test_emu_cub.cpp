@@ -108,8 +108,9 @@ TEST(EmuCubRadixSort, OnlyTheBitRangeOrdersTheKeys) {
     k = static_cast<std::uint32_t>(rng());
   std::vector<std::int32_t> values(n);
   std::iota(values.begin(), values.end(), 0);
-  for (auto [begin, end] :
+  for (const auto& range :
        {std::pair{4, 13}, std::pair{0, 7}, std::pair{17, 32}, std::pair{8, 16}}) {
+    const int begin = range.first, end = range.second;  // (lambdas cannot capture bindings)
     SCOPED_TRACE(begin);
     std::vector<std::uint32_t> keys_out;
     std::vector<std::int32_t> values_out;

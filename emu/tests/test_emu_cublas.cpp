@@ -235,6 +235,26 @@ TEST(EmuCublas, Tf32RoundsOperandsToNearestEven) {
   EXPECT_EQ(fast[2], 1.0f + std::ldexp(1.0f, -9));
 }
 
+// A NaN whose payload is only in the bits TF32 drops stays a NaN (rounding must not carry it
+// into an infinity); infinities stay infinite.
+TEST(EmuCublas, Tf32KeepsNanAndInfinity) {
+  Stream stream;
+  Handle handle(stream.s);
+  const std::uint32_t low_nan_bits = 0x7f800001u;
+  float a[2];
+  std::memcpy(&a[0], &low_nan_bits, 4);
+  a[1] = -std::numeric_limits<float>::infinity();
+  const float b = 1.0f, alpha = 1.0f, beta = 0.0f;
+  float c[2] = {0.0f, 0.0f};
+  ASSERT_EQ(cublasGemmEx_64(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 1, &alpha, a, CUDA_R_32F, 2,
+                            &b, CUDA_R_32F, 1, &beta, c, CUDA_R_32F, 2,
+                            CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+            CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
+  EXPECT_TRUE(std::isnan(c[0])) << c[0];
+  EXPECT_EQ(c[1], -std::numeric_limits<float>::infinity());
+}
+
 // On random data the fast compute types match a reference on rounded operands to fp32
 // accumulation accuracy, and miss the exact one by far more: the rounding is really applied.
 TEST(EmuCublas, FastComputeTypesRoundRandomOperands) {
