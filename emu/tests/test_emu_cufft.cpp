@@ -381,6 +381,70 @@ TEST(EmuCufft, ComplexAndDoubleTransformsIn1DAnd2D) {
   }
 }
 
+// 2D and 3D: R2C then C2R gives N x back (C2R mirrors the stored half through every
+// dimension), and an advanced layout with padded rows gives the basic layout's values.
+TEST(EmuCufft, MultiDimensionalRoundTripsAndEmbeddedLayouts) {
+  std::mt19937 rng(8);
+  Stream stream;
+  struct Shape {
+    int rank;
+    long long n[3];
+  };
+  for (const Shape& shape : {Shape{2, {6, 10, 0}}, Shape{3, {3, 4, 5}}, Shape{2, {5, 7, 0}}}) {
+    SCOPED_TRACE(shape.rank);
+    long long dims[3] = {shape.n[0], shape.n[1], shape.n[2]};
+    long long total = 1, outer = 1;
+    for (int d = 0; d < shape.rank; ++d)
+      total *= dims[d];
+    const long long last = dims[shape.rank - 1], half = last / 2 + 1;
+    outer = total / last;
+    const long long batch = 2;
+    Plan forward, inverse, padded;
+    std::size_t work = 0;
+    ASSERT_EQ(cufftMakePlanMany64(forward.h, shape.rank, dims, nullptr, 1, 0, nullptr, 1, 0,
+                                  CUFFT_R2C, batch, &work),
+              CUFFT_SUCCESS);
+    ASSERT_EQ(cufftMakePlanMany64(inverse.h, shape.rank, dims, nullptr, 1, 0, nullptr, 1, 0,
+                                  CUFFT_C2R, batch, &work),
+              CUFFT_SUCCESS);
+    // Rows of the last dimension padded: real rows of last + 3 floats, complex of half + 2.
+    long long inembed[3] = {0, 0, 0}, onembed[3] = {0, 0, 0};
+    for (int d = 1; d < shape.rank; ++d) {
+      inembed[d] = d == shape.rank - 1 ? last + 3 : dims[d];
+      onembed[d] = d == shape.rank - 1 ? half + 2 : dims[d];
+    }
+    const long long idist = outer * (last + 3) + 1, odist = outer * (half + 2) + 4;
+    ASSERT_EQ(cufftMakePlanMany64(padded.h, shape.rank, dims, inembed, 1, idist, onembed, 1, odist,
+                                  CUFFT_R2C, batch, &work),
+              CUFFT_SUCCESS);
+    for (Plan* p : {&forward, &inverse, &padded})
+      ASSERT_EQ(cufftSetStream(p->h, stream.s), CUFFT_SUCCESS);
+    const std::vector<float> x = random_real(total * batch, rng);
+    std::vector<float> in = x, back(total * batch);
+    std::vector<cufftComplex> spec(outer * half * batch);
+    std::vector<float> x_padded(idist * batch, 0.0f);
+    for (long long b = 0; b < batch; ++b)
+      for (long long r = 0; r < outer; ++r)
+        for (long long j = 0; j < last; ++j)
+          x_padded[b * idist + r * (last + 3) + j] = x[b * total + r * last + j];
+    std::vector<cufftComplex> spec_padded(odist * batch);
+    ASSERT_EQ(cufftExecR2C(forward.h, in.data(), spec.data()), CUFFT_SUCCESS);
+    ASSERT_EQ(cufftExecR2C(padded.h, x_padded.data(), spec_padded.data()), CUFFT_SUCCESS);
+    ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
+    for (long long b = 0; b < batch; ++b)
+      for (long long r = 0; r < outer; ++r)
+        for (long long k = 0; k < half; ++k) {
+          const cufftComplex u = spec[(b * outer + r) * half + k];
+          const cufftComplex v = spec_padded[b * odist + r * (half + 2) + k];
+          EXPECT_TRUE(u.x == v.x && u.y == v.y) << b << ":" << r << "," << k;
+        }
+    ASSERT_EQ(cufftExecC2R(inverse.h, spec.data(), back.data()), CUFFT_SUCCESS);
+    ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
+    for (long long t = 0; t < total * batch; ++t)
+      EXPECT_NEAR(back[t], total * x[t], 1e-4) << t;
+  }
+}
+
 TEST(EmuCufft, ArgumentChecks) {
   long long n[1] = {8}, zero[1] = {0};
   std::size_t work = 0;
