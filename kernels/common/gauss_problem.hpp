@@ -117,8 +117,15 @@ KFUSE_HD WideDist2<W> wide_dist2(const T* x, const T* y, std::int64_t d) {
 // distances overflow the working type, e.g. a query at 1e30 in fp32): the limit of
 // the stabilised weighted mean, the weighted mean of its nearest sample points of
 // positive weight (ties averaged), coordinate r. O(n d) per call; such rows are rare.
+// Not inlined into the kernels' epilogues on the device: the hot kernels should not
+// pay registers for a path that rows far from every point take.
+#if defined(__CUDACC__)
+#define KFUSE_HD_COLD __host__ __device__ __noinline__
+#else
+#define KFUSE_HD_COLD inline
+#endif
 template <class T, class Acc>
-KFUSE_HD Acc gauss_nearest_mean(const GaussEpilogue<T>& e, std::int64_t i, std::int64_t r) {
+KFUSE_HD_COLD Acc gauss_nearest_mean(const GaussEpilogue<T>& e, std::int64_t i, std::int64_t r) {
   const T* x = e.x + i * e.ldx;
   WideDist2<Acc> best;
   bool found = false;
