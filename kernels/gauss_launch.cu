@@ -27,8 +27,11 @@ constexpr int kBlocksPerSmTarget = 8;
 // prepass; such tiny bandwidths take the exact path.
 constexpr double kTensorCoreMaxCoefficient = 1e18;
 
+// A sigma far from 1 scales the differences before squaring (gauss_math.hpp):
+// only the tiled kernel does that, so the others keep their inner loops.
 template <class T>
-Variant choose(const detail::GaussSum<T>& p, Precision precision, double c) {
+Variant choose(const detail::GaussSum<T>& p, Precision precision, double c, bool scaled) {
+  if (scaled) return Variant::Tiled;
   if constexpr (std::is_same_v<T, float>) {
     if (p.d <= gauss::kSmallDMax) return Variant::SmallD;
     if (precision != Precision::Exact && p.d >= gauss::kTensorCoreMinD &&
@@ -51,7 +54,8 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
   L.p = p;
   L.e = e;
   L.c = detail::gauss_log2_coefficient<T>(p.sigma);
-  const Variant variant = choose(p, precision, static_cast<double>(L.c));
+  L.q = static_cast<T>(detail::gauss_distance_scale<T>(p.sigma));
+  const Variant variant = choose(p, precision, static_cast<double>(L.c), L.q != T(1));
 
   Shape shape;
   if constexpr (std::is_same_v<T, float>) {

@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<fl
     for (int r = 0; r < RCS; ++r)
       acc[t][r] = 0.0f;
     den[t] = 0.0f;
-    mx[t] = STAB ? detail::kRunningMaxInit : 0.0f;
+    mx[t] = STAB ? detail::running_max_init<float>() : 0.0f;
   }
 
   for (std::int64_t j0 = jb; j0 < je; j0 += kTile) {

@@ -39,7 +39,8 @@ __device__ __forceinline__ void load_k_slab(const T* src, std::int64_t ld, std::
   }
 }
 
-template <class T, int RC, bool STAB>
+// SCALED: the differences are scaled by L.q before squaring (a sigma far from 1).
+template <class T, int RC, bool STAB, bool SCALED>
 __global__ void __launch_bounds__(kThreads) gauss_tiled_kernel(const Launch<T> L) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   auto& sm = *reinterpret_cast<Smem<T, RC>*>(smem_raw);
@@ -74,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) gauss_tiled_kernel(const Launch<T> L
         for (int a = 0; a < 4; ++a)
 #pragma unroll
           for (int b = 0; b < 4; ++b) {
-            const T diff = xr[a] - yr[b];
+            const T diff = SCALED ? (xr[a] - yr[b]) * L.q : xr[a] - yr[b];
             d2[a][b] = fma(diff, diff, d2[a][b]);
           }
       }
@@ -99,7 +100,11 @@ int chunk_cols(std::int64_t r) {
 
 template <class T, int RC>
 void launch_rc(const Launch<T>& L, const Shape& shape, dim3 grid, cudaStream_t stream) {
-  auto kernel = L.p.stabilised ? gauss_tiled_kernel<T, RC, true> : gauss_tiled_kernel<T, RC, false>;
+  const bool scaled = L.q != T(1);
+  auto kernel = L.p.stabilised ? (scaled ? gauss_tiled_kernel<T, RC, true, true>
+                                         : gauss_tiled_kernel<T, RC, true, false>)
+                               : (scaled ? gauss_tiled_kernel<T, RC, false, true>
+                                         : gauss_tiled_kernel<T, RC, false, false>);
   KFUSE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(shape.smem_bytes)));
   kernel<<<grid, kThreads, shape.smem_bytes, stream>>>(L);

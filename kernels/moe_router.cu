@@ -59,7 +59,7 @@ __global__ void router_kernel(const __grid_constant__ detail::RouterArgs<L> a) {
   if (a.mode == RouterMode::SoftmaxTopK && !a.renormalize) {
     const float m = selected[0];
     for (int e = lane; e < E; e += 32)
-      sum_all += expf(to_f(row[e]) - m);
+      sum_all += detail::router_softmax_term(to_f(row[e]), m);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
       sum_all += __shfl_xor_sync(0xffffffffu, sum_all, o);

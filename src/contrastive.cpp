@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -34,8 +35,11 @@ namespace {
 namespace cd = detail::contrastive;
 using detail::Validator;
 
-// exp(t) must be finite in fp32: t < log(FLT_MAX) = 88.72.
-constexpr double kMaxLogScale = 88.0;
+// The accepted host values of t, b and the upstream gradient (the argument is in
+// include/kfuse/contrastive.hpp, "Accepted ranges").
+constexpr double kMaxLogScale = 11.090354888959125;  // 16 ln 2: tau <= 2^16
+constexpr double kMinLogScale = -87.0;               // tau = e^-87 > FLT_MIN: a normal fp32
+constexpr double kMaxAbsBias = 65536.0;              // 2^16
 
 // ------------------------------------------------------------------ dispatch
 
@@ -134,16 +138,35 @@ void check_embeddings(const Validator& v, const MatrixView<const T>& A,
   check_extents(v, A.rows, B.rows, A.cols, "A", "B");
 }
 
-void check_scalar(const Validator& v, const char* name, const LossScalar& s, bool log_scale) {
+enum class ScalarKind { LogScale, Bias, GradLoss };
+
+void check_scalar(const Validator& v, const char* name, const LossScalar& s, ScalarKind kind) {
   if (!s.device.absent()) {
     v.vector(name, s.device);
     v.extent(name, "size (a scalar in the context's memory)", 1, s.device.size);
     return;
   }
   v.finite(name, s.value);
-  if (log_scale && s.value > kMaxLogScale)
-    v.fail(Status::InvalidArgument, name,
-           "expected t <= 88 (tau = exp(t) finite in fp32), got " + number(s.value));
+  switch (kind) {
+    case ScalarKind::LogScale:
+      if (s.value > kMaxLogScale || s.value < kMinLogScale)
+        v.fail(Status::InvalidArgument, name,
+               "expected t in [-87, 16 ln 2 = 11.09] (tau = exp(t) in [e^-87, 65536]: a normal "
+               "fp32 whose logits keep their differences), got " +
+                   number(s.value));
+      break;
+    case ScalarKind::Bias:
+      if (std::fabs(s.value) > kMaxAbsBias)
+        v.fail(
+            Status::InvalidArgument, name,
+            "expected |b| <= 65536 (fp32 logits keep their differences), got " + number(s.value));
+      break;
+    case ScalarKind::GradLoss:
+      if (std::fabs(s.value) > static_cast<double>(std::numeric_limits<float>::max()))
+        v.fail(Status::InvalidArgument, name,
+               "expected a value finite in fp32 (|dL| <= 3.4e38), got " + number(s.value));
+      break;
+  }
 }
 
 void check_precision(const Validator& v, Precision precision) {
@@ -487,8 +510,8 @@ void check_clip_options(const Validator& v, const ClipLossOptions& o) {
   if (dir < 0 || dir > 2)
     v.fail(Status::InvalidArgument, "direction",
            "expected Both, AtoB or BtoA, got " + std::to_string(dir));
-  check_scalar(v, "logit_scale", o.logit_scale, true);
-  check_scalar(v, "bias", o.bias, false);
+  check_scalar(v, "logit_scale", o.logit_scale, ScalarKind::LogScale);
+  check_scalar(v, "bias", o.bias, ScalarKind::Bias);
   if (!(std::isfinite(o.label_smoothing) && o.label_smoothing >= 0.0 && o.label_smoothing < 1.0))
     v.fail(Status::InvalidArgument, "label_smoothing",
            "expected a value in [0, 1), got " + number(o.label_smoothing));
@@ -637,7 +660,7 @@ void clip_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<const T>
   } else {
     check_optional(v, "lse_cols", saved.lse_cols, false, B.rows, "direction AtoB has no columns");
   }
-  check_scalar(v, "grad_loss", grad_loss, false);
+  check_scalar(v, "grad_loss", grad_loss, ScalarKind::GradLoss);
   check_gradients(v, grads, A.rows, B.rows, A.cols);
   inputs.push_back(region("lse_rows", saved.lse_rows));
   inputs.push_back(region("lse_cols", saved.lse_cols));
@@ -666,7 +689,7 @@ void clip_forward_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<
   std::vector<Region> inputs, outputs;
   check_clip_inputs(ctx, v, A, B, labels, o, inputs);
   check_forward_outputs(v, out, A.rows, B.rows, o.direction, outputs);
-  check_scalar(v, "grad_loss", grad_loss, false);
+  check_scalar(v, "grad_loss", grad_loss, ScalarKind::GradLoss);
   check_gradients(v, grads, A.rows, B.rows, A.cols);
   inputs.push_back(region("grad_loss", grad_loss.device));
   gradient_regions(grads, outputs);
@@ -692,8 +715,8 @@ void check_siglip_inputs(Context& ctx, const Validator& v, const MatrixView<cons
                          const MatrixView<const T>& B, const VectorView<const std::int64_t>& labels,
                          const SiglipLossOptions& o, std::vector<Region>& inputs) {
   check_embeddings(v, A, B);
-  check_scalar(v, "logit_scale", o.logit_scale, true);
-  check_scalar(v, "bias", o.bias, false);
+  check_scalar(v, "logit_scale", o.logit_scale, ScalarKind::LogScale);
+  check_scalar(v, "bias", o.bias, ScalarKind::Bias);
   check_precision(v, o.precision);
   check_labels(ctx, v, labels, LabelRule{"size (Na)", A.rows, -1, B.rows, false},
                o.check_device_labels, A.rows, B.rows);
@@ -745,7 +768,7 @@ void siglip_backward_impl(const char* op, Context& ctx, MatrixView<const T> A,
     check_optional(v, "row_losses", row_losses, true, A.rows, "");
     outputs = {region("loss", loss), region("row_losses", row_losses)};
   }
-  check_scalar(v, "grad_loss", grad_loss, false);
+  check_scalar(v, "grad_loss", grad_loss, ScalarKind::GradLoss);
   check_gradients(v, grads, A.rows, B.rows, A.cols);
   inputs.push_back(region("grad_loss", grad_loss.device));
   gradient_regions(grads, outputs);

@@ -2,7 +2,9 @@
 // computation as a GaussSum plus an epilogue, and hand it to the backend.
 #include "kfuse/gauss.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "../kernels/common/gauss_problem.hpp"
@@ -140,8 +142,10 @@ void kde_impl(Context& ctx, MatrixView<const T> Q, MatrixView<const T> Y, Vector
   e.kind = GaussEpilogueKind::Kde;
   e.out = out.data;
   e.log = o.log;
-  // log N(q; y, s^2 I) = -|q - y|^2 / (2 s^2) - (d / 2) log(2 pi s^2)
-  e.log_norm = -0.5 * static_cast<double>(Q.cols) * std::log(2.0 * M_PI * o.sigma * o.sigma);
+  // log N(q; y, s^2 I) = -|q - y|^2 / (2 s^2) - (d / 2) log(2 pi) - d log s, with
+  // log s taken alone: s^2 over- or underflows for s beyond 1e+-154.
+  const double d = static_cast<double>(Q.cols);
+  e.log_norm = -0.5 * d * std::log(2.0 * M_PI) - d * std::log(o.sigma);
   if (w.absent()) {
     e.log_norm -= std::log(static_cast<double>(Y.rows));
     return run(ctx, p, e, o.precision);
@@ -192,7 +196,14 @@ void grad_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Matri
   e.x = X.data;
   e.ldx = X.ld;
   e.u_stride = U.ld;
-  e.grad_scale = 1.0 / (o.sigma * o.sigma);
+  // 1 / s^2 = q * (q / (s q)^2) with q the distance scale (gauss_math.hpp): the
+  // epilogue scales (acc - x den) by q first, so that neither factor overflows
+  // (1 / s^2 alone is inf for s = 1e-200, and inf * 0 = NaN where K underflows).
+  // Clamped to T's range: beyond it only a zero (acc - x den) q stays finite.
+  const double q = detail::gauss_distance_scale<T>(o.sigma), sq = o.sigma * q;
+  const double tmax = static_cast<double>(std::numeric_limits<T>::max());
+  e.grad_distance_scale = q;
+  e.grad_scale = std::min(q / (sq * sq), tmax);
   for (std::int64_t r = 0; r < V.cols; ++r) {
     p.w = V.data + r;
     e.u = U.data + r;
@@ -228,6 +239,15 @@ void mean_shift_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y,
   e.kind = GaussEpilogueKind::MeanShift;
   e.out = out.data;
   e.ldo = out.ld;
+  // The sample, for a query whose terms all underflow (gauss_nearest_mean).
+  e.x = X.data;
+  e.ldx = X.ld;
+  e.y = Y.data;
+  e.ldy = Y.ld;
+  e.n = Y.rows;
+  e.d = Y.cols;
+  e.w = w.data;
+  e.w_stride = 1;
   run(ctx, p, e, o.precision);
 }
 

@@ -164,6 +164,15 @@ int main(void) {
         KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "label_smoothing") != NULL);
   co.label_smoothing = 0.0;
+  /* Scales where fp32 logits carry no information (contrastive.hpp, "Accepted ranges"). */
+  co.logit_scale = kfuse_loss_scalar(20.0);
+  CHECK(kfuse_clip_loss_forward(ctx, &A, &B, NULL, &out, &co) == KFUSE_INVALID_ARGUMENT);
+  CHECK(strstr(kfuse_last_error(), "'logit_scale'") != NULL);
+  co.logit_scale = kfuse_loss_scalar(log(4.0));
+  so.bias = kfuse_loss_scalar(1e300);
+  CHECK(kfuse_siglip_loss_backward(ctx, &A, &B, &LAB, &one, &grads, &so) == KFUSE_INVALID_ARGUMENT);
+  CHECK(strstr(kfuse_last_error(), "'bias'") != NULL);
+  so.bias = kfuse_loss_scalar(-2.0);
   bad = host_f32(b, NB, D - 1);
   CHECK(kfuse_clip_loss_backward(ctx, &A, &bad, NULL, &LR, &LC, NULL, &grads, &co) ==
         KFUSE_SHAPE_MISMATCH);

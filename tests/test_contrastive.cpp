@@ -845,6 +845,47 @@ TEST_P(Contrastive, WorkspaceOfSixtyFourThousandPairs) {
   }
 }
 
+// ------------------------------------------------------------------ numerical edges
+
+// The ends of the accepted scalar ranges (contrastive.hpp, "Accepted ranges";
+// issue 13, defect 9), each against the double-precision reference: the smallest
+// temperature (t = 16 ln 2, tau = 65536: the loss is nearly a hard max and its
+// logits' differences still carry information), the largest (t = -87: every
+// logit is b to fp32 precision, dt tiny but with fp32's relative precision), and
+// SigLIP with a bias of +-2^16. The rejection just beyond each end is in
+// test_contrastive_errors.cpp.
+class NumericEdges : public ::testing::TestWithParam<Backend> {};
+
+constexpr double kMaxLogScale = 11.090354888959125;  // 16 ln 2
+
+TEST_P(NumericEdges, ClipAtTheEndsOfTheLogScaleRange) {
+  for (double t : {kMaxLogScale, -87.0}) {
+    SCOPED_TRACE("t " + std::to_string(t));
+    ClipSetup c;
+    c.t = t;
+    check_clip<float, float>(GetParam(), Shape{37, 37, 24}, c, 900);
+    c.dir = ClipDirection::AtoB;
+    c.custom_labels = true;
+    c.eps = 0.1;
+    check_clip<float, float>(GetParam(), Shape{37, 20, 24}, c, 910);
+  }
+}
+
+TEST_P(NumericEdges, SiglipAtTheEndsOfTheLogScaleAndBiasRanges) {
+  for (double t : {kMaxLogScale, -87.0})
+    for (double bias : {-65536.0, 0.0, 65536.0}) {
+      SCOPED_TRACE("t " + std::to_string(t) + " bias " + std::to_string(bias));
+      SiglipSetup c;
+      c.t = t;
+      c.bias = bias;
+      c.custom_labels = true;
+      check_siglip<float, float>(GetParam(), Shape{37, 29, 24}, c, 920);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, NumericEdges, ::testing::Values(Backend::Cpu), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, NumericEdges, ::testing::Values(Backend::Cuda), backend_param_name);
+
 INSTANTIATE_TEST_SUITE_P(Cpu, Contrastive, ::testing::Values(Backend::Cpu), backend_param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, Contrastive, ::testing::Values(Backend::Cuda), backend_param_name);
 

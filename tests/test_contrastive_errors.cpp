@@ -138,14 +138,18 @@ TEST_P(ContrastiveErrors, ClipForward) {
   ClipLossOptions bad = o;
   bad.direction = static_cast<ClipDirection>(3);
   reject(ctx, call(a, bv, l, good, bad), Status::InvalidArgument, "'direction'");
-  for (double t : {kNaN, kInf, -kInf, 89.0}) {
+  // Beyond 16 ln 2 fp32 logits lose their differences; below -87 tau is subnormal
+  // (contrastive.hpp, "Accepted ranges").
+  for (double t : {kNaN, kInf, -kInf, 89.0, 11.1, 20.0, 40.0, 88.0, -87.5, -1e30}) {
     bad = o;
     bad.logit_scale.value = t;
     reject(ctx, call(a, bv, l, good, bad), Status::InvalidArgument, "'logit_scale'");
   }
-  bad = o;
-  bad.bias.value = kNaN;
-  reject(ctx, call(a, bv, l, good, bad), Status::InvalidArgument, "'bias'");
+  for (double bias : {kNaN, 1e300, -1e300, 65536.5, -1e5}) {
+    bad = o;
+    bad.bias.value = bias;
+    reject(ctx, call(a, bv, l, good, bad), Status::InvalidArgument, "'bias'");
+  }
   bad = o;
   bad.logit_scale.device = VectorView<const float>(out(9).data(), 2, out(9).memory());
   reject(ctx, call(a, bv, l, good, bad), Status::ShapeMismatch, "'logit_scale'");
@@ -220,6 +224,8 @@ TEST_P(ContrastiveErrors, ClipBackward) {
   atob.direction = ClipDirection::AtoB;
   reject(ctx, call(a, bv, saved, one, grads(), atob), Status::InvalidArgument, "'lse_cols'");
   reject(ctx, call(a, bv, saved, LossScalar{kNaN, {}}, grads(), o), Status::InvalidArgument,
+         "'grad_loss'");
+  reject(ctx, call(a, bv, saved, LossScalar{1e39, {}}, grads(), o), Status::InvalidArgument,
          "'grad_loss'");
   ContrastiveGradients<float> g = grads();
   g.dA = out(7).matrix(Na - 1, d);
@@ -318,11 +324,20 @@ TEST_P(ContrastiveErrors, Siglip) {
   reject(
       ctx, [&] { siglip_loss_forward(ctx, a, bv, l, loss(), row_losses(), bad); },
       Status::InvalidArgument, "'logit_scale'");
-  bad = o;
-  bad.bias.value = -kInf;
-  reject(
-      ctx, [&] { siglip_loss_backward(ctx, a, bv, l, one, grads(Nr), bad); },
-      Status::InvalidArgument, "'bias'");
+  for (double t : {20.0, -88.0}) {
+    bad = o;
+    bad.logit_scale.value = t;
+    reject(
+        ctx, [&] { siglip_loss_backward(ctx, a, bv, l, one, grads(Nr), bad); },
+        Status::InvalidArgument, "'logit_scale'");
+  }
+  for (double bias : {-kInf, 1e300, -70000.0}) {
+    bad = o;
+    bad.bias.value = bias;
+    reject(
+        ctx, [&] { siglip_loss_backward(ctx, a, bv, l, one, grads(Nr), bad); },
+        Status::InvalidArgument, "'bias'");
+  }
   bad = o;
   bad.precision = static_cast<Precision>(-1);
   reject(

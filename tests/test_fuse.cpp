@@ -1093,6 +1093,99 @@ TEST_P(Fuse, GpuTensorCorePrecisions) {
   }
 }
 
+// ------------------------------------------------------------------ numerical edges
+
+// A Cosine side of rows with extreme norms (issue 13, defect 10): the plain sum of
+// squares under- or overflows (|x| below ~1e-19 or above ~1e19 in fp32, 1e+-154 in
+// fp64), and such rows used to become zero rows. Checked against x / |x| and cosines
+// evaluated in long double.
+class NumericEdges : public ::testing::TestWithParam<Backend> {};
+
+// Rows of d columns: a fixed direction per row, scaled to the norms given (and one
+// zero row, which stays zero).
+template <class T>
+std::vector<T> rows_with_norms(const std::vector<double>& norms, std::int64_t d) {
+  std::vector<T> v;
+  for (std::size_t i = 0; i < norms.size(); ++i)
+    for (std::int64_t k = 0; k < d; ++k) {
+      const double dir = std::sin(1.0 + double(i) * 0.7 + double(k) * 1.3);  // |dir| < 1
+      v.push_back(static_cast<T>(norms[i] * dir));
+    }
+  return v;
+}
+
+template <class T>
+void check_cosine_feature_map(Context& ctx, Backend b, const std::vector<double>& norms,
+                              double tol) {
+  const std::int64_t d = 5, n = static_cast<std::int64_t>(norms.size());
+  const std::vector<T> a = rows_with_norms<T>(norms, d);
+  TestArray<T> A(b, a), ones(b, std::vector<T>(n, T(1)));
+  TestArray<T> out(b, nan_filled<T>(static_cast<std::size_t>(n * d)));
+  KronFuseOptions o;
+  o.sides = sides_of({SideKernel::Cosine, SideKernel::Linear});
+  kron_fuse(ctx, {A.cmatrix(n, d), ones.cmatrix(n, 1)}, out.matrix(n, d), o);
+  ctx.synchronize();
+  const std::vector<T> got = out.values();
+  for (std::int64_t i = 0; i < n; ++i) {
+    long double sum = 0;
+    for (std::int64_t k = 0; k < d; ++k)
+      sum += (long double)a[i * d + k] * (long double)a[i * d + k];
+    for (std::int64_t k = 0; k < d; ++k) {
+      const double want = sum == 0 ? 0.0 : double((long double)a[i * d + k] / std::sqrt(sum));
+      EXPECT_NEAR(double(got[i * d + k]), want, tol) << "norm " << norms[i] << " column " << k;
+    }
+  }
+}
+
+TEST_P(NumericEdges, CosineFeatureMapOfExtremeRows) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  check_cosine_feature_map<float>(ctx, GetParam(),
+                                  {1e30, 1e-30, 1e25, 1e-25, 3e-20, 1e19, 1.0, 0.0, 1e-37}, 1e-6);
+  check_cosine_feature_map<double>(ctx, GetParam(),
+                                   {1e200, 1e-200, 1e160, 1e-160, 1.0, 0.0, 1e-300}, 1e-14);
+}
+
+// product_kernel_topk with a Cosine side: queries of norm 1e+-30 against an ordinary
+// gallery (their products <q, g> stay in range; the norms did not).
+TEST_P(NumericEdges, TopkCosineOfExtremeQueries) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t d = 4, M = 4, N = 6;
+  const std::vector<float> q = rows_with_norms<float>({1e30, 1e-30, 1e25, 1e-25}, d);
+  const std::vector<float> g = rows_with_norms<float>({1, 2, 3, 0.5, 1, 4}, d);
+  TestArray<float> Q1(GetParam(), q), G1(GetParam(), g), Q2(GetParam(), std::vector<float>(M, 1)),
+      G2(GetParam(), std::vector<float>(N, 1));
+  TestArray<std::int64_t> idx(GetParam(), std::vector<std::int64_t>(M * N, -1));
+  TestArray<float> sc(GetParam(), nan_filled<float>(static_cast<std::size_t>(M * N)));
+  ProductTopkOptions o;
+  o.side1.kernel = SideKernel::Cosine;  // s = cos(q1, g1) * (0 + <q2, g2>) = cos(q1, g1)
+  product_kernel_topk(ctx, Q1.cmatrix(M, d), Q2.cmatrix(M, 1), G1.cmatrix(N, d), G2.cmatrix(N, 1),
+                      idx.matrix(M, N), sc.matrix(M, N), o);
+  ctx.synchronize();
+  const auto gi = idx.values();
+  const auto gs = sc.values();
+  for (std::int64_t i = 0; i < M; ++i)
+    for (std::int64_t t = 0; t < N; ++t) {
+      const std::int64_t j = gi[i * N + t];
+      ASSERT_GE(j, 0);
+      ASSERT_LT(j, N);
+      long double qq = 0, gg = 0, qg = 0;
+      for (std::int64_t k = 0; k < d; ++k) {
+        const long double x = q[i * d + k], y = g[j * d + k];
+        qq += x * x;
+        gg += y * y;
+        qg += x * y;
+      }
+      EXPECT_NEAR(gs[i * N + t], double(qg / std::sqrt(qq * gg)), 1e-6)
+          << "query " << i << " rank " << t;
+      if (t > 0) EXPECT_GE(gs[i * N + t - 1], gs[i * N + t]);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, NumericEdges, ::testing::Values(Backend::Cpu),
+                         [](const auto& info) { return backend_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Cuda, NumericEdges, ::testing::Values(Backend::Cuda),
+                         [](const auto& info) { return backend_label(info.param); });
+
 INSTANTIATE_TEST_SUITE_P(Cpu, Fuse, ::testing::Values(Backend::Cpu),
                          [](const auto& info) { return backend_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Cuda, Fuse, ::testing::Values(Backend::Cuda),

@@ -473,5 +473,273 @@ TEST_P(GaussFamily, Mmd2Statistics) {
 INSTANTIATE_TEST_SUITE_P(Cpu, GaussFamily, ::testing::Values(Backend::Cpu), backend_param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, GaussFamily, ::testing::Values(Backend::Cuda), backend_param_name);
 
+// ------------------------------------------------------------------ numerical edges
+
+// Bandwidths and coordinates at the ends of fp32 (1e+-30) and fp64 (1e+-200), far
+// queries and NaN input (issue 13, defects 6-8), each against a brute force in long
+// double, whose range holds every square and every 1 / sigma^2 below.
+class NumericEdges : public ::testing::TestWithParam<Backend> {};
+
+using LD = long double;
+
+template <class T>
+LD sq_dist(const std::vector<T>& a, std::int64_t i, const std::vector<T>& b, std::int64_t j,
+           std::int64_t d) {
+  LD s = 0;
+  for (std::int64_t k = 0; k < d; ++k) {
+    const LD diff = LD(a[i * d + k]) - LD(b[j * d + k]);
+    s += diff * diff;
+  }
+  return s;
+}
+
+// K(X, Y) V, [M x R].
+template <class T>
+std::vector<double> ld_matvec(const std::vector<T>& x, const std::vector<T>& y,
+                              const std::vector<T>& v, std::int64_t d, std::int64_t R, LD sigma) {
+  const std::int64_t M = std::int64_t(x.size()) / d, N = std::int64_t(y.size()) / d;
+  std::vector<double> out(M * R);
+  for (std::int64_t i = 0; i < M; ++i)
+    for (std::int64_t r = 0; r < R; ++r) {
+      LD acc = 0;
+      for (std::int64_t j = 0; j < N; ++j)
+        acc += std::exp(-sq_dist(x, i, y, j, d) / (2 * sigma * sigma)) * LD(v[j * R + r]);
+      out[i * R + r] = double(acc);
+    }
+  return out;
+}
+
+// log p(q) of the weighted KDE (log-sum-exp in long double).
+template <class T>
+std::vector<double> ld_log_kde(const std::vector<T>& q, const std::vector<T>& y,
+                               const std::vector<T>& w, std::int64_t d, LD sigma) {
+  const std::int64_t M = std::int64_t(q.size()) / d, N = std::int64_t(y.size()) / d;
+  const LD kPi = 3.14159265358979323846264338327950288L;
+  std::vector<double> out(M);
+  LD total = 0;
+  for (T wj : w)
+    total += LD(wj);
+  for (std::int64_t i = 0; i < M; ++i) {
+    LD m = -INFINITY, sum = 0;
+    for (std::int64_t j = 0; j < N; ++j)
+      if (w[j] > 0) m = std::max(m, -sq_dist(q, i, y, j, d) / (2 * sigma * sigma));
+    for (std::int64_t j = 0; j < N; ++j)
+      if (w[j] > 0) sum += LD(w[j]) * std::exp(-sq_dist(q, i, y, j, d) / (2 * sigma * sigma) - m);
+    out[i] =
+        double(m + std::log(sum / total) - LD(d) / 2 * std::log(2 * kPi) - LD(d) * std::log(sigma));
+  }
+  return out;
+}
+
+// sum_j w_j K_ij y_j / sum_j w_j K_ij, stabilised by the row's largest exponent.
+template <class T>
+std::vector<double> ld_mean_shift(const std::vector<T>& x, const std::vector<T>& y,
+                                  const std::vector<T>& w, std::int64_t d, LD sigma) {
+  const std::int64_t M = std::int64_t(x.size()) / d, N = std::int64_t(y.size()) / d;
+  std::vector<double> out(M * d);
+  for (std::int64_t i = 0; i < M; ++i) {
+    LD m = -INFINITY;
+    for (std::int64_t j = 0; j < N; ++j)
+      if (w[j] > 0) m = std::max(m, -sq_dist(x, i, y, j, d) / (2 * sigma * sigma));
+    for (std::int64_t k = 0; k < d; ++k) {
+      LD num = 0, den = 0;
+      for (std::int64_t j = 0; j < N; ++j) {
+        if (!(w[j] > 0)) continue;
+        const LD e = LD(w[j]) * std::exp(-sq_dist(x, i, y, j, d) / (2 * sigma * sigma) - m);
+        num += e * LD(y[j * d + k]);
+        den += e;
+      }
+      out[i * d + k] = double(num / den);
+    }
+  }
+  return out;
+}
+
+// Relative error against the long double value, exact zeros and infinities included.
+template <class T>
+void expect_close(const std::vector<T>& got, const std::vector<double>& want, double tol,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const double g = double(got[k]), w = double(static_cast<T>(want[k]));  // rounded to T
+    if (std::isinf(w) || w == 0.0)
+      EXPECT_EQ(g, w) << what << " [" << k << "]";
+    else
+      EXPECT_LE(std::fabs(g - w), tol * std::fabs(w))
+          << what << " [" << k << "] " << g << " vs " << w;
+  }
+}
+
+template <class T>
+constexpr double edge_tol() {
+  return std::is_same_v<T, float> ? 2e-6 : 1e-13;
+}
+
+// X = {e, -e}, Y = {e}, sigma = e: K = {1, e^-2}, where c = 1 / (2 e^2) under- or
+// overflows and |x - y|^2 = 4 e^2 over- or underflows. And near duplicates one ulp
+// apart with sigma of the order of that ulp: the difference stays exact.
+template <class T>
+void check_matvec_extreme_sigma(Context& ctx, Backend b, T e) {
+  for (T sigma : {e, T(1) / e}) {
+    const std::vector<T> x = {sigma, -sigma}, y = {sigma}, v = {T(1)};
+    TestArray<T> X(b, x), Y(b, y), V(b, v), out(b, nan_filled<T>(2));
+    GaussMatvecOptions o;
+    o.sigma = double(sigma);
+    gauss_matvec(ctx, X.cmatrix(2, 1), Y.cmatrix(1, 1), V.cmatrix(1, 1), out.matrix(2, 1), o);
+    ctx.synchronize();
+    expect_close(out.values(), ld_matvec(x, y, v, 1, 1, LD(sigma)), edge_tol<T>(),
+                 "sigma " + std::to_string(double(sigma)));
+  }
+  // Points at 1e7 sigma whose spacing is of the order of sigma.
+  const T sigma = T(1) / e, base = sigma * T(1e7);
+  const T next = std::nextafter(base, T(1) / T(0));
+  const std::vector<T> x = {base, next}, y = {base, std::nextafter(next, T(1) / T(0))},
+                       v = {T(1), T(1)};
+  TestArray<T> X(b, x), Y(b, y), V(b, v), out(b, nan_filled<T>(2));
+  GaussMatvecOptions o;
+  o.sigma = double(sigma);
+  gauss_matvec(ctx, X.cmatrix(2, 1), Y.cmatrix(2, 1), V.cmatrix(2, 1), out.matrix(2, 1), o);
+  ctx.synchronize();
+  expect_close(out.values(), ld_matvec(x, y, v, 1, 1, LD(sigma)), edge_tol<T>(), "near duplicates");
+}
+
+TEST_P(NumericEdges, MatvecWithExtremeSigma) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  check_matvec_extreme_sigma<float>(ctx, GetParam(), 1e30f);
+  check_matvec_extreme_sigma<double>(ctx, GetParam(), 1e200);
+}
+
+// NaN in a query row makes that row NaN (gauss.hpp) and leaves the others exact.
+template <class T>
+void check_nan_query(Context& ctx, Backend b) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const std::vector<T> x = {nan, T(0.5), T(0.25), T(0.75)}, y = {T(0), T(1), T(0.5), T(0.75)},
+                       v = {T(1), T(2), T(-1), T(0.5)};
+  TestArray<T> X(b, x), Y(b, y), V(b, v), out(b, std::vector<T>(4, T(7)));
+  GaussMatvecOptions o;
+  o.sigma = 0.5;
+  gauss_matvec(ctx, X.cmatrix(2, 2), Y.cmatrix(2, 2), V.cmatrix(2, 2), out.matrix(2, 2), o);
+  TestArray<T> dens(b, std::vector<T>(2, T(7)));
+  KdeOptions ko;
+  ko.sigma = 0.5;
+  kde(ctx, X.cmatrix(2, 2), Y.cmatrix(2, 2), {}, dens.vector(), ko);
+  ctx.synchronize();
+  const auto got = out.values();
+  EXPECT_TRUE(std::isnan(got[0]) && std::isnan(got[1]));
+  const std::vector<T> x1 = {T(0.25), T(0.75)};
+  const auto want = ld_matvec(x1, y, v, 2, 2, 0.5L);
+  expect_close(std::vector<T>(got.begin() + 2, got.end()), want, edge_tol<T>(), "finite row");
+  EXPECT_TRUE(std::isnan(dens.values()[0]));
+  EXPECT_FALSE(std::isnan(dens.values()[1]));
+}
+
+TEST_P(NumericEdges, NanQueryGivesANanRow) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  check_nan_query<float>(ctx, GetParam());
+  check_nan_query<double>(ctx, GetParam());
+}
+
+// The KDE's normalisation at sigma = 1e+-200 (fp64) and 1e+-30 (fp32): log(2 pi
+// sigma^2) over- or underflows, log(2 pi) / 2 + log sigma does not.
+template <class T>
+void check_kde_extreme_sigma(Context& ctx, Backend b, T e) {
+  for (T sigma : {e, T(1) / e}) {
+    const std::vector<T> q = {T(0), sigma, -T(3) * sigma}, y = {T(0)}, w = {T(1)};
+    TestArray<T> Q(b, q), Y(b, y), out(b, nan_filled<T>(3));
+    KdeOptions o;
+    o.sigma = double(sigma);
+    kde(ctx, Q.cmatrix(3, 1), Y.cmatrix(1, 1), {}, out.vector(), o);
+    ctx.synchronize();
+    expect_close(out.values(), ld_log_kde(q, y, w, 1, LD(sigma)), edge_tol<T>(),
+                 "sigma " + std::to_string(double(sigma)));
+  }
+}
+
+TEST_P(NumericEdges, KdeWithExtremeSigma) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  check_kde_extreme_sigma<float>(ctx, GetParam(), 1e30f);
+  check_kde_extreme_sigma<double>(ctx, GetParam(), 1e200);
+}
+
+// A query at 1e20 in fp64: log p = -5e39, below the old running-maximum floor of
+// -3e38; a zero-weight point nearer than every real one must not count.
+TEST_P(NumericEdges, KdeFarQueryF64) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::vector<double> q = {1e20, 0.5, -1e20, 3e20}, y = {0.0, 9e19}, w = {1.0, 0.0};
+  TestArray<double> Q(GetParam(), q), Y(GetParam(), y), W(GetParam(), w),
+      out(GetParam(), nan_filled<double>(4));
+  KdeOptions o;
+  kde(ctx, Q.cmatrix(4, 1), Y.cmatrix(2, 1), W.cvector(), out.vector(), o);
+  ctx.synchronize();
+  expect_close(out.values(), ld_log_kde(q, y, w, 1, 1.0L), 1e-13, "far queries");
+  EXPECT_NEAR(out.values()[0], -5e39, 1e27);
+}
+
+// A far query moves to its nearest point(s) of positive weight: fp64 at 1e20 (its
+// terms are finite, far below the old floor), fp32 at 1e30 (every squared distance
+// overflows fp32: all terms underflow, den = 0).
+template <class T>
+void check_mean_shift_far(Context& ctx, Backend b, T far) {
+  const std::int64_t d = 2;
+  // Y: two points equally near the first query (equal weights: at |s| ~ 1e39 a log2
+  // weight is below the resolution of s, gauss.hpp), a nearer one of weight 0, two
+  // farther ones; the second query is ordinary.
+  const std::vector<T> x = {far, T(0), T(0.25), T(0.5)};
+  const std::vector<T> y = {far / T(2), far / T(10), far / T(2), -far / T(10), far * T(0.75),
+                            T(0),       -far,        T(0),       T(0.5),       T(0.5)};
+  const std::vector<T> w = {T(2), T(2), T(0), T(1), T(5)};
+  TestArray<T> X(b, x), Y(b, y), W(b, w), out(b, nan_filled<T>(2 * d));
+  GaussGradOptions o;
+  o.sigma = 1.0;
+  mean_shift_step(ctx, X.cmatrix(2, d), Y.cmatrix(5, d), W.cvector(), out.matrix(2, d), o);
+  ctx.synchronize();
+  const auto want = ld_mean_shift(x, y, w, d, 1.0L);
+  EXPECT_EQ(want[0], double(far / T(2)));
+  EXPECT_EQ(want[1], 0.0);
+  expect_close(out.values(), want, edge_tol<T>(), "far query " + std::to_string(double(far)));
+}
+
+TEST_P(NumericEdges, MeanShiftFarQueryMovesToTheNearestPoints) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  check_mean_shift_far<double>(ctx, GetParam(), 1e20);
+  check_mean_shift_far<double>(ctx, GetParam(), 1e200);
+  check_mean_shift_far<float>(ctx, GetParam(), 1e30f);
+  check_mean_shift_far<float>(ctx, GetParam(), 1e20f);
+}
+
+// grad = (1 / sigma^2) sum_j K_ij <u_i, v_j> (y_j - x_i) at sigma = 1e-200 (1 / sigma^2
+// overflows fp64) and 1e+-30 in fp32: 0 where K underflows or x = y, and the exact
+// 6e199 where |y - x| = sigma.
+template <class T>
+void check_grad_extreme_sigma(Context& ctx, Backend b, T sigma) {
+  // One pair per call: |y - x| = sigma (K = e^-1/2), x = y, |y - x| = 1.
+  const std::vector<T> xs = {sigma, T(0.5), T(0)}, ys = {T(2) * sigma, T(0.5), T(1)};
+  const LD s = LD(sigma);
+  for (std::size_t t = 0; t < xs.size(); ++t) {
+    TestArray<T> X(b, {xs[t]}), Y(b, {ys[t]}), V(b, {T(1)}), U(b, {T(1)}),
+        grad(b, nan_filled<T>(1));
+    GaussGradOptions o;
+    o.sigma = double(sigma);
+    gauss_matvec_grad_x(ctx, X.cmatrix(1, 1), Y.cmatrix(1, 1), V.cmatrix(1, 1), U.cmatrix(1, 1),
+                        grad.matrix(1, 1), o);
+    ctx.synchronize();
+    const LD dx = LD(ys[t]) - LD(xs[t]);
+    const double want = double(std::exp(-dx * dx / (2 * s * s)) * dx / (s * s));
+    expect_close(grad.values(), {want}, edge_tol<T>(),
+                 "sigma " + std::to_string(double(sigma)) + " pair " + std::to_string(t));
+  }
+}
+
+TEST_P(NumericEdges, GradWithExtremeSigma) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  check_grad_extreme_sigma<double>(ctx, GetParam(), 1e-200);
+  check_grad_extreme_sigma<double>(ctx, GetParam(), 1e200);
+  check_grad_extreme_sigma<float>(ctx, GetParam(), 1e-30f);
+  check_grad_extreme_sigma<float>(ctx, GetParam(), 1e30f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, NumericEdges, ::testing::Values(Backend::Cpu), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, NumericEdges, ::testing::Values(Backend::Cuda), backend_param_name);
+
 }  // namespace
 }  // namespace kfuse::test

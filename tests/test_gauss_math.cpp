@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -31,27 +32,97 @@ TEST(GaussMath, Log2CoefficientGivesTheKernelInBase2) {
     const double dist2 = 0.37 * sigma * sigma;
     EXPECT_NEAR(std::exp2(-dist2 * c), std::exp(-dist2 / (2 * sigma * sigma)), 1e-15);
   }
-  // Overflow clamps: identical points still get K = 1, all others K = 0.
-  const float c = gauss_log2_coefficient<float>(1e-30);
+  // Far from 1, sigma is measured in a power of two q: K = exp2(-c' |(x - y) q|^2)
+  // with c' moderate, where c alone would under- or overflow fp32 (sigma = 1e+-30).
+  for (double sigma : {1e-30, 1e30}) {
+    const double q = gauss_distance_scale<float>(sigma);
+    EXPECT_NE(q, 1.0);
+    EXPECT_EQ(std::exp2(std::round(std::log2(q))), q);  // a power of two
+    const float c = gauss_log2_coefficient<float>(sigma);
+    EXPECT_GT(c, 0.7f);
+    EXPECT_LT(c, 3.0f);
+    const float diff = static_cast<float>(2 * sigma) * static_cast<float>(q);  // |x - y| = 2 sigma
+    EXPECT_NEAR(std::exp2(-c * diff * diff), std::exp(-2.0), 1e-6);
+  }
+  EXPECT_EQ(gauss_distance_scale<float>(1.0), 1.0);
+  EXPECT_EQ(gauss_distance_scale<double>(0x1p32), 1.0);
+  // Beyond W's own range q is clamped and c' with it: identical points still get
+  // K = 1, all others K = 0, and c' > 0 (c' * inf is never 0 * inf).
+  const float c = gauss_log2_coefficient<float>(1e-300);
   EXPECT_EQ(c, std::numeric_limits<float>::max());
+  const float q = static_cast<float>(gauss_distance_scale<float>(1e-300));
   EXPECT_EQ(std::exp2(-0.0f * c), 1.0f);
-  EXPECT_EQ(std::exp2(-1e-6f * c), 0.0f);
-  EXPECT_EQ(gauss_log2_coefficient<float>(1e30), 0.0f);
+  EXPECT_EQ(std::exp2(-(1e-45f * q) * (1e-45f * q) * c), 0.0f);
+  EXPECT_EQ(gauss_log2_coefficient<float>(1e300), std::numeric_limits<float>::min());
 }
 
 TEST(GaussMath, ZeroWeightsVanishOnceARealTermSetsTheMaximum) {
   // A row whose first term has weight 0 and whose second has weight 1 at distance
   // 10 (s = -10): the online merge must end with den = 1 * 2^(-10 - m) and m = -10.
-  float m = kRunningMaxInit, den = 0.0f;
-  for (float s : {log2_weight(0.0f) - 0.0f, log2_weight(1.0f) - 10.0f}) {
-    const float new_m = std::max(m, s);
-    den = den * rescale_factor(m, new_m) + std::exp2(s - new_m);
-    m = new_m;
+  // And a zero weight never wins against a real term however far (s = -1e40 in fp64).
+  for (double s_far : {-10.0, -1e40}) {
+    double m = running_max_init<double>(), den = 0.0;
+    for (double s : {log2_weight(0.0) - 0.0, log2_weight(1.0) + s_far}) {
+      const double new_m = std::max(m, s);
+      den = den * rescale_factor(m, new_m) + std::exp2(s - new_m);
+      m = new_m;
+    }
+    EXPECT_EQ(m, s_far);
+    EXPECT_EQ(den, 1.0);
   }
-  EXPECT_EQ(m, -10.0f);
-  EXPECT_EQ(den, 1.0f);
-  EXPECT_EQ(log2_weight(0.0), double(kLog2ZeroWeight));
+  EXPECT_EQ(log2_weight(0.0f), -std::numeric_limits<float>::infinity());
   EXPECT_EQ(log2_weight(8.0), 3.0);
+  EXPECT_EQ(running_max_init<float>(), -std::numeric_limits<float>::max());
+}
+
+// NaN, +-inf and huge arguments never reach the integer conversion (UBSan checks
+// that in CI): NaN gives NaN, x > 0 gives 1 (callers pass x <= 0).
+TEST(GaussMath, Exp2PolyIsSafeForEveryArgument) {
+  EXPECT_TRUE(std::isnan(exp2_poly(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_TRUE(std::isnan(exp2_poly(-std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(exp2_poly(-std::numeric_limits<float>::max()), 0.0f);
+  EXPECT_EQ(exp2_poly(std::numeric_limits<float>::infinity()), 1.0f);
+  EXPECT_EQ(exp2_poly(3e38f), 1.0f);
+}
+
+// Squared distances beyond the working type's range still order correctly.
+TEST(GaussMath, WideDistancesOrderBeyondTheRange) {
+  const float x[2] = {1e30f, -1e30f}, y0[2] = {0.0f, 0.0f}, y1[2] = {1e30f, 0.0f};
+  const WideDist2<float> a = wide_dist2<float>(x, y0, 2), b = wide_dist2<float>(x, y1, 2);
+  EXPECT_TRUE(wide_less(b, a));  // |x - y1|^2 = 1e60 < 2e60
+  EXPECT_FALSE(wide_less(a, b));
+  EXPECT_TRUE(wide_equal(a, wide_dist2<float>(x, y0, 2)));
+  EXPECT_TRUE(wide_less(wide_dist2<float>(x, x, 2), b));         // identical points first
+  const float huge[2] = {3e38f, 0.0f}, neg[2] = {-3e38f, 0.0f};  // the difference overflows
+  EXPECT_TRUE(wide_less(a, wide_dist2<float>(huge, neg, 2)));
+}
+
+// MeanShift with den == 0 (every term underflowed): the weighted mean of the
+// nearest points of positive weight, ties averaged by weight.
+TEST(GaussMath, MeanShiftWithEveryTermUnderflowedTakesTheNearestPoints) {
+  const std::vector<float> x = {1e30f, 0.0f};
+  // Two tied points (weights 1 and 3), a nearer one of weight 0, a farther one.
+  const std::vector<float> y = {5e29f, 1e29f, 5e29f, -1e29f, 7.5e29f, 0.0f, -1e30f, 0.0f};
+  const std::vector<float> w = {1.0f, 3.0f, 0.0f, 5.0f};
+  std::vector<float> out(2, -1.0f);
+  GaussEpilogue<float> e;
+  e.kind = GaussEpilogueKind::MeanShift;
+  e.out = out.data();
+  e.ldo = 2;
+  e.x = x.data();
+  e.ldx = 2;
+  e.y = y.data();
+  e.ldy = 2;
+  e.n = 4;
+  e.d = 2;
+  e.w = w.data();
+  for (std::int64_t r = 0; r < 2; ++r)
+    gauss_epilogue_element<float, double>(e, 0, r, 0.0, 0.0);
+  EXPECT_EQ(out[0], 5e29f);
+  EXPECT_EQ(out[1], static_cast<float>((1.0 * double(1e29f) - 3.0 * double(1e29f)) / 4.0));
+  e.w = nullptr;  // all ones: the weight-0 point is the nearest
+  gauss_epilogue_element<float, double>(e, 0, 0, 0.0, 0.0);
+  EXPECT_EQ(out[0], 7.5e29f);
 }
 
 TEST(GaussMath, Epilogues) {

@@ -756,6 +756,92 @@ TEST_P(MoeFamily, GemmWiderThanTheGridsColumnBlocks) {
   }
 }
 
+// ------------------------------------------------------------------ numerical edges
+
+// Extreme router logits, each row's gates against the softmax evaluated in the
+// test in long double (issue 13, defect 10).
+class NumericEdges : public ::testing::TestWithParam<Backend> {};
+
+// The gates of one row by their definition, in long double: the selected logits
+// v[0..k) (decreasing), the whole row l[0..E). A selected -inf gets gate 0.
+std::vector<double> softmax_gates(const std::vector<float>& row, const std::vector<float>& v,
+                                  bool over_k) {
+  long double m = -INFINITY;
+  for (float x : v)
+    m = std::max<long double>(m, x);
+  std::vector<double> g;
+  long double den = 0;
+  for (float x : over_k ? v : row)
+    if (x != -INFINITY) den += std::exp(static_cast<long double>(x) - m);
+  for (float x : v)
+    g.push_back(x == -INFINITY ? 0.0 : static_cast<double>(std::exp((long double)x - m) / den));
+  return g;
+}
+
+TEST_P(NumericEdges, RouterRowOfMinusInfinityGetsZeroGates) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const float inf = std::numeric_limits<float>::infinity();
+  const float big = 1e38f;  // near the top of fp32 (and of bf16)
+  // E = 4: all -inf; one finite among -inf; huge logits of both signs; all -inf but one
+  // NaN (a NaN that enters SoftmaxTopK's sum makes the gates NaN).
+  const std::vector<std::vector<float>> rows = {{-inf, -inf, -inf, -inf},
+                                                {-inf, -inf, 3.0f, -inf},
+                                                {big, -big, 0.0f, big},
+                                                {-inf, -inf, std::nanf(""), -inf}};
+  const std::int64_t T = static_cast<std::int64_t>(rows.size()), E = 4, k = 2;
+  std::vector<float> flat;
+  for (const auto& r : rows)
+    flat.insert(flat.end(), r.begin(), r.end());
+  TestArray<float> in_f(GetParam(), flat);
+  std::vector<bf16> flat_b;
+  for (float x : flat)
+    flat_b.push_back(from_d<bf16>(x));
+  TestArray<bf16> in_b(GetParam(), flat_b);
+  for (RouterMode mode : {RouterMode::SoftmaxTopK, RouterMode::TopKSoftmax})
+    for (bool renorm : {false, true}) {
+      if (mode == RouterMode::TopKSoftmax && renorm) continue;
+      const bool over_k = mode == RouterMode::TopKSoftmax || renorm;
+      for (bool bf : {false, true}) {
+        SCOPED_TRACE("mode " + std::to_string(int(mode)) + " renorm " + std::to_string(renorm) +
+                     (bf ? " bf16" : " f32"));
+        TestArray<std::int32_t> ids(GetParam(), std::vector<std::int32_t>(T * k, -1));
+        TestArray<float> gates(GetParam(), nan_filled<float>(T * k));
+        RouterOptions o;
+        o.mode = mode;
+        o.renormalize = renorm;
+        if (bf)
+          moe_router_topk(ctx, in_b.cmatrix(T, E), ids.matrix(T, k), gates.matrix(T, k), o);
+        else
+          moe_router_topk(ctx, in_f.cmatrix(T, E), ids.matrix(T, k), gates.matrix(T, k), o);
+        ctx.synchronize();
+        const auto got_ids = ids.values();
+        const auto got = gates.values();
+        for (std::int64_t t = 0; t < T; ++t) {
+          std::vector<float> row, v;
+          for (std::int64_t e = 0; e < E; ++e)
+            row.push_back(bf ? static_cast<float>(to_d(flat_b[t * E + e])) : flat[t * E + e]);
+          for (std::int64_t j = 0; j < k; ++j)
+            v.push_back(row[got_ids[t * k + j]]);
+          const bool nan_row = t == 3 && !over_k;
+          const std::vector<double> want = softmax_gates(row, v, over_k);
+          for (std::int64_t j = 0; j < k; ++j) {
+            const float g = got[t * k + j];
+            if (nan_row)
+              EXPECT_TRUE(std::isnan(g)) << "row " << t << " gate " << j;
+            else
+              EXPECT_NEAR(g, want[j], 1e-6) << "row " << t << " gate " << j;
+          }
+        }
+        // The all -inf row selects the lowest indices (ties go to the lower index).
+        EXPECT_EQ(got_ids[0], 0);
+        EXPECT_EQ(got_ids[1], 1);
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, NumericEdges, ::testing::Values(Backend::Cpu), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, NumericEdges, ::testing::Values(Backend::Cuda), backend_param_name);
+
 INSTANTIATE_TEST_SUITE_P(Cpu, MoeFamily, ::testing::Values(Backend::Cpu), backend_param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, MoeFamily, ::testing::Values(Backend::Cuda), backend_param_name);
 

@@ -65,6 +65,23 @@
 // number of threads); results differ between the CPU and the GPU, and between
 // GPU models (the partition into groups follows the SM count).
 //
+// Accepted ranges of the host scalars (a value outside is an InvalidArgument naming
+// it; device-resident scalars are not checked):
+//   logit_scale t in [-87, 16 ln 2 = 11.09], i.e. tau = exp(t) in [e^-87, 2^16].
+//     The loss and its gradients depend only on differences of logits S_ij - S_ik,
+//     and the logits are fp32: each carries a rounding error of up to |S| 2^-24 on
+//     top of the dot product's own (more with TF32/BF16 tensor cores), and an error
+//     delta in a logit scales its softmax weight by e^delta. Embeddings are
+//     normalised in CLIP and SigLIP, |<a, b>| <= 1, so |S - b| <= tau, and tau <= 2^16
+//     bounds that rounding by 2^-8. Far beyond, the logits carry no information:
+//     at t = 20 (tau = 4.9e8) consecutive fp32 logits are 32 apart, and a loss that
+//     is truly ~0 came out as 4.36 with dt = 7e13 (CLIP itself clamps tau at 100).
+//     The lower end keeps tau a normal fp32, so that dt = tau dL/dtau keeps fp32's
+//     relative precision (below it every logit is b to fp32 precision anyway).
+//   bias b: |b| <= 2^16, so that |S| <= 2^17 for normalised embeddings and a logit's
+//     rounding stays below 2^-7 (a larger b, say 1e300, would not even fit fp32).
+//   grad_loss (the backward's upstream dL): finite in fp32, |dL| <= FLT_MAX.
+//
 // Synchronisation: none, except that custom labels in device memory are copied
 // to the host and checked there (one stream synchronisation) unless
 // check_device_labels is false; unchecked labels that are out of range give NaN
@@ -111,8 +128,8 @@ enum class ContrastivePass : int { Forward = 0, Backward = 1, ForwardBackward = 
 
 struct ClipLossOptions {
   ClipDirection direction = ClipDirection::Both;
-  LossScalar logit_scale{0.0};   // t (tau = exp(t)); a host value needs exp(t) finite in fp32
-  LossScalar bias{0.0};          // b
+  LossScalar logit_scale{0.0};   // t (tau = exp(t)); a host value in [-87, 11.09]
+  LossScalar bias{0.0};          // b; a host value with |b| <= 65536
   double label_smoothing = 0.0;  // eps in [0, 1)
   Precision precision = Precision::Exact;
   bool deterministic = true;

@@ -48,6 +48,11 @@ constexpr std::int64_t kMaxFuseWidth = (std::int64_t(1) << 31) - 1;
 // The kernel of one input embedding, i.e. its feature map in a fused row.
 //   Linear: k(a, a') = <a, a'>, feature map a.
 //   Cosine: k = <a, a'> / (|a| |a'|), feature map a / |a| (a zero row stays zero).
+//           |a| is rescaled by a power of two where |a|^2 would under- or overflow,
+//           so every finite row keeps its direction whatever its norm, except one
+//           whose 1 / |a| overflows (|a| < 2^-128 in fp32, 2^-1024 in fp64): it is
+//           a zero row, as is a row holding a NaN or an inf. product_kernel_topk
+//           forms <q, g> before normalising: there |<q, g>| must also fit fp32.
 //   Rbf:    k = exp(-|a - a'|^2 / (2 sigma^2)). product_kernel_topk evaluates it
 //           exactly; the feature-map functions use its random Fourier features,
 //           2 * rff_features wide (rff_fuse applied to that input alone, with the

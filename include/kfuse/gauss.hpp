@@ -5,6 +5,19 @@
 // arguments before touching any output, and runs on the context's backend: on a
 // Cuda context it is asynchronous on the context's stream. Extra memory is
 // O((M + N) * d) at most (centred copies for the tensor-core path), never O(M * N).
+//
+// Accepted ranges and special values:
+//   - sigma: any finite value > 0, in fp32 as in fp64. Differences x - y are taken
+//     first (exact for near duplicates) and, for sigma outside [2^-32, 2^32], scaled
+//     by a power of two near 1 / sigma before squaring, so that 1e30 or 1e-30 in fp32
+//     (1e+-200 in fp64) give the same kernel values as sigma = 1 on scaled points.
+//   - Coordinates: any finite values. Points whose squared distance overflows the
+//     working type (in units of sigma) have K = 0; a coordinate difference that
+//     itself overflows (|x - y| > FLT_MAX in fp32) counts as infinitely far.
+//   - NaN in a query row (X, queries) makes that row's outputs NaN; NaN in a sample
+//     row (Y), in V or in the weights makes every output that sums over it NaN.
+//     Infinite coordinates are outside the accepted range (their results are
+//     unspecified, but they never read or write out of bounds).
 #pragma once
 
 #include "kfuse/context.hpp"
@@ -41,8 +54,10 @@ struct KdeOptions {
 // absent VectorView means all ones); they must be >= 0 with a positive sum (that
 // check reads host weights only; device weights are trusted). The log form is a
 // log-sum-exp over the sample, so a query far from every point gets its true
-// (very negative) log-density rather than -inf. queries [M x d], Y [N x d] (N >= 1),
-// out [M].
+// (very negative) log-density rather than -inf (fp64: -5e39 for a query at 1e20
+// with sigma = 1; in fp32 a log-density below the fp32 range is -inf). The
+// normalisation is -(d/2) log(2 pi) - d log sigma, finite for every sigma.
+// queries [M x d], Y [N x d] (N >= 1), out [M].
 void kde(Context& ctx, MatrixView<const float> queries, MatrixView<const float> Y,
          VectorView<const float> weights, VectorView<float> out, const KdeOptions& options);
 void kde(Context& ctx, MatrixView<const double> queries, MatrixView<const double> Y,
@@ -54,7 +69,9 @@ struct GaussGradOptions {
 };
 
 // grad [M x d] = d/dX <U, K(X, Y) V>, U [M x R], V [N x R]:
-//   grad_i = (1 / sigma^2) sum_j K_ij <u_i, v_j> (y_j - x_i).
+//   grad_i = (1 / sigma^2) sum_j K_ij <u_i, v_j> (y_j - x_i),
+// with 1 / sigma^2 applied in two factors (finite for every sigma: sigma = 1e-200
+// gives 0 where K underflows, not inf * 0).
 void gauss_matvec_grad_x(Context& ctx, MatrixView<const float> X, MatrixView<const float> Y,
                          MatrixView<const float> V, MatrixView<const float> U,
                          MatrixView<float> grad, const GaussGradOptions& options);
@@ -66,8 +83,12 @@ void gauss_matvec_grad_x(Context& ctx, MatrixView<const double> X, MatrixView<co
 //   out_i = x_i + sigma^2 * grad log p(x_i) = sum_j w_j K_ij y_j / sum_j w_j K_ij,
 // the gradient above with U = 1 and V = w, normalised by the density. Evaluated
 // in stabilised form, so a query far from every point still moves to its nearest
-// points instead of dividing 0 by 0. weights as for kde. X, out [M x d] (out may
-// not alias X; iterate with two buffers).
+// points instead of dividing 0 by 0: to the weighted mean of the positive-weight
+// points nearest to it, also when every squared distance overflows the working
+// type (a query at 1e30 in fp32). Far out the exponents -|x - y|^2 / (2 sigma^2)
+// are themselves large, and points (and log2 weights) whose exponents differ by
+// less than their rounding (|s| 2^-24 in fp32, 2^-53 in fp64) are not told apart.
+// weights as for kde. X, out [M x d] (out may not alias X; iterate with two buffers).
 void mean_shift_step(Context& ctx, MatrixView<const float> X, MatrixView<const float> Y,
                      VectorView<const float> weights, MatrixView<float> out,
                      const GaussGradOptions& options);

@@ -38,8 +38,8 @@ typedef struct kfuse_loss_scalar {
 
 typedef struct kfuse_clip_options {
   kfuse_clip_direction_t direction;
-  kfuse_loss_scalar_t logit_scale; /* t: S = exp(t) A B^T + b */
-  kfuse_loss_scalar_t bias;        /* b */
+  kfuse_loss_scalar_t logit_scale; /* t: S = exp(t) A B^T + b; host t in [-87, 11.09] */
+  kfuse_loss_scalar_t bias;        /* b; host |b| <= 65536 */
   double label_smoothing;          /* in [0, 1) */
   kfuse_precision_t precision;
   int deterministic;       /* nonzero (default): bitwise reproducible */
@@ -49,8 +49,8 @@ typedef struct kfuse_clip_options {
 } kfuse_clip_options_t;
 
 typedef struct kfuse_siglip_options {
-  kfuse_loss_scalar_t logit_scale; /* default log 10 */
-  kfuse_loss_scalar_t bias;        /* default -10 */
+  kfuse_loss_scalar_t logit_scale; /* default log 10; host t in [-87, 11.09] */
+  kfuse_loss_scalar_t bias;        /* default -10; host |b| <= 65536 */
   kfuse_precision_t precision;
   int deterministic;
   int check_device_labels;

@@ -62,8 +62,9 @@ struct RouterOptions {
 // equal logits go to the lower expert index first. Selection compares the logits
 // themselves (the softmax is monotonic, and comparing logits is free of rounding
 // ties); a NaN logit ranks below -inf. All math in fp32 whatever the logits' type.
-// Gates are finite for finite logits and 0 for a selected -inf; a NaN or +inf
-// logit that enters a softmax (SoftmaxTopK sums over all E) makes its row's gates NaN.
+// Gates are finite for finite logits and 0 for a selected -inf (a row whose logits
+// are all -inf gets k gates of 0); a NaN or +inf logit that enters a softmax
+// (SoftmaxTopK sums over all E) makes its row's gates NaN.
 void moe_router_topk(Context& ctx, MatrixView<const float> logits, MatrixView<std::int32_t> ids,
                      MatrixView<float> gates, const RouterOptions& options = {});
 void moe_router_topk(Context& ctx, MatrixView<const bf16> logits, MatrixView<std::int32_t> ids,

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "float16.hpp"
 #include "hd.hpp"
@@ -348,8 +349,72 @@ KFUSE_HDI W operand_value(const FuseOperand& op, std::int64_t i, std::int64_t k)
   return x;
 }
 
+// The binary exponent of a finite |a| > 0 (floor(log2 a); subnormals report the
+// minimum normal exponent minus 1) and the exact power of two 2^e for e in W's
+// normal range: read and built in the exponent field, no rounding involved.
+KFUSE_HDI int binary_exponent(float a) {
+  return static_cast<int>((float_bits(a) >> 23) & 0xffu) - 127;
+}
+KFUSE_HDI int binary_exponent(double a) {
+  std::uint64_t u;
+  std::memcpy(&u, &a, sizeof(u));
+  return static_cast<int>((u >> 52) & 0x7ffu) - 1023;
+}
+KFUSE_HDI float pow2_exact(float, int e) {
+  return bits_float(static_cast<std::uint32_t>(e + 127) << 23);
+}
+KFUSE_HDI double pow2_exact(double, int e) {
+  const std::uint64_t u = static_cast<std::uint64_t>(e + 1023) << 52;
+  double d;
+  std::memcpy(&d, &u, sizeof(d));
+  return d;
+}
+
+// 1 / |x_i| of a finite row whose plain sum of squares under- or overflowed (or is
+// subnormal): every x_k is first scaled by s = 2^-e with 2^e <= max |x_k| < 2^(e+1)
+// (exact: a power of two; terms that underflow are below the norm's rounding), so
+// the sum of squares lies in [1, 4 d); then 1 / |x| = s / |x s|, one rounded
+// division. 0 for a zero row, and for a row whose inverse norm overflows W
+// (|x| < 2^-128 in fp32): such a row is treated as zero.
+template <class W>
+KFUSE_HDI W row_inv_norm_rescaled(const FuseOperand& op, std::int64_t i) {
+  W a = W(0);
+  for (std::int64_t k = 0; k < op.d; ++k) {
+    const W x = load_as<W>(op.data, op.dtype, i * op.ld + k);
+    const W mag = x < W(0) ? -x : x;
+    a = mag > a ? mag : a;
+  }
+  if (!(a > W(0) && a <= std::numeric_limits<W>::max())) return W(0);
+  const int emax = std::numeric_limits<W>::max_exponent - 2;  // 126 (float), 1022 (double)
+  int e = binary_exponent(a);
+  e = e < -emax ? -emax : (e > emax ? emax : e);
+  const W s = pow2_exact(W(0), -e);
+  W sum = W(0);
+  for (std::int64_t k = 0; k < op.d; ++k) {
+    const W x = mul_rn(load_as<W>(op.data, op.dtype, i * op.ld + k), s);
+    sum = fma_rn(x, x, sum);
+  }
+  const W inv = div_rn(s, sqrt_rn(sum));
+  return inv <= std::numeric_limits<W>::max() ? inv : W(0);
+}
+
+// 1 / |x_i| from the row's plain sum of squares `sum` (the fma chain below). A
+// normal, finite sum gives 1 / sqrt(sum) (two rounded operations); a sum that
+// under- or overflowed W, or is subnormal, with every x_k finite takes the
+// rescaled form above, so rows of norm 1e-30 or 1e30 in fp32 keep their direction
+// instead of becoming zero rows. Only those rows change: ordinary rows keep their
+// bits. A row with a NaN or an inf gives 0, as before.
+template <class W>
+KFUSE_HDI W row_inv_norm_of_sum(const FuseOperand& op, std::int64_t i, W sum) {
+  if (sum >= std::numeric_limits<W>::min() && sum <= std::numeric_limits<W>::max())
+    return div_rn(W(1), sqrt_rn(sum));
+  if (sum != sum) return W(0);
+  return row_inv_norm_rescaled<W>(op, i);
+}
+
 // 1 / |x_i| over the d input columns (fma chain in increasing k, then a rounded
-// sqrt and division); 0 for a zero row.
+// sqrt and division, or the rescaled form when the sum leaves W's normal range);
+// 0 for a zero row.
 template <class W>
 KFUSE_HDI W row_inv_norm(const FuseOperand& op, std::int64_t i) {
   W sum = W(0);
@@ -357,8 +422,7 @@ KFUSE_HDI W row_inv_norm(const FuseOperand& op, std::int64_t i) {
     const W x = load_as<W>(op.data, op.dtype, i * op.ld + k);
     sum = fma_rn(x, x, sum);
   }
-  const W norm = sqrt_rn(sum);
-  return norm > W(0) ? div_rn(W(1), norm) : W(0);
+  return row_inv_norm_of_sum<W>(op, i, sum);
 }
 
 // ------------------------------------------------------------------ per-pair kernels

@@ -23,6 +23,7 @@ struct Launch {
   GaussSum<T> p;
   GaussEpilogue<T> e;
   W c = 0;  // gauss_log2_coefficient<W>(p.sigma), or 1 when folded into prepared inputs
+  W q = 1;  // gauss_distance_scale<W>(p.sigma): != 1 only on the tiled kernel
   // The sample is cut into `splits` contiguous ranges of `tile_cols`-row tiles, one
   // per blockIdx.z. With splits > 1 each block writes its partial sums and a
   // combine kernel merges them in split order (deterministically).
@@ -86,7 +87,7 @@ __global__ void combine_splits_kernel(Launch<T> L) {
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= L.p.m * cols) return;
   const std::int64_t i = t / cols, r = t % cols;
-  T m = T(detail::kRunningMaxInit);
+  T m = detail::running_max_init<T>();
   for (int s = 0; s < L.splits; ++s)
     m = fmax(m, L.part_max[s * L.p.m + i]);
   T den = 0, acc = 0;

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "gauss_math.hpp"
 #include "hd.hpp"
@@ -51,12 +52,99 @@ struct GaussEpilogue {
   std::int64_t ldx = 0;
   const T* u = nullptr;  // Grad: one column of U
   std::int64_t u_stride = 0;
-  double grad_scale = 0.0;
+  double grad_scale = 0.0;           // Grad: q / (sigma q)^2
+  double grad_distance_scale = 1.0;  // Grad: q, applied to (acc - x den) first
+  // MeanShift: the query rows (x, ldx) and the weighted sample, for a query whose
+  // terms all underflow (gauss_nearest_mean).
+  const T* y = nullptr;
+  std::int64_t ldy = 0, n = 0, d = 0;
+  const T* w = nullptr;  // null: all ones
+  std::int64_t w_stride = 1;
   bool accumulate = false;
   bool log = true;  // Kde
   double log_norm = 0.0;
   const double* weight_total = nullptr;  // Kde: sum of weights in the backend's memory, or null
 };
+
+// A squared distance |x - y|^2 as 2^exp * mant, mant in [1/2, 1): compared
+// lexicographically it orders distances whose square over- or underflows W (a
+// query at 1e30 in fp32). Differences are scaled by a power of two before squaring
+// (exact). A difference that overflows W ranks after every finite distance.
+template <class W>
+struct WideDist2 {
+  int exp = 0;
+  W mant = W(0);
+};
+template <class W>
+KFUSE_HD bool wide_less(const WideDist2<W>& a, const WideDist2<W>& b) {
+  return a.exp < b.exp || (a.exp == b.exp && a.mant < b.mant);
+}
+template <class W>
+KFUSE_HD bool wide_equal(const WideDist2<W>& a, const WideDist2<W>& b) {
+  return a.exp == b.exp && a.mant == b.mant;
+}
+template <class W, class T>
+KFUSE_HD WideDist2<W> wide_dist2(const T* x, const T* y, std::int64_t d) {
+  W a = W(0);
+  for (std::int64_t k = 0; k < d; ++k) {
+    const W diff = static_cast<W>(x[k]) - static_cast<W>(y[k]);
+    const W mag = diff < W(0) ? -diff : diff;
+    a = mag > a ? mag : a;
+  }
+  WideDist2<W> out;
+  if (a == W(0)) {
+    out.exp = -0x7fffffff;  // identical points: below every other distance
+    return out;
+  }
+  if (a > std::numeric_limits<W>::max()) {
+    out.exp = 0x7fffffff;
+    return out;
+  }
+  int e = 0;
+  hd_frexp(a, &e);
+  W r = W(0);
+  for (std::int64_t k = 0; k < d; ++k) {
+    const W t = hd_ldexp(static_cast<W>(x[k]) - static_cast<W>(y[k]), -e);
+    r += t * t;
+  }
+  int er = 0;
+  out.mant = hd_frexp(r, &er);
+  out.exp = 2 * e + er;
+  return out;
+}
+
+// Mean shift for a query whose every term underflowed (den == 0: all its squared
+// distances overflow the working type, e.g. a query at 1e30 in fp32): the limit of
+// the stabilised weighted mean, the weighted mean of its nearest sample points of
+// positive weight (ties averaged), coordinate r. O(n d) per call; such rows are rare.
+// Not inlined into the kernels' epilogues on the device: the hot kernels should not
+// pay registers for a path that rows far from every point take.
+#if defined(__CUDACC__)
+#define KFUSE_HD_COLD __host__ __device__ __noinline__
+#else
+#define KFUSE_HD_COLD inline
+#endif
+template <class T, class Acc>
+KFUSE_HD_COLD Acc gauss_nearest_mean(const GaussEpilogue<T>& e, std::int64_t i, std::int64_t r) {
+  const T* x = e.x + i * e.ldx;
+  WideDist2<Acc> best;
+  bool found = false;
+  for (std::int64_t j = 0; j < e.n; ++j) {
+    const Acc wj = e.w == nullptr ? Acc(1) : static_cast<Acc>(e.w[j * e.w_stride]);
+    if (!(wj > Acc(0))) continue;
+    const WideDist2<Acc> dj = wide_dist2<Acc>(x, e.y + j * e.ldy, e.d);
+    if (!found || wide_less(dj, best)) best = dj;
+    found = true;
+  }
+  Acc num = Acc(0), den = Acc(0);
+  for (std::int64_t j = 0; j < e.n; ++j) {
+    const Acc wj = e.w == nullptr ? Acc(1) : static_cast<Acc>(e.w[j * e.w_stride]);
+    if (!(wj > Acc(0)) || !wide_equal(wide_dist2<Acc>(x, e.y + j * e.ldy, e.d), best)) continue;
+    num += wj * static_cast<Acc>(e.y[j * e.ldy + r]);
+    den += wj;
+  }
+  return num / den;
+}
 
 // Per element of a matrix output (kinds Matvec, MeanShift, Grad).
 template <class T, class Acc>
@@ -71,12 +159,15 @@ KFUSE_HD void gauss_epilogue_element(const GaussEpilogue<T>& e, std::int64_t i, 
       break;
     }
     case GaussEpilogueKind::MeanShift:
-      *dst = static_cast<T>(acc / den);
+      // den == 0: every term underflowed (den is >= 1 otherwise: the row maximum's
+      // own term is 2^0).
+      *dst = static_cast<T>(den == Acc(0) && e.y != nullptr ? gauss_nearest_mean<T, Acc>(e, i, r)
+                                                            : acc / den);
       break;
     case GaussEpilogueKind::Grad: {
       const Acc xir = static_cast<Acc>(e.x[i * e.ldx + r]);
       const Acc value = static_cast<Acc>(e.grad_scale) * static_cast<Acc>(e.u[i * e.u_stride]) *
-                        (acc - xir * den);
+                        ((acc - xir * den) * static_cast<Acc>(e.grad_distance_scale));
       *dst = static_cast<T>(e.accumulate ? static_cast<Acc>(*dst) + value : value);
       break;
     }

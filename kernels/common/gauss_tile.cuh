@@ -20,7 +20,7 @@ struct RowSums {
   W acc[kCols];
 
   __device__ void init(bool stabilised) {
-    m = stabilised ? W(detail::kRunningMaxInit) : W(0);
+    m = stabilised ? detail::running_max_init<W>() : W(0);
     den = W(0);
 #pragma unroll
     for (int c = 0; c < kCols; ++c)
@@ -56,7 +56,7 @@ __device__ __forceinline__ void accumulate_tile(W* srow, const W* sw, const W* s
   constexpr int kPerLane = BN / TPR;
   W part = W(0);
   if (STAB) {
-    W tile_max = W(detail::kRunningMaxInit);
+    W tile_max = detail::running_max_init<W>();
 #pragma unroll 4
     for (int c = 0; c < kPerLane; ++c) {
       const int jj = c * TPR + q;

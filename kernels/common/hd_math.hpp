@@ -38,5 +38,17 @@ KFUSE_HD float hd_log1p(float x) {
 KFUSE_HD double hd_log1p(double x) {
   return log1p(x);
 }
+KFUSE_HD float hd_frexp(float x, int* e) {
+  return frexpf(x, e);
+}
+KFUSE_HD double hd_frexp(double x, int* e) {
+  return frexp(x, e);
+}
+KFUSE_HD float hd_ldexp(float x, int e) {
+  return ldexpf(x, e);
+}
+KFUSE_HD double hd_ldexp(double x, int e) {
+  return ldexp(x, e);
+}
 
 }  // namespace kfuse::detail

@@ -54,18 +54,36 @@ KFUSE_HD int topk_insert(std::uint64_t* list, int k, int count, std::uint64_t ca
 
 // ------------------------------------------------------------------ router gates
 
+// One term exp(l - m) of SoftmaxTopK's sum over all E experts, m the row's largest
+// logit. A row whose largest logit is -inf has every logit -inf or NaN: its -inf
+// terms are 0 (not exp(-inf + inf) = NaN), a NaN logit keeps the sum NaN.
+KFUSE_HD float router_softmax_term(float l, float m) {
+  return l == -INFINITY ? 0.0f : expf(l - m);
+}
+
 // The gates of one row from its k selected logits v[0..k) (by decreasing key, so
 // v[0] is the row's largest logit) and, for SoftmaxTopK, the row's sum over all E
-// experts of exp(l_e - v[0]). fp32 throughout.
+// experts of router_softmax_term(l_e, v[0]). fp32 throughout. A selected -inf gets
+// gate 0; when every selected logit is -inf (v[0] = -inf) all k gates are 0, or
+// NaN where a NaN logit enters the softmax (the sum over all E, or the k selected).
 KFUSE_HD void router_gates(RouterMode mode, bool renormalize, const float* v, int k, float sum_all,
                            float* gates) {
   const float m = v[0];
+  const bool over_k = mode == RouterMode::TopKSoftmax || renormalize;
+  if (m == -INFINITY) {
+    bool nan = !over_k && sum_all != sum_all;
+    for (int j = 0; j < k; ++j)
+      nan = nan || (over_k && v[j] != v[j]);
+    for (int j = 0; j < k; ++j)
+      gates[j] = nan ? NAN : 0.0f;
+    return;
+  }
   float sum = 0.0f;
   for (int j = 0; j < k; ++j) {
     gates[j] = expf(v[j] - m);
     sum += gates[j];
   }
-  const float denominator = (mode == RouterMode::TopKSoftmax || renormalize) ? sum : sum_all;
+  const float denominator = over_k ? sum : sum_all;
   for (int j = 0; j < k; ++j)
     gates[j] = gates[j] / denominator;
 }

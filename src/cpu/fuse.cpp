@@ -480,10 +480,8 @@ KFUSE_CPU_HOT void inv_norms_rows(const FuseOperand& op, std::int64_t i0, std::i
         const W x = detail::load_as<W>(op.data, op.dtype, (i + t) * op.ld + k);
         sum[t] = detail::fma_rn(x, x, sum[t]);
       }
-    for (int t = 0; t < kLanes; ++t) {
-      const W norm = detail::sqrt_rn(sum[t]);
-      out[i + t] = norm > W(0) ? detail::div_rn(W(1), norm) : W(0);
-    }
+    for (int t = 0; t < kLanes; ++t)
+      out[i + t] = detail::row_inv_norm_of_sum<W>(op, i + t, sum[t]);
   }
   for (; i < i1; ++i)
     out[i] = detail::row_inv_norm<W>(op, i);

@@ -89,9 +89,12 @@ PackedSample<T> pack_sample(const GaussSum<T>& p) {
 // instruction set.
 #define KFUSE_CPU_HOT inline __attribute__((always_inline))
 
-template <class T>
+// kScaled: the differences are scaled by q (a power of two, gauss_math.hpp) before
+// squaring; only for a sigma far from 1, so the ordinary loop is unchanged.
+template <class T, bool kScaled>
 KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict ys, std::int64_t d,
-                                   std::int64_t blocks, T (&dist)[kPanelRows][kColsPerStrip<T>]) {
+                                   std::int64_t blocks, T q,
+                                   T (&dist)[kPanelRows][kColsPerStrip<T>]) {
   constexpr int kStrip = kColsPerStrip<T>;
   for (std::int64_t k0 = 0; k0 < d; k0 += kDChunk) {
     const std::int64_t k1 = std::min(d, k0 + kDChunk);
@@ -109,7 +112,7 @@ KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict y
           const T xk = xb[ii * d + k];
 #pragma omp simd
           for (int jj = 0; jj < kStrip; ++jj) {
-            const T diff = xk - yk[jj];
+            const T diff = kScaled ? (xk - yk[jj]) * q : xk - yk[jj];
             acc[ii][jj] += diff * diff;
           }
         }
@@ -119,10 +122,12 @@ KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict y
   }
 }
 
-template <class T>
+template <class T, bool kScaled>
 KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e,
                                  const PackedSample<T>& s, std::int64_t i0, std::int64_t rows) {
   const T c = detail::gauss_log2_coefficient<T>(p.sigma);
+  const T q = static_cast<T>(detail::gauss_distance_scale<T>(p.sigma));
+  const T max_init = detail::running_max_init<T>();
   const std::int64_t d = p.d, n = p.n, r = p.r;
   constexpr int kStrip = kColsPerStrip<T>;
   // Register blocks that hold a row of the panel (rows past the end are 0 and
@@ -134,7 +139,7 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
   double den[kPanelRows] = {};
   double row_max[kPanelRows];
   for (std::int64_t ii = 0; ii < rows; ++ii) {
-    row_max[ii] = p.stabilised ? double(detail::kRunningMaxInit) : 0.0;
+    row_max[ii] = p.stabilised ? double(max_init) : 0.0;
     for (std::int64_t k = 0; k < d; ++k)
       xs[ii * d + k] = p.x[(i0 + ii) * p.ldx + k];
   }
@@ -145,7 +150,7 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
     // and ignored).
     for (std::int64_t js = 0; js < cols; js += kStrip) {
       T dist[kPanelRows][kStrip];
-      strip_distances(xs.data(), s.strip(j0 + js, d), d, blocks, dist);
+      strip_distances<T, kScaled>(xs.data(), s.strip(j0 + js, d), d, blocks, q, dist);
       for (std::int64_t ii = 0; ii < rows; ++ii)
         for (int jj = 0; jj < kStrip && js + jj < cols; ++jj)
           terms[ii * kColBlock + js + jj] = -c * dist[ii][jj];
@@ -157,7 +162,7 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
       const std::int64_t diagonal = p.skip_diagonal ? i0 + ii - j0 : -1;
       const bool has_diagonal = diagonal >= 0 && diagonal < cols;
       if (p.stabilised) {
-        T block_max = T(detail::kRunningMaxInit);
+        T block_max = max_init;
 #pragma omp simd reduction(max : block_max)
         for (std::int64_t jj = 0; jj < cols; ++jj) {
           t[jj] += wt[jj];
@@ -166,7 +171,7 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
         if (has_diagonal) {
           // Recompute the maximum without the left-out term.
           t[diagonal] = -std::numeric_limits<T>::infinity();
-          block_max = T(detail::kRunningMaxInit);
+          block_max = max_init;
           for (std::int64_t jj = 0; jj < cols; ++jj)
             block_max = std::max(block_max, t[jj]);
         }
@@ -213,19 +218,19 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
 
 // One entry point per instruction set: the baseline of the build, and on x86-64
 // AVX2+FMA (256-bit vectors, twice the baseline's SSE2 width), chosen at run time.
-template <class T>
+template <class T, bool kScaled>
 void sum_rows_baseline(const GaussSum<T>& p, const GaussEpilogue<T>& e, const PackedSample<T>& s,
                        std::int64_t i0, std::int64_t rows) {
-  sum_row_block(p, e, s, i0, rows);
+  sum_row_block<T, kScaled>(p, e, s, i0, rows);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
-template <class T>
+template <class T, bool kScaled>
 __attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
                                                        const GaussEpilogue<T>& e,
                                                        const PackedSample<T>& s, std::int64_t i0,
                                                        std::int64_t rows) {
-  sum_row_block(p, e, s, i0, rows);
+  sum_row_block<T, kScaled>(p, e, s, i0, rows);
 }
 #endif
 
@@ -234,9 +239,10 @@ __attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
 template <class T>
 void gauss_sum(const GaussSum<T>& p, const GaussEpilogue<T>& e) {
   if (p.m == 0) return;
-  auto* rows_fn = &sum_rows_baseline<T>;
+  const bool scaled = detail::gauss_distance_scale<T>(p.sigma) != 1.0;
+  auto* rows_fn = scaled ? &sum_rows_baseline<T, true> : &sum_rows_baseline<T, false>;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) rows_fn = &sum_rows_avx2<T>;
+  if (use_avx2()) rows_fn = scaled ? &sum_rows_avx2<T, true> : &sum_rows_avx2<T, false>;
 #endif
   const PackedSample<T> sample = pack_sample(p);
   const std::int64_t panels = (p.m + kPanelRows - 1) / kPanelRows;

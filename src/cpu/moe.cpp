@@ -169,7 +169,7 @@ void moe_router_topk(const detail::RouterArgs<L>& a) {
       float sum_all = 0.0f;
       if (need_sum)
         for (int64_t e = 0; e < a.experts; ++e)
-          sum_all += expf(load(row[e]) - v[0]);
+          sum_all += detail::router_softmax_term(load(row[e]), v[0]);
       detail::router_gates(a.mode, a.renormalize, v.data(), k, sum_all, g.data());
       for (int j = 0; j < k; ++j)
         a.gates[t * a.ld_gates + j] = g[j];
