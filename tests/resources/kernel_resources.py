@@ -203,6 +203,8 @@ def check(args):
         if want not in archs:
             failures.append(f"no report for {want} (have {archs})")
     manifest = read_manifest(args.manifest)
+    if not manifest:
+        failures.append(f"no launches recorded in {args.manifest}")
     checked = 0
     for name, (threads, dyn_smem, params) in sorted(manifest.items()):
         entries = by_name.get(name)
