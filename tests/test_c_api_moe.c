@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "support/c_check.h"
+#include "support/c_enum_check.h"
 
 enum { T = 5, K = 2, E = 3, H = 4, F = 8 };
 
@@ -169,6 +170,74 @@ int main(void) {
   CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "'ids'") != NULL);
   CHECK(memcmp(before, y, sizeof y) == 0);
+
+  /* Out-of-range enumeration values in every enumeration argument (router mode,
+   * dtypes, memory locations of matrices and of the plan): rejected as invalid
+   * arguments naming the argument, every output untouched. */
+  {
+    float g_before[T * K], y_before[T * H], dg_before[T * K];
+    int32_t ids_before[T * K], storage_before[256], counts_before[E];
+    int bi;
+    ids[3] = 0;
+    memcpy(ids_before, ids, sizeof ids);
+    memcpy(g_before, gates, sizeof gates);
+    memcpy(y_before, y, sizeof y);
+    memcpy(dg_before, dgates, sizeof dgates);
+    memcpy(storage_before, storage, sizeof storage);
+    memcpy(counts_before, counts, sizeof counts);
+    for (bi = 0; bi < BAD_ENUM_COUNT; ++bi) {
+      const int v = bad_enum_values[bi];
+      kfuse_router_options_t r2 = kfuse_router_options_default();
+      kfuse_moe_plan_t p2 = plan;
+      r2.mode = (kfuse_router_mode_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &L, &I, &G, &r2), "mode");
+      r2.mode = KFUSE_ROUTER_SOFTMAX_TOPK;
+      bad = L;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &bad, &I, &G, &r2), "logits");
+      bad = I;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &L, &bad, &G, &r2), "ids");
+      CHECK_REJECTS(kfuse_moe_plan(ctx, &bad, &plan, counts), "ids");
+      bad = G;
+      bad.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &L, &I, &bad, &r2), "gates");
+      CHECK_REJECTS(kfuse_moe_gather(ctx, &plan, &X, &bad, &Y), "gates");
+      p2.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_moe_plan(ctx, &I, &p2, counts), "plan");
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &p2, &X, &G, &W1, &W3, &W2, &Y, NULL, NULL), "plan");
+      bad = X;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_scatter(ctx, &plan, &bad, &Y), "X");
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &plan, &bad, &G, &W1, &W3, &W2, &Y, NULL, NULL),
+                    "X");
+      CHECK_REJECTS(kfuse_moe_gather_gemm(ctx, &plan, &bad, &W1, &Y, 0), "X");
+      CHECK_REJECTS(kfuse_moe_grouped_gemm(ctx, &plan, &bad, &W1, &Y, 0), "Xp");
+      CHECK_REJECTS(kfuse_moe_grouped_gemm_wgrad(ctx, &plan, &bad, &Y, &dW1), "Xp");
+      CHECK_REJECTS(kfuse_moe_scatter_backward(ctx, &plan, &bad, &Y), "dXp");
+      CHECK_REJECTS(kfuse_moe_gather_backward(ctx, &plan, &bad, &G, &dY, &Y, &dG), "Yp");
+      CHECK_REJECTS(kfuse_moe_gemm_combine(ctx, &plan, &bad, &W2, &G, &Y, 0), "Hp");
+      bad = W2;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &bad, &Y, NULL, NULL),
+                    "W2");
+      bad = Y;
+      bad.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &bad, NULL, NULL),
+                    "Y");
+      bad = dG;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_mlp_backward(ctx, &plan, &X, &G, &W1, &W3, &W2, &dY, NULL, NULL, &dX,
+                                           &bad, &dW1, &dW3, &dW2),
+                    "dgates");
+    }
+    CHECK(memcmp(ids_before, ids, sizeof ids) == 0);
+    CHECK(memcmp(g_before, gates, sizeof gates) == 0);
+    CHECK(memcmp(y_before, y, sizeof y) == 0);
+    CHECK(memcmp(dg_before, dgates, sizeof dgates) == 0);
+    CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
+    CHECK(memcmp(counts_before, counts, sizeof counts) == 0);
+  }
 
   kfuse_context_destroy(ctx);
   if (failures == 0) printf("test_c_api_moe: all checks passed\n");
