@@ -7,7 +7,9 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <utility>
 
 #include "../kernels/common/moe_math.hpp"
 #include "../kernels/common/moe_problem.hpp"
@@ -147,6 +149,17 @@ void check_layout_fields(const char* op, const std::string& prefix, int64_t toke
   if (rows > INT32_MAX)
     layout_fail(op, prefix + "options.pad_to",
                 "the permuted rows bound " + std::to_string(rows) + " must stay below 2^31");
+}
+
+// Whether two int32 arrays (sizes already checked against the plan) share an element.
+bool arrays_overlap(const VectorView<std::int32_t>& a, const VectorView<std::int32_t>& b) {
+  if (a.data == nullptr || b.data == nullptr || a.size == 0 || b.size == 0) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a.data);
+  const auto pb = reinterpret_cast<std::uintptr_t>(b.data);
+  const auto bytes = [](const VectorView<std::int32_t>& v) {
+    return static_cast<std::uintptr_t>(v.size) * sizeof(std::int32_t);
+  };
+  return pa < pb + bytes(b) && pb < pa + bytes(a);
 }
 
 // A plan's layout and arrays: consistent extents, in the context's memory space.
@@ -298,8 +311,23 @@ void plan_impl(Context& ctx, MatrixView<const std::int32_t> ids, const MoePlan& 
     if (host_counts.data == nullptr) v.fail(Status::InvalidArgument, "host_counts", "data is null");
     v.extent("host_counts", "size (experts)", L.experts, host_counts.size);
   }
-  for (const auto* out : {&plan.counts, &plan.offsets, &plan.row_slot, &plan.slot_row})
-    v.disjoint("plan", *out, "ids", ids);
+  // The plan's arrays and host_counts are all written, ids read throughout: no two of
+  // them may share memory (host_counts over ids would rewrite the caller's ids, over
+  // plan.counts would be a self-overlapping copy).
+  const std::pair<const char*, const VectorView<std::int32_t>*> outputs[] = {
+      {"plan.counts", &plan.counts},
+      {"plan.offsets", &plan.offsets},
+      {"plan.row_slot", &plan.row_slot},
+      {"plan.slot_row", &plan.slot_row},
+      {"host_counts", &host_counts}};
+  for (std::size_t i = 0; i < std::size(outputs); ++i) {
+    const bool is_plan = i + 1 < std::size(outputs);
+    v.disjoint(is_plan ? "plan" : outputs[i].first, *outputs[i].second, "ids", ids);
+    for (std::size_t j = 0; j < i; ++j)
+      if (arrays_overlap(*outputs[i].second, *outputs[j].second))
+        v.fail(Status::InvalidArgument, outputs[i].first,
+               std::string("must not overlap the output '") + outputs[j].first + "'");
+  }
   if (ids.memory == Memory::Host) {
     for (int64_t t = 0; t < ids.rows; ++t)
       for (int64_t j = 0; j < ids.cols; ++j) {

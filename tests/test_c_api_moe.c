@@ -166,6 +166,18 @@ int main(void) {
   CHECK(kfuse_moe_router_topk(ctx, &L, &bad, &G, &ro) != KFUSE_SUCCESS); /* k > E */
   CHECK(kfuse_moe_plan_layout(T, E + 1, E, NULL, &layout) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "top_k") != NULL);
+  /* host_counts overlapping ids or the plan's storage (issue 13 defect 5) */
+  {
+    int32_t ids_before[T * K], storage_before[256];
+    memcpy(ids_before, ids, sizeof ids);
+    memcpy(storage_before, storage, sizeof storage);
+    CHECK(kfuse_moe_plan(ctx, &I, &plan, ids + 1) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'host_counts'") != NULL);
+    CHECK(kfuse_moe_plan(ctx, &I, &plan, storage + E) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'host_counts'") != NULL);
+    CHECK(memcmp(ids_before, ids, sizeof ids) == 0);
+    CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
+  }
   ids[3] = E; /* out of range */
   CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "'ids'") != NULL);

@@ -65,7 +65,8 @@ typedef struct kfuse_moe_plan {
 } kfuse_moe_plan_t;
 
 /* Fills the plan from ids [T x k] (I32). host_counts: NULL, or E int32 on the host
- * that receive the per-expert counts (on a CUDA context this waits for the stream). */
+ * that receive the per-expert counts (on a CUDA context this waits for the stream);
+ * it must not overlap ids or the plan's storage. */
 kfuse_status_t kfuse_moe_plan(kfuse_context_t ctx, const kfuse_matrix_t* ids,
                               const kfuse_moe_plan_t* plan, int32_t* host_counts);
 
