@@ -47,8 +47,23 @@ kfuse::MoePlanOptions plan_options(const kfuse_moe_plan_options_t& o) {
   return out;
 }
 
+// layout.storage_size() without overflow (the extents are not validated yet); -1
+// when it overflows.
+std::int64_t checked_storage_size(const kfuse::MoePlanLayout& L) {
+  std::int64_t slots, size;
+  if (__builtin_mul_overflow(L.tokens, L.top_k, &slots) ||
+      __builtin_add_overflow(L.experts, L.experts, &size) ||
+      __builtin_add_overflow(size, std::int64_t(1), &size) ||
+      __builtin_add_overflow(size, L.rows, &size) || __builtin_add_overflow(size, slots, &size))
+    return -1;
+  return size;
+}
+
 // The C++ plan over the C plan's storage. The layout is taken as given (the C++
-// function checks it against its extents).
+// function checks it against its extents); its storage_size, the size of the
+// storage the caller allocated, must be the one its extents give: the arrays are
+// carved from the storage by the extents, so extents changed after
+// kfuse_moe_plan_layout would carve arrays past the storage's end.
 kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   if (p == nullptr) fail(kfuse::Status::InvalidArgument, op, "plan", "is null");
   kfuse::MoePlanLayout layout;
@@ -57,7 +72,14 @@ kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   layout.experts = p->layout.experts;
   layout.options = plan_options(p->layout.options);
   layout.rows = p->layout.rows;
-  if (p->storage == nullptr && layout.storage_size() > 0)
+  const std::int64_t size = checked_storage_size(layout);
+  if (size < 0 || p->layout.storage_size != size)
+    fail(kfuse::Status::InvalidArgument, op, "plan",
+         "layout.storage_size " + std::to_string(p->layout.storage_size) +
+             " is not that of the layout's extents (" +
+             (size < 0 ? std::string("overflow") : std::to_string(size)) +
+             "): describe the plan with kfuse_moe_plan_layout");
+  if (p->storage == nullptr && size > 0)
     fail(kfuse::Status::InvalidArgument, op, "plan", "storage is null");
   return kfuse::moe_plan_views(layout, p->storage, memory_of(p->memory, op, "plan"));
 }

@@ -178,6 +178,30 @@ int main(void) {
     CHECK(memcmp(ids_before, ids, sizeof ids) == 0);
     CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
   }
+  /* A descriptor whose extents were changed after kfuse_moe_plan_layout: its arrays
+   * would be carved past the storage's end (found by the fuzzer). */
+  {
+    float xp[T * K * H];
+    int32_t storage_before[256];
+    kfuse_moe_plan_t p2 = plan;
+    kfuse_matrix_t Xp = host_mat(xp, T * K, H, KFUSE_F32);
+    memcpy(storage_before, storage, sizeof storage);
+    memcpy(before, y, sizeof y);
+    p2.layout.experts += 1;
+    CHECK(kfuse_moe_plan(ctx, &I, &p2, NULL) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'plan'") != NULL);
+    CHECK(kfuse_moe_scatter_backward(ctx, &p2, &Xp, &Y) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'plan'") != NULL);
+    p2 = plan;
+    p2.layout.storage_size -= 1;
+    CHECK(kfuse_moe_scatter(ctx, &p2, &X, &Xp) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "storage_size") != NULL);
+    p2 = plan;
+    p2.layout.tokens = (int64_t)1 << 62; /* the size overflows */
+    CHECK(kfuse_moe_scatter(ctx, &p2, &X, &Xp) == KFUSE_INVALID_ARGUMENT);
+    CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
+    CHECK(memcmp(before, y, sizeof y) == 0);
+  }
   ids[3] = E; /* out of range */
   CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "'ids'") != NULL);

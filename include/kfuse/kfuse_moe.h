@@ -57,7 +57,9 @@ kfuse_status_t kfuse_moe_plan_layout(int64_t tokens, int64_t top_k, int64_t expe
                                      kfuse_moe_plan_layout_t* out);
 
 /* A plan: layout.storage_size int32 in `memory`, holding in order counts [E],
- * offsets [E + 1], row_slot [rows], slot_row [T k] (see moe.hpp). */
+ * offsets [E + 1], row_slot [rows], slot_row [T k] (see moe.hpp). The layout is
+ * the one kfuse_moe_plan_layout filled: a layout whose storage_size is not that of
+ * its extents is rejected (KFUSE_INVALID_ARGUMENT naming 'plan'). */
 typedef struct kfuse_moe_plan {
   kfuse_moe_plan_layout_t layout;
   int32_t* storage;
