@@ -84,7 +84,8 @@ kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   return kfuse::moe_plan_views(layout, p->storage, memory_of(p->memory, op, "plan"));
 }
 
-// An optional matrix: NULL gives an empty view.
+// An optional matrix: NULL gives an empty view (a descriptor is checked by the C++
+// function even when its data is NULL).
 template <class T>
 kfuse::MatrixView<T> optional_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
                                      const char* argument) {

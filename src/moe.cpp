@@ -603,7 +603,15 @@ void check_mlp_common(const Validator& v, const char* op, const MoePlan& plan,
 // Saved h1, h3 [rows x F]: both or neither.
 template <class T>
 void check_saved(const Validator& v, const MoePlan& plan, const MoeMlpSaved<T>& s, int64_t F) {
-  if (s.empty()) return;
+  if (s.empty()) {
+    // Absent (nothing kept): still well-formed views, so that a C caller's
+    // descriptors with NULL data and garbage extents are not taken for absent ones.
+    v.matrix("saved.h1", s.h1);
+    v.matrix("saved.h3", s.h3);
+    if (!s.h1.empty() || !s.h3.empty())
+      v.fail(Status::InvalidArgument, !s.h1.empty() ? "saved.h1" : "saved.h3", "data is null");
+    return;
+  }
   check_matrix(v, "saved.h1", s.h1, plan.layout.rows, "rows (plan.layout.rows)", F,
                "cols (F, the cols of w1)");
   check_aligned(v, "saved.h1", s.h1);

@@ -202,6 +202,23 @@ int main(void) {
     CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
     CHECK(memcmp(before, y, sizeof y) == 0);
   }
+  /* Saved h1/h3 descriptors with NULL data are not "absent" when their extents are
+   * garbage (found by the fuzzer: rows = INT64_MIN was accepted). */
+  {
+    kfuse_matrix_t h1 = host_mat(NULL, -1, F, KFUSE_F32), h3 = host_mat(NULL, 0, 0, KFUSE_F32);
+    memcpy(before, y, sizeof y);
+    CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) ==
+          KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "h1") != NULL);
+    h1 = host_mat(NULL, 0, 0, KFUSE_F32);
+    h3 = host_mat(NULL, T * K, F, KFUSE_F32);
+    CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) ==
+          KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "h3") != NULL);
+    CHECK(memcmp(before, y, sizeof y) == 0);
+    h3 = host_mat(NULL, 0, 0, KFUSE_F32); /* both empty: nothing kept */
+    CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) == KFUSE_SUCCESS);
+  }
   ids[3] = E; /* out of range */
   CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "'ids'") != NULL);
