@@ -67,7 +67,9 @@ bool has_buffer_of(const Case& c, const Arg& a, __int128 bytes) {
 }
 
 // One mutation of a matrix or vector argument. Returns false when none applied.
-bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s) {
+// `touched`: the arguments mutated so far (an alias target counts: moving it after
+// would leave the alias over memory no argument holds).
+bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<bool>& touched) {
   Arg& a = c.args[index];
   if (!a.mutable_ || a.kind == Kind::Raw || !a.present) return false;
   const bool matrix = a.kind == Kind::Matrix;
@@ -178,7 +180,10 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s) {
             data_of(c.args[j]) != nullptr && c.args[j].kind != Kind::Raw)
           others.push_back(j);
       if (others.empty() || data_of(a) == nullptr) return false;
-      const Arg& o = c.args[rng.pick(others)];
+      const int target = rng.pick(others);
+      if (touched[target]) return false;
+      const Arg& o = c.args[target];
+      touched[target] = true;
       const int shift = rng.chance(0.3) ? o.esize : 0;
       if (a.role == Role::Out) {
         void* const old = data;
@@ -242,6 +247,7 @@ void mutate(Case& c, Rng& rng, const Settings& s) {
       ++k;
     } else if (w < 0.4 && !c.option_mutations.empty()) {
       const OptionMutation& m = rng.pick(c.option_mutations);
+      if (m.exclusive && k > 0) continue;
       const std::string field = field_of(m.what);
       if (std::find(fields.begin(), fields.end(), field) != fields.end()) continue;
       fields.push_back(field);
@@ -249,10 +255,11 @@ void mutate(Case& c, Rng& rng, const Settings& s) {
       c.log.push_back("option " + m.what);
       if (m.reject) c.reject("option " + m.what, m.arg, m.in_options);
       ++k;
+      if (m.exclusive) break;
     } else if (!c.args.empty()) {
       const int i = static_cast<int>(rng.below(static_cast<std::int64_t>(c.args.size())));
       if (touched[i]) continue;
-      if (mutate_arg(c, i, rng, s)) {
+      if (mutate_arg(c, i, rng, s, touched)) {
         touched[i] = true;
         ++k;
       }

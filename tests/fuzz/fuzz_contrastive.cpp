@@ -40,16 +40,16 @@ void scalar(Builder& b, kfuse_loss_scalar_t& s, const std::string& name, double 
   s.in_memory = c.args[i].v;
   auto* m = &s.in_memory;
   c.option_mutations.push_back(
-      {name + ".in_memory.dtype = 99", [m] { set_enum(m->dtype, 99); }, true});
+      {name + ".in_memory: dtype = 99", [m] { set_enum(m->dtype, 99); }, true});
   c.option_mutations.push_back(
-      {name + ".in_memory.dtype = f64", [m] { m->dtype = KFUSE_F64; }, true});
+      {name + ".in_memory: dtype = f64", [m] { m->dtype = KFUSE_F64; }, true});
   c.option_mutations.push_back(
-      {name + ".in_memory.memory = device", [m] { m->memory = KFUSE_DEVICE; }, true});
+      {name + ".in_memory: memory = device", [m] { m->memory = KFUSE_DEVICE; }, true});
   c.option_mutations.push_back(
-      {name + ".in_memory.memory = -1", [m] { set_enum(m->memory, -1); }, true});
-  c.option_mutations.push_back({name + ".in_memory.size = 2", [m] { m->size = 2; }, true});
-  c.option_mutations.push_back({name + ".in_memory.size = -1", [m] { m->size = -1; }, true});
-  c.option_mutations.push_back({name + ".in_memory = absent",
+      {name + ".in_memory: memory = -1", [m] { set_enum(m->memory, -1); }, true});
+  c.option_mutations.push_back({name + ".in_memory: size = 2", [m] { m->size = 2; }, true});
+  c.option_mutations.push_back({name + ".in_memory: size = -1", [m] { m->size = -1; }, true});
+  c.option_mutations.push_back({name + ".in_memory: absent",
                                 [m] {
                                   m->data = nullptr;
                                   m->size = 0;

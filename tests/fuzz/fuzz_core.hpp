@@ -127,6 +127,7 @@ struct OptionMutation {
   bool reject;
   int arg = -1;             // the argument whose contents it changes (moot when absent)
   bool in_options = false;  // a field of the options struct (moot when they are NULL)
+  bool exclusive = false;   // the case's only mutation (others could restore consistency)
 };
 
 // Why a call must be rejected; moot when `arg` is not passed or the options

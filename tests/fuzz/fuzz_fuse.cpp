@@ -63,6 +63,8 @@ Inputs inputs(Builder& b, int count, std::int64_t n, int dtype, const std::int64
     const int i = b.matrix(kInputNames[j], Role::In, dtype, n, d[j]);
     // Only the array as a whole (through inputs[0]) can be NULL.
     b.c().args[i].nullable = j == 0;
+    // A lone input may take another input dtype (its output's follows).
+    b.c().args[i].dtype_choice = count == 1;
   }
   return in;
 }

@@ -94,6 +94,10 @@ PlanArg make_plan(Builder& b, const Routing& x, bool build) {
       o.push_back(
           {"plan.layout.rows = " + std::to_string(h), [plan, h] { plan->layout.rows = h; }, true});
     }
+  // A changed extent of the plan is caught by the arguments it disagrees with;
+  // mutated together, they could agree again.
+  for (auto& m : o)
+    if (m.what.rfind("plan.layout", 0) == 0) m.exclusive = true;
   c.names.push_back("plan");
   return p;
 }
@@ -107,7 +111,8 @@ void router(Builder& b) {
   Rng& r = b.rng();
   const Routing x = routing(b);
   const int L = b.matrix("logits", Role::In, element_dtype(r), x.T, x.E);
-  c.args[L].free_cols = true;  // E: any E >= k
+  c.args[L].free_cols = true;     // E: any E >= k
+  c.args[L].dtype_choice = true;  // f32 or bf16
   const int I = b.matrix("ids", Role::Out, KFUSE_I32, x.T, x.k);
   const int G = b.matrix("gates", Role::Out, KFUSE_F32, x.T, x.k);
   auto o = std::make_shared<kfuse_router_options_t>(kfuse_router_options_default());
