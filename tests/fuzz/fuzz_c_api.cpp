@@ -139,7 +139,8 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<boo
     case 6:
     case 7: {  // an extent off by one where another argument ties it
       const bool r = matrix ? rng.chance(0.5) : true;
-      if (r ? a.free_rows : a.free_cols) return false;
+      if ((r ? a.free_rows : a.free_cols) || c.extent_changed) return false;
+      c.extent_changed = true;
       std::int64_t& e = r ? rows : cols;
       const std::int64_t d = (e == 0 || rng.chance(0.5)) ? 1 : -1;
       e += d;
@@ -148,7 +149,7 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<boo
       return true;
     }
     case 8: {  // a huge extent
-      if (!s.huge) return false;
+      if (!s.huge || c.extent_changed) return false;
       const bool r = matrix ? rng.chance(0.5) : true;
       std::int64_t& e = r ? rows : cols;
       const std::int64_t old = e, v = rng.pick(huge_extents());
@@ -161,6 +162,7 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<boo
         e = old;
         return false;
       }
+      c.extent_changed = true;
       reject(std::string(r ? "rows" : "cols") + " = " + std::to_string(v) +
              (overflow ? " (span overflows int64)" : ""));
       return true;
