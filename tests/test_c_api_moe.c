@@ -202,22 +202,43 @@ int main(void) {
     CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
     CHECK(memcmp(before, y, sizeof y) == 0);
   }
-  /* Saved h1/h3 descriptors with NULL data are not "absent" when their extents are
-   * garbage (found by the fuzzer: rows = INT64_MIN was accepted). */
+  /* Saved h1/h3 descriptors with NULL data are not "absent" unless they are empty
+   * 0 x 0 views (found by the fuzzer: rows = INT64_MIN, or a wrong F with no
+   * tokens, was accepted). */
   {
     kfuse_matrix_t h1 = host_mat(NULL, -1, F, KFUSE_F32), h3 = host_mat(NULL, 0, 0, KFUSE_F32);
     memcpy(before, y, sizeof y);
     CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) ==
           KFUSE_SHAPE_MISMATCH);
     CHECK(strstr(kfuse_last_error(), "h1") != NULL);
-    h1 = host_mat(NULL, 0, 0, KFUSE_F32);
+    h1 = host_mat(NULL, T * K, F, KFUSE_F32);
     h3 = host_mat(NULL, T * K, F, KFUSE_F32);
     CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) ==
           KFUSE_INVALID_ARGUMENT);
-    CHECK(strstr(kfuse_last_error(), "h3") != NULL);
+    CHECK(strstr(kfuse_last_error(), "h1") != NULL);
     CHECK(memcmp(before, y, sizeof y) == 0);
-    h3 = host_mat(NULL, 0, 0, KFUSE_F32); /* both empty: nothing kept */
+    h1 = host_mat(NULL, 0, 0, KFUSE_F32); /* both 0 x 0: nothing kept */
+    h3 = host_mat(NULL, 0, 0, KFUSE_F32);
     CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) == KFUSE_SUCCESS);
+  }
+  {
+    /* no tokens: h1, h3 are [0 x F]; F + 1 columns is wrong even with NULL data */
+    kfuse_moe_plan_layout_t l0;
+    kfuse_moe_plan_t p0;
+    int32_t s0[16];
+    kfuse_matrix_t I0 = host_mat(ids, 0, K, KFUSE_I32), X0 = host_mat(x, 0, H, KFUSE_F32),
+                   G0 = host_mat(gates, 0, K, KFUSE_F32), Y0 = host_mat(y, 0, H, KFUSE_F32),
+                   h1 = host_mat(NULL, 0, F + 1, KFUSE_F32), h3 = host_mat(NULL, 0, F, KFUSE_F32);
+    CHECK(kfuse_moe_plan_layout(0, K, E, NULL, &l0) == KFUSE_SUCCESS && l0.storage_size <= 16);
+    p0.layout = l0;
+    p0.storage = s0;
+    p0.memory = KFUSE_HOST;
+    CHECK(kfuse_moe_plan(ctx, &I0, &p0, NULL) == KFUSE_SUCCESS);
+    CHECK(kfuse_moe_mlp_forward(ctx, &p0, &X0, &G0, &W1, &W3, &W2, &Y0, &h1, &h3) ==
+          KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "h1") != NULL);
+    h1.cols = F;
+    CHECK(kfuse_moe_mlp_forward(ctx, &p0, &X0, &G0, &W1, &W3, &W2, &Y0, &h1, &h3) == KFUSE_SUCCESS);
   }
   ids[3] = E; /* out of range */
   CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);

@@ -211,6 +211,7 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<boo
       const int v = static_cast<int>(rng.below(6));
       if (v == old || dtype_size(v) > a.esize) return false;  // never a wider element
       set_enum(matrix ? a.m.dtype : a.v.dtype, v);
+      a.esize = dtype_size(v);  // the elements the view now describes (buffer: wide enough)
       if (a.dtype_choice)
         log("dtype " + std::to_string(old) + " -> " + std::to_string(v));
       else
