@@ -33,7 +33,8 @@ const char* kfuse_last_error(void) {
 }
 
 const char* kfuse_status_name(kfuse_status_t status) {
-  return kfuse::status_name(static_cast<kfuse::Status>(status));
+  // Any int may arrive here: read it without loading the enum (see enum_integer).
+  return kfuse::status_name(static_cast<kfuse::Status>(enum_integer(status)));
 }
 
 int kfuse_cuda_device_count(void) {

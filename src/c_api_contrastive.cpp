@@ -45,11 +45,11 @@ kfuse::ContrastiveWorkspace workspace_of(void* data, size_t bytes) {
 
 kfuse::ClipLossOptions clip_options(const kfuse_clip_options_t& o, const char* op) {
   kfuse::ClipLossOptions c;
-  c.direction = static_cast<kfuse::ClipDirection>(o.direction);
+  c.direction = enum_of<kfuse::ClipDirection>(o.direction, op, "direction");
   c.logit_scale = scalar(o.logit_scale, op, "logit_scale");
   c.bias = scalar(o.bias, op, "bias");
   c.label_smoothing = o.label_smoothing;
-  c.precision = precision_of(o.precision);
+  c.precision = precision_of(o.precision, op);
   c.deterministic = o.deterministic != 0;
   c.check_device_labels = o.check_device_labels != 0;
   c.workspace = workspace_of(o.workspace, o.workspace_bytes);
@@ -60,7 +60,7 @@ kfuse::SiglipLossOptions siglip_options(const kfuse_siglip_options_t& o, const c
   kfuse::SiglipLossOptions s;
   s.logit_scale = scalar(o.logit_scale, op, "logit_scale");
   s.bias = scalar(o.bias, op, "bias");
-  s.precision = precision_of(o.precision);
+  s.precision = precision_of(o.precision, op);
   s.deterministic = o.deterministic != 0;
   s.check_device_labels = o.check_device_labels != 0;
   s.workspace = workspace_of(o.workspace, o.workspace_bytes);
@@ -83,17 +83,17 @@ kfuse::ClipForwardOutputs clip_outputs(const kfuse_clip_outputs_t* out, const ch
 template <class Body>
 void dispatch_input(const kfuse_matrix_t* A, const char* op, Body&& body) {
   if (A == nullptr) fail(kfuse::Status::InvalidArgument, op, "A", "is null");
-  switch (A->dtype) {
-    case KFUSE_F32:
+  const kfuse::DType dtype = checked_dtype(A->dtype, op, "A");
+  switch (dtype) {
+    case kfuse::DType::F32:
       return body(float{});
-    case KFUSE_BF16:
+    case kfuse::DType::BF16:
       return body(bf16{});
-    case KFUSE_F16:
+    case kfuse::DType::F16:
       return body(f16{});
     default:
       fail(kfuse::Status::Unsupported, op, "A",
-           std::string("expected dtype f32, bf16 or f16, got ") +
-               kfuse::dtype_name(static_cast<kfuse::DType>(A->dtype)));
+           std::string("expected dtype f32, bf16 or f16, got ") + kfuse::dtype_name(dtype));
   }
 }
 
@@ -102,11 +102,11 @@ kfuse_dtype_t grad_dtype(const kfuse_contrastive_grads_t* g, kfuse_dtype_t input
   const kfuse_matrix_t* first = g->dA != nullptr ? g->dA : g->dB;
   if (first == nullptr) return input;
   const char* name = g->dA != nullptr ? "dA" : "dB";
-  if (first->dtype != input && first->dtype != KFUSE_F32)
+  const kfuse::DType dtype = checked_dtype(first->dtype, op, name);
+  if (dtype != static_cast<kfuse::DType>(input) && dtype != kfuse::DType::F32)
     fail(kfuse::Status::InvalidArgument, op, name,
-         std::string("expected the dtype of A or f32, got ") +
-             kfuse::dtype_name(static_cast<kfuse::DType>(first->dtype)));
-  return first->dtype;
+         std::string("expected the dtype of A or f32, got ") + kfuse::dtype_name(dtype));
+  return static_cast<kfuse_dtype_t>(dtype);
 }
 
 template <class G>
@@ -247,7 +247,7 @@ kfuse_status_t kfuse_clip_loss_workspace_bytes(kfuse_context_t ctx, int64_t Na, 
     const auto o = clip_options(options_of(options, op), op);
     if (bytes == nullptr) fail(kfuse::Status::InvalidArgument, op, "bytes", "is null");
     *bytes = kfuse::clip_loss_workspace_bytes(c, Na, Nb, d,
-                                              static_cast<kfuse::ContrastivePass>(pass), o);
+                                              enum_of<kfuse::ContrastivePass>(pass, op, "pass"), o);
   });
 }
 
@@ -324,8 +324,8 @@ kfuse_status_t kfuse_siglip_loss_workspace_bytes(kfuse_context_t ctx, int64_t Na
     kfuse::Context& c = context_of(ctx, op);
     const auto o = siglip_options(options_of(options, op), op);
     if (bytes == nullptr) fail(kfuse::Status::InvalidArgument, op, "bytes", "is null");
-    *bytes = kfuse::siglip_loss_workspace_bytes(c, Na, Nb, d,
-                                                static_cast<kfuse::ContrastivePass>(pass), o);
+    *bytes = kfuse::siglip_loss_workspace_bytes(
+        c, Na, Nb, d, enum_of<kfuse::ContrastivePass>(pass, op, "pass"), o);
   });
 }
 

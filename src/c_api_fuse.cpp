@@ -17,20 +17,21 @@ void dispatch_input(const kfuse_matrix_t* first, const char* op, const char* arg
                     Body&& body) {
   constexpr bool allow_f64 = AllowF64;
   if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  switch (first->dtype) {
-    case KFUSE_F32:
+  const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
+  switch (dtype) {
+    case kfuse::DType::F32:
       return body(float{});
-    case KFUSE_BF16:
+    case kfuse::DType::BF16:
       return body(kfuse::bf16{});
-    case KFUSE_F16:
+    case kfuse::DType::F16:
       return body(kfuse::f16{});
-    case KFUSE_F64:
+    case kfuse::DType::F64:
       if constexpr (AllowF64) return body(double{});
       [[fallthrough]];
     default:
       fail(kfuse::Status::Unsupported, op, argument,
            std::string("expected dtype f32, bf16 or f16") + (allow_f64 ? " or f64" : "") +
-               ", got " + kfuse::dtype_name(static_cast<kfuse::DType>(first->dtype)));
+               ", got " + kfuse::dtype_name(dtype));
   }
 }
 
@@ -55,8 +56,11 @@ std::vector<kfuse::MatrixView<const T>> input_views(const kfuse_matrix_t* inputs
   return views;
 }
 
-kfuse::FuseSide side_of(const kfuse_fuse_side_t& s) {
-  return kfuse::FuseSide{static_cast<kfuse::SideKernel>(s.kernel), s.sigma, s.rff_features};
+// `name`: the side as the C++ validation names it ("sides[1]", "shared", ...).
+kfuse::FuseSide side_of(const kfuse_fuse_side_t& s, const std::string& name, const char* op) {
+  const std::string argument = name + ".kernel";
+  return kfuse::FuseSide{enum_of<kfuse::SideKernel>(s.kernel, op, argument.c_str()), s.sigma,
+                         s.rff_features};
 }
 
 std::vector<kfuse::FuseSide> sides_of(int side_count, const kfuse_fuse_side_t* sides,
@@ -67,7 +71,7 @@ std::vector<kfuse::FuseSide> sides_of(int side_count, const kfuse_fuse_side_t* s
              std::to_string(side_count));
   std::vector<kfuse::FuseSide> out;
   for (int j = 0; j < side_count; ++j)
-    out.push_back(side_of(sides[j]));
+    out.push_back(side_of(sides[j], "sides[" + std::to_string(j) + "]", op));
   return out;
 }
 
@@ -75,24 +79,24 @@ kfuse::RpFuseOptions rp_options(const kfuse_rp_fuse_options_t& o, const char* op
   kfuse::RpFuseOptions r;
   r.sides = sides_of(o.side_count, o.sides, op);
   r.seed = o.seed;
-  r.distribution = static_cast<kfuse::RpDistribution>(o.distribution);
-  r.scaling = static_cast<kfuse::RpScaling>(o.scaling);
-  r.precision = precision_of(o.precision);
+  r.distribution = enum_of<kfuse::RpDistribution>(o.distribution, op, "distribution");
+  r.scaling = enum_of<kfuse::RpScaling>(o.scaling, op, "scaling");
+  r.precision = precision_of(o.precision, op);
   return r;
 }
 
-kfuse::CrossModalOptions cross_options(const kfuse_cross_modal_options_t& o) {
+kfuse::CrossModalOptions cross_options(const kfuse_cross_modal_options_t& o, const char* op) {
   kfuse::CrossModalOptions r;
   r.C = o.C;
   r.image_dim = o.image_dim;
   r.text_dim = o.text_dim;
-  r.shared = side_of(o.shared);
-  r.image_expert = side_of(o.image_expert);
-  r.text_expert = side_of(o.text_expert);
+  r.shared = side_of(o.shared, "shared", op);
+  r.image_expert = side_of(o.image_expert, "image_expert", op);
+  r.text_expert = side_of(o.text_expert, "text_expert", op);
   r.seed = o.seed;
-  r.distribution = static_cast<kfuse::RpDistribution>(o.distribution);
-  r.scaling = static_cast<kfuse::RpScaling>(o.scaling);
-  r.precision = precision_of(o.precision);
+  r.distribution = enum_of<kfuse::RpDistribution>(o.distribution, op, "distribution");
+  r.scaling = enum_of<kfuse::RpScaling>(o.scaling, op, "scaling");
+  r.precision = precision_of(o.precision, op);
   return r;
 }
 
@@ -217,8 +221,14 @@ kfuse_status_t kfuse_rp_projection_matrix(kfuse_context_t ctx, int input, const 
 }
 
 int64_t kfuse_cross_modal_width(const kfuse_cross_modal_options_t* options, int64_t shared_dim) {
-  if (options == nullptr) return 0;
-  return kfuse::cross_modal_width(cross_options(*options), shared_dim);
+  int64_t width = 0;
+  // 0 (and kfuse_last_error) for options naming an unknown enumerator.
+  guarded([&] {
+    if (options != nullptr)
+      width =
+          kfuse::cross_modal_width(cross_options(*options, "kfuse_cross_modal_width"), shared_dim);
+  });
+  return width;
 }
 
 kfuse_status_t kfuse_cross_modal_kron(kfuse_context_t ctx, kfuse_modality_t modality,
@@ -232,10 +242,10 @@ kfuse_status_t kfuse_cross_modal_kron(kfuse_context_t ctx, kfuse_modality_t moda
     dispatch_input<true>(shared, op, "shared", [&](auto zero) {
       using T = decltype(zero);
       using O = out_of<T>;
-      kfuse::cross_modal_kron(c, static_cast<kfuse::Modality>(modality),
+      kfuse::cross_modal_kron(c, enum_of<kfuse::Modality>(modality, op, "modality"),
                               matrix<const T>(shared, shared->dtype, op, "shared"),
                               matrix<const T>(expert, shared->dtype, op, "expert"),
-                              matrix<O>(out, out_dtype<T>, op, "out"), cross_options(o));
+                              matrix<O>(out, out_dtype<T>, op, "out"), cross_options(o, op));
     });
   });
 }
@@ -250,10 +260,10 @@ kfuse_status_t kfuse_cross_modal_rp(kfuse_context_t ctx, kfuse_modality_t modali
     const auto& o = options_of(options, op);
     dispatch_input<false>(shared, op, "shared", [&](auto zero) {
       using T = decltype(zero);
-      kfuse::cross_modal_rp(c, static_cast<kfuse::Modality>(modality),
+      kfuse::cross_modal_rp(c, enum_of<kfuse::Modality>(modality, op, "modality"),
                             matrix<const T>(shared, shared->dtype, op, "shared"),
                             matrix<const T>(expert, shared->dtype, op, "expert"),
-                            matrix<float>(out, KFUSE_F32, op, "out"), cross_options(o));
+                            matrix<float>(out, KFUSE_F32, op, "out"), cross_options(o, op));
     });
   });
 }
@@ -290,8 +300,8 @@ kfuse_status_t kfuse_tensor_sketch(kfuse_context_t ctx, const kfuse_matrix_t* A,
     dispatch_input<false>(A, op, "A", [&](auto zero) {
       using T = decltype(zero);
       kfuse::TensorSketchOptions t;
-      t.side_a = side_of(o.side_a);
-      t.side_b = side_of(o.side_b);
+      t.side_a = side_of(o.side_a, "side_a", op);
+      t.side_b = side_of(o.side_b, "side_b", op);
       t.seed = o.seed;
       kfuse::tensor_sketch(c, matrix<const T>(A, A->dtype, op, "A"),
                            matrix<const T>(B, A->dtype, op, "B"),
@@ -311,12 +321,12 @@ kfuse_status_t kfuse_product_kernel_topk(kfuse_context_t ctx, const kfuse_matrix
     const auto& o = options_of(options, op);
     dispatch_input<false>(Q1, op, "Q1", [&](auto zero) {
       using T = decltype(zero);
-      const kfuse_dtype_t dt = Q1->dtype;
+      const kfuse_dtype_t dt = Q1->dtype;  // checked by dispatch_input
       kfuse::ProductTopkOptions t;
-      t.side1 = side_of(o.side1);
-      t.side2 = side_of(o.side2);
+      t.side1 = side_of(o.side1, "side1", op);
+      t.side2 = side_of(o.side2, "side2", op);
       t.C = o.C;
-      t.precision = precision_of(o.precision);
+      t.precision = precision_of(o.precision, op);
       kfuse::product_kernel_topk(
           c, matrix<const T>(Q1, dt, op, "Q1"), matrix<const T>(Q2, dt, op, "Q2"),
           matrix<const T>(G1, dt, op, "G1"), matrix<const T>(G2, dt, op, "G2"),

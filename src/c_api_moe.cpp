@@ -14,10 +14,11 @@ template <class T>
 kfuse::MatrixView<T> fixed_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
                                   const char* argument) {
   if (m == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  if (m->dtype != dtype)
+  const kfuse::DType actual = checked_dtype(m->dtype, op, argument);
+  if (actual != static_cast<kfuse::DType>(dtype))
     fail(kfuse::Status::InvalidArgument, op, argument,
          std::string("expected dtype ") + kfuse::dtype_name(static_cast<kfuse::DType>(dtype)) +
-             ", got " + kfuse::dtype_name(static_cast<kfuse::DType>(m->dtype)));
+             ", got " + kfuse::dtype_name(actual));
   return {static_cast<T*>(m->data), m->rows, m->cols, m->ld, memory_of(m->memory, op, argument)};
 }
 
@@ -26,15 +27,15 @@ template <class Body>
 void dispatch_element(const kfuse_matrix_t* first, const char* op, const char* argument,
                       Body&& body) {
   if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  switch (first->dtype) {
-    case KFUSE_F32:
+  const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
+  switch (dtype) {
+    case kfuse::DType::F32:
       return body(float{});
-    case KFUSE_BF16:
+    case kfuse::DType::BF16:
       return body(kfuse::bf16{});
     default:
       fail(kfuse::Status::Unsupported, op, argument,
-           std::string("expected dtype f32 or bf16, got ") +
-               kfuse::dtype_name(static_cast<kfuse::DType>(first->dtype)));
+           std::string("expected dtype f32 or bf16, got ") + kfuse::dtype_name(dtype));
   }
 }
 
@@ -46,8 +47,10 @@ kfuse::MoePlanOptions plan_options(const kfuse_moe_plan_options_t& o) {
   return out;
 }
 
-// The C++ plan over the C plan's storage. The layout is taken as given (moe_plan_views
-// checks it, and the C++ functions check the plan against their extents).
+// The C++ plan over the C plan's storage. moe_plan_views checks the layout (and null
+// storage); the storage_size the caller allocated by must also be the one its extents
+// give: the arrays are carved from the storage by the extents, so extents changed after
+// kfuse_moe_plan_layout would carve arrays past the storage's end.
 kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   if (p == nullptr) fail(kfuse::Status::InvalidArgument, op, "plan", "is null");
   kfuse::MoePlanLayout layout;
@@ -56,10 +59,17 @@ kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   layout.experts = p->layout.experts;
   layout.options = plan_options(p->layout.options);
   layout.rows = p->layout.rows;
-  return kfuse::moe_plan_views(layout, p->storage, memory_of(p->memory, op, "plan"));
+  kfuse::MoePlan plan = kfuse::moe_plan_views(layout, p->storage, memory_of(p->memory, op, "plan"));
+  if (p->layout.storage_size != layout.storage_size())
+    fail(kfuse::Status::InvalidArgument, op, "plan",
+         "layout.storage_size " + std::to_string(p->layout.storage_size) +
+             " is not that of the layout's extents (" + std::to_string(layout.storage_size()) +
+             "): describe the plan with kfuse_moe_plan_layout");
+  return plan;
 }
 
-// An optional matrix: NULL gives an empty view.
+// An optional matrix: NULL gives an empty view (a descriptor is checked by the C++
+// function even when its data is NULL).
 template <class T>
 kfuse::MatrixView<T> optional_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
                                      const char* argument) {
@@ -111,7 +121,7 @@ kfuse_status_t kfuse_moe_router_topk(kfuse_context_t ctx, const kfuse_matrix_t* 
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
     kfuse::RouterOptions ro;
-    ro.mode = static_cast<kfuse::RouterMode>(o.mode);
+    ro.mode = enum_of<kfuse::RouterMode>(o.mode, op, "mode");
     ro.renormalize = o.renormalize != 0;
     dispatch_element(logits, op, "logits", [&](auto zero) {
       using L = decltype(zero);

@@ -2,8 +2,10 @@
 // views, dtype dispatch. One translation unit per op family uses them.
 #pragma once
 
+#include <cstring>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "kfuse/kfuse.h"
@@ -48,20 +50,93 @@ inline kfuse::Context& context_of(kfuse_context_t ctx, const char* op) {
   return ctx->ctx;
 }
 
-inline kfuse::Memory memory_of(kfuse_memory_t m, const char* op, const char* argument) {
-  if (m != KFUSE_HOST && m != KFUSE_DEVICE)
-    fail(kfuse::Status::InvalidArgument, op, argument,
-         "unknown memory location " + std::to_string(static_cast<int>(m)));
-  return static_cast<kfuse::Memory>(m);
+// ------------------------------------------------------------------ enumerations
+// A C caller (C, ctypes, cffi) may store any int in an enumeration-typed field or
+// argument. Loading a value outside the enumerators as a C++ unscoped enum is
+// undefined behaviour (UBSan: "load of value 7, which is not a valid value for
+// type 'kfuse_dtype'"), so the C API never loads one: it reads the integer's bytes
+// (enum_integer), checks the range, and only then converts (enum_of).
+
+// The int a caller stored in a C enumeration, read without loading the enum type.
+template <class E>
+int enum_integer(const E& value) noexcept {
+  static_assert(std::is_enum_v<E> && sizeof(E) == sizeof(int), "a C enumeration is int-sized");
+  int v;
+  std::memcpy(&v, &value, sizeof v);
+  return v;
 }
 
-inline void expect_dtype(kfuse_dtype_t actual, kfuse_dtype_t expected, const char* op,
+// The integers 0 .. count - 1 a C enumeration accepts (the numeric values kfuse.h
+// shares with the C++ enumeration To, checked below), and their names for messages.
+template <class To>
+struct c_enum;
+
+#define KFUSE_C_ENUM(To, last_c, last_cpp, kind, names)                 \
+  template <>                                                           \
+  struct c_enum<To> {                                                   \
+    static constexpr int count = static_cast<int>(last_c) + 1;          \
+    static constexpr const char* what = kind;                           \
+    static constexpr const char* expected = names;                      \
+  };                                                                    \
+  static_assert(static_cast<int>(last_c) == static_cast<int>(last_cpp), \
+                "kfuse.h and the C++ headers must number " kind " values alike")
+
+KFUSE_C_ENUM(kfuse::DType, KFUSE_I64, kfuse::DType::I64, "dtype",
+             "KFUSE_F32, KFUSE_F64, KFUSE_BF16, KFUSE_F16, KFUSE_I32 or KFUSE_I64");
+KFUSE_C_ENUM(kfuse::Memory, KFUSE_DEVICE, kfuse::Memory::Device, "memory location",
+             "KFUSE_HOST or KFUSE_DEVICE");
+KFUSE_C_ENUM(kfuse::Precision, KFUSE_PRECISION_BF16, kfuse::Precision::BF16, "precision",
+             "KFUSE_PRECISION_EXACT, KFUSE_PRECISION_TF32 or KFUSE_PRECISION_BF16");
+KFUSE_C_ENUM(kfuse::SideKernel, KFUSE_SIDE_RBF, kfuse::SideKernel::Rbf, "side kernel",
+             "KFUSE_SIDE_LINEAR, KFUSE_SIDE_COSINE or KFUSE_SIDE_RBF");
+KFUSE_C_ENUM(kfuse::RpDistribution, KFUSE_RP_RADEMACHER, kfuse::RpDistribution::Rademacher,
+             "distribution", "KFUSE_RP_UNIFORM, KFUSE_RP_GAUSSIAN or KFUSE_RP_RADEMACHER");
+KFUSE_C_ENUM(kfuse::RpScaling, KFUSE_RP_AUTHORS_COMPAT, kfuse::RpScaling::AuthorsCompat, "scaling",
+             "KFUSE_RP_UNBIASED or KFUSE_RP_AUTHORS_COMPAT");
+KFUSE_C_ENUM(kfuse::Modality, KFUSE_MODALITY_TEXT, kfuse::Modality::Text, "modality",
+             "KFUSE_MODALITY_IMAGE or KFUSE_MODALITY_TEXT");
+KFUSE_C_ENUM(kfuse::RouterMode, KFUSE_ROUTER_TOPK_SOFTMAX, kfuse::RouterMode::TopKSoftmax,
+             "router mode", "KFUSE_ROUTER_SOFTMAX_TOPK or KFUSE_ROUTER_TOPK_SOFTMAX");
+KFUSE_C_ENUM(kfuse::ClipDirection, KFUSE_CLIP_B_TO_A, kfuse::ClipDirection::BtoA, "direction",
+             "KFUSE_CLIP_BOTH, KFUSE_CLIP_A_TO_B or KFUSE_CLIP_B_TO_A");
+KFUSE_C_ENUM(kfuse::ContrastivePass, KFUSE_PASS_FORWARD_BACKWARD,
+             kfuse::ContrastivePass::ForwardBackward, "pass",
+             "KFUSE_PASS_FORWARD, KFUSE_PASS_BACKWARD or KFUSE_PASS_FORWARD_BACKWARD");
+#undef KFUSE_C_ENUM
+
+// The C++ enumeration To for the C enumeration value `value`, or InvalidArgument
+// naming `argument` when the caller stored an integer outside the enumerators.
+template <class To, class From>
+To enum_of(const From& value, const char* op, const char* argument) {
+  const int v = enum_integer(value);
+  if (v < 0 || v >= c_enum<To>::count)
+    fail(kfuse::Status::InvalidArgument, op, argument,
+         std::string("unknown ") + c_enum<To>::what + " " + std::to_string(v) + " (expected " +
+             c_enum<To>::expected + ")");
+  return static_cast<To>(v);
+}
+
+inline kfuse::Memory memory_of(const kfuse_memory_t& m, const char* op, const char* argument) {
+  return enum_of<kfuse::Memory>(m, op, argument);
+}
+
+// The dtype a descriptor holds, checked.
+inline kfuse::DType checked_dtype(const kfuse_dtype_t& d, const char* op, const char* argument) {
+  return enum_of<kfuse::DType>(d, op, argument);
+}
+
+inline kfuse::Precision precision_of(const kfuse_precision_t& p, const char* op) {
+  return enum_of<kfuse::Precision>(p, op, "precision");
+}
+
+// `actual` must be `expected` (a constant, or a dtype already checked).
+inline void expect_dtype(const kfuse_dtype_t& actual, kfuse_dtype_t expected, const char* op,
                          const char* argument) {
-  if (actual != expected)
+  const kfuse::DType a = checked_dtype(actual, op, argument);
+  if (a != static_cast<kfuse::DType>(expected))
     fail(kfuse::Status::InvalidArgument, op, argument,
          std::string("expected dtype ") + kfuse::dtype_name(static_cast<kfuse::DType>(expected)) +
-             " (that of the first matrix), got " +
-             kfuse::dtype_name(static_cast<kfuse::DType>(actual)));
+             " (that of the first matrix), got " + kfuse::dtype_name(a));
 }
 
 template <class T>
@@ -102,20 +177,16 @@ template <class Body>
 void dispatch_float(const kfuse_matrix_t* first, const char* op, const char* argument,
                     Body&& body) {
   if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  switch (first->dtype) {
-    case KFUSE_F32:
+  const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
+  switch (dtype) {
+    case kfuse::DType::F32:
       return body(float{});
-    case KFUSE_F64:
+    case kfuse::DType::F64:
       return body(double{});
     default:
       fail(kfuse::Status::Unsupported, op, argument,
-           std::string("expected dtype f32 or f64, got ") +
-               kfuse::dtype_name(static_cast<kfuse::DType>(first->dtype)));
+           std::string("expected dtype f32 or f64, got ") + kfuse::dtype_name(dtype));
   }
-}
-
-inline kfuse::Precision precision_of(kfuse_precision_t p) {
-  return static_cast<kfuse::Precision>(p);
 }
 
 // The common shape of an entry point whose element type follows its first matrix

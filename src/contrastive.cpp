@@ -851,10 +851,12 @@ namespace {
 
 void check_query(const Context& ctx, const char* op, std::int64_t Na, std::int64_t Nb,
                  std::int64_t d, ContrastivePass pass) {
-  if (Na < 1 || Nb < 1 || d < 1)
-    throw Error(Status::ShapeMismatch, std::string(op) + ": expected Na, Nb, d >= 1, got " +
-                                           std::to_string(Na) + ", " + std::to_string(Nb) + ", " +
-                                           std::to_string(d));
+  // Each extent by name: a rejection names the argument ("op: argument 'Nb': ...").
+  const std::pair<const char*, std::int64_t> extents[] = {{"Na", Na}, {"Nb", Nb}, {"d", d}};
+  for (const auto& [name, value] : extents)
+    if (value < 1)
+      throw Error(Status::ShapeMismatch, std::string(op) + ": argument '" + name +
+                                             "': expected >= 1, got " + std::to_string(value));
   check_extents(Validator(op, ctx), Na, Nb, d, "Na", "Nb");
   const int p = static_cast<int>(pass);
   if (p < 0 || p > 2)

@@ -7,7 +7,9 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <utility>
 
 #include "../kernels/common/moe_math.hpp"
 #include "../kernels/common/moe_problem.hpp"
@@ -161,6 +163,17 @@ void check_layout(const char* op, const std::string& prefix, const MoePlanLayout
                     "), got " + std::to_string(L.rows));
 }
 
+// Whether two int32 arrays (sizes already checked against the plan) share an element.
+bool arrays_overlap(const VectorView<std::int32_t>& a, const VectorView<std::int32_t>& b) {
+  if (a.data == nullptr || b.data == nullptr || a.size == 0 || b.size == 0) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a.data);
+  const auto pb = reinterpret_cast<std::uintptr_t>(b.data);
+  const auto bytes = [](const VectorView<std::int32_t>& v) {
+    return static_cast<std::uintptr_t>(v.size) * sizeof(std::int32_t);
+  };
+  return pa < pb + bytes(b) && pb < pa + bytes(a);
+}
+
 // A plan's layout and arrays: consistent extents, in the context's memory space.
 void check_plan(const Validator& v, const char* op, const MoePlan& plan) {
   const MoePlanLayout& L = plan.layout;
@@ -310,8 +323,23 @@ void plan_impl(Context& ctx, MatrixView<const std::int32_t> ids, const MoePlan& 
     if (host_counts.data == nullptr) v.fail(Status::InvalidArgument, "host_counts", "data is null");
     v.extent("host_counts", "size (experts)", L.experts, host_counts.size);
   }
-  for (const auto* out : {&plan.counts, &plan.offsets, &plan.row_slot, &plan.slot_row})
-    v.disjoint("plan", *out, "ids", ids);
+  // The plan's arrays and host_counts are all written, ids read throughout: no two of
+  // them may share memory (host_counts over ids would rewrite the caller's ids, over
+  // plan.counts would be a self-overlapping copy).
+  const std::pair<const char*, const VectorView<std::int32_t>*> outputs[] = {
+      {"plan.counts", &plan.counts},
+      {"plan.offsets", &plan.offsets},
+      {"plan.row_slot", &plan.row_slot},
+      {"plan.slot_row", &plan.slot_row},
+      {"host_counts", &host_counts}};
+  for (std::size_t i = 0; i < std::size(outputs); ++i) {
+    const bool is_plan = i + 1 < std::size(outputs);
+    v.disjoint(is_plan ? "plan" : outputs[i].first, *outputs[i].second, "ids", ids);
+    for (std::size_t j = 0; j < i; ++j)
+      if (arrays_overlap(*outputs[i].second, *outputs[j].second))
+        v.fail(Status::InvalidArgument, outputs[i].first,
+               std::string("must not overlap the output '") + outputs[j].first + "'");
+  }
   if (ids.memory == Memory::Host) {
     for (int64_t t = 0; t < ids.rows; ++t)
       for (int64_t j = 0; j < ids.cols; ++j) {
@@ -587,7 +615,13 @@ void check_mlp_common(const Validator& v, const char* op, const MoePlan& plan,
 // Saved h1, h3 [rows x F]: both or neither.
 template <class T>
 void check_saved(const Validator& v, const MoePlan& plan, const MoeMlpSaved<T>& s, int64_t F) {
-  if (s.empty()) return;
+  // Absent (nothing kept) is two default views: NULL data and no extents. Views
+  // with NULL data but extents (a C caller's descriptors) are given ones, checked
+  // as such: garbage extents must not pass for "absent".
+  const auto is_default = [](const MatrixView<T>& m) {
+    return m.data == nullptr && m.rows == 0 && m.cols == 0;
+  };
+  if (is_default(s.h1) && is_default(s.h3)) return;
   check_matrix(v, "saved.h1", s.h1, plan.layout.rows, "rows (plan.layout.rows)", F,
                "cols (F, the cols of w1)");
   check_aligned(v, "saved.h1", s.h1);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "support/c_check.h"
+#include "support/c_enum_check.h"
 
 static kfuse_matrix_t host_f32(float* data, int64_t rows, int64_t cols) {
   kfuse_matrix_t m = {data, rows, cols, cols, KFUSE_F32, KFUSE_HOST};
@@ -103,6 +104,68 @@ int main(void) {
     CHECK(isfinite(mmd[0]));
     mo.sigma = NAN;
     CHECK(kfuse_mmd2(ctx, &X, &Y, &MMD, &mo) == KFUSE_INVALID_ARGUMENT);
+  }
+
+  /* Out-of-range enumeration values (precision, dtype, memory, status): rejected as
+   * invalid arguments naming the argument, every output untouched. */
+  {
+    float lp[M], g[M * D], ms[M * D], mmd[1], u[M * R], weights[N], snapshot[M * R];
+    kfuse_vector_t LP = {lp, M, KFUSE_F32, KFUSE_HOST}, MMD = {mmd, 1, KFUSE_F32, KFUSE_HOST};
+    kfuse_matrix_t G = host_f32(g, M, D), MS = host_f32(ms, M, D), U = host_f32(u, M, R);
+    int b;
+    for (i = 0; i < M * R; ++i)
+      u[i] = 1.0f;
+    for (i = 0; i < N; ++i)
+      weights[i] = 1.0f;
+    for (i = 0; i < M; ++i)
+      lp[i] = -1.0f;
+    for (i = 0; i < M * D; ++i)
+      g[i] = ms[i] = 2.0f;
+    mmd[0] = 3.0f;
+    memcpy(snapshot, out, sizeof out);
+    for (b = 0; b < BAD_ENUM_COUNT; ++b) {
+      const int v = bad_enum_values[b];
+      kfuse_gauss_matvec_options_t mo = kfuse_gauss_matvec_options_default();
+      kfuse_kde_options_t ko = kfuse_kde_options_default();
+      kfuse_gauss_grad_options_t go = kfuse_gauss_grad_options_default();
+      kfuse_mmd2_options_t qo = kfuse_mmd2_options_default();
+      mo.precision = (kfuse_precision_t)v;
+      ko.precision = (kfuse_precision_t)v;
+      go.precision = (kfuse_precision_t)v;
+      qo.precision = (kfuse_precision_t)v;
+      CHECK_REJECTS(kfuse_gauss_matvec(ctx, &X, &Y, &V, &O, &mo), "precision");
+      CHECK_REJECTS(kfuse_kde(ctx, &X, &Y, NULL, &LP, &ko), "precision");
+      CHECK_REJECTS(kfuse_gauss_matvec_grad_x(ctx, &X, &Y, &V, &U, &G, &go), "precision");
+      CHECK_REJECTS(kfuse_mean_shift_step(ctx, &X, &Y, NULL, &MS, &go), "precision");
+      CHECK_REJECTS(kfuse_mmd2(ctx, &X, &Y, &MMD, &qo), "precision");
+      mo.precision = ko.precision = go.precision = qo.precision = KFUSE_PRECISION_EXACT;
+      /* the first matrix's dtype picks the element type; a later one must match */
+      bad = X;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_gauss_matvec(ctx, &bad, &Y, &V, &O, &opt), "X");
+      CHECK_REJECTS(kfuse_kde(ctx, &bad, &Y, NULL, &LP, &ko), "queries");
+      bad = Y;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_mmd2(ctx, &X, &bad, &MMD, &qo), "Y");
+      bad = O;
+      bad.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_gauss_matvec(ctx, &X, &Y, &V, &bad, &opt), "out");
+      {
+        kfuse_vector_t w = {weights, N, KFUSE_F32, KFUSE_HOST};
+        w.dtype = (kfuse_dtype_t)v;
+        CHECK_REJECTS(kfuse_kde(ctx, &X, &Y, &w, &LP, &ko), "weights");
+        w.dtype = KFUSE_F32;
+        w.memory = (kfuse_memory_t)v;
+        CHECK_REJECTS(kfuse_mean_shift_step(ctx, &X, &Y, &w, &MS, &go), "weights");
+      }
+      CHECK(strcmp(kfuse_status_name((kfuse_status_t)v), "Unknown") == 0);
+    }
+    CHECK(memcmp(snapshot, out, sizeof out) == 0);
+    for (i = 0; i < M; ++i)
+      CHECK(lp[i] == -1.0f);
+    for (i = 0; i < M * D; ++i)
+      CHECK(g[i] == 2.0f && ms[i] == 2.0f);
+    CHECK(mmd[0] == 3.0f);
   }
 
   kfuse_context_destroy(ctx);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "support/c_check.h"
+#include "support/c_enum_check.h"
 
 enum { NA = 5, NB = 5, D = 3 };
 
@@ -200,6 +201,110 @@ int main(void) {
   CHECK(kfuse_clip_loss_workspace_bytes(ctx, NA, NB, D, (kfuse_contrastive_pass_t)7, &co, &bytes) ==
         KFUSE_INVALID_ARGUMENT);
   CHECK(memcmp(before, da, sizeof da) == 0);
+
+  /* Out-of-range enumeration values in every enumeration argument (direction,
+   * precision, pass, dtypes, memory locations): rejected as invalid arguments naming
+   * the argument, every output untouched. */
+  {
+    float snapshot[NA * D + NB * D + 2 + 1 + NA + NB + NA + NB];
+    float* outputs[8] = {da, db_, dt, dbias, loss, rows, cols, lse_r};
+    const size_t sizes[8] = {sizeof da,   sizeof db_,  sizeof dt,   sizeof dbias,
+                             sizeof loss, sizeof rows, sizeof cols, sizeof lse_r};
+    float scale[1] = {1.0f};
+    size_t off = 0, k;
+    int bi;
+    for (k = 0; k < 8; ++k) {
+      memcpy((char*)snapshot + off, outputs[k], sizes[k]);
+      off += sizes[k];
+    }
+    grads.dA = &DA;
+    grads.dB = &DB;
+    grads.dt = &DT;
+    grads.db = &DBIAS;
+    bytes = 12345;
+    for (bi = 0; bi < BAD_ENUM_COUNT; ++bi) {
+      const int v = bad_enum_values[bi];
+      kfuse_clip_options_t c2 = kfuse_clip_options_default();
+      kfuse_siglip_options_t s2 = kfuse_siglip_options_default();
+      kfuse_contrastive_grads_t g2 = grads;
+      kfuse_loss_scalar_t gl = kfuse_loss_scalar(1.0);
+      c2.direction = (kfuse_clip_direction_t)v;
+      CHECK_REJECTS(kfuse_clip_loss_forward(ctx, &A, &B, NULL, &out, &c2), "direction");
+      CHECK_REJECTS(kfuse_clip_loss_backward(ctx, &A, &B, NULL, &LR, &LC, NULL, &grads, &c2),
+                    "direction");
+      CHECK_REJECTS(kfuse_clip_loss_forward_backward(ctx, &A, &B, NULL, &out, NULL, &grads, &c2),
+                    "direction");
+      CHECK_REJECTS(
+          kfuse_clip_loss_workspace_bytes(ctx, NA, NB, D, KFUSE_PASS_FORWARD, &c2, &bytes),
+          "direction");
+      c2.direction = KFUSE_CLIP_BOTH;
+      c2.precision = (kfuse_precision_t)v;
+      s2.precision = (kfuse_precision_t)v;
+      CHECK_REJECTS(kfuse_clip_loss_forward(ctx, &A, &B, NULL, &out, &c2), "precision");
+      CHECK_REJECTS(kfuse_siglip_loss_forward(ctx, &A, &B, NULL, &L, &R, &s2), "precision");
+      CHECK_REJECTS(kfuse_siglip_loss_backward(ctx, &A, &B, NULL, NULL, &grads, &s2), "precision");
+      CHECK_REJECTS(
+          kfuse_siglip_loss_forward_backward(ctx, &A, &B, NULL, &L, &R, NULL, &grads, &s2),
+          "precision");
+      CHECK_REJECTS(
+          kfuse_siglip_loss_workspace_bytes(ctx, NA, NB, D, KFUSE_PASS_FORWARD, &s2, &bytes),
+          "precision");
+      c2.precision = KFUSE_PRECISION_EXACT;
+      s2.precision = KFUSE_PRECISION_EXACT;
+      CHECK_REJECTS(
+          kfuse_clip_loss_workspace_bytes(ctx, NA, NB, D, (kfuse_contrastive_pass_t)v, &c2, &bytes),
+          "pass");
+      CHECK_REJECTS(kfuse_siglip_loss_workspace_bytes(ctx, NA, NB, D, (kfuse_contrastive_pass_t)v,
+                                                      &s2, &bytes),
+                    "pass");
+      /* a scalar in memory: its dtype and its memory location */
+      c2.logit_scale.in_memory = host_vec(scale, 1);
+      c2.logit_scale.in_memory.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_clip_loss_forward(ctx, &A, &B, NULL, &out, &c2), "logit_scale");
+      c2.logit_scale = kfuse_loss_scalar(0.0);
+      s2.bias.in_memory = host_vec(scale, 1);
+      s2.bias.in_memory.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_siglip_loss_forward(ctx, &A, &B, NULL, &L, NULL, &s2), "bias");
+      s2.bias = kfuse_loss_scalar(-10.0);
+      gl.in_memory = host_vec(scale, 1);
+      gl.in_memory.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_siglip_loss_backward(ctx, &A, &B, NULL, &gl, &grads, &s2), "grad_loss");
+      /* the inputs' dtype, the gradients' dtype, a vector's dtype and memory */
+      bad = A;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_clip_loss_forward(ctx, &bad, &B, NULL, &out, &c2), "A");
+      bad = B;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_siglip_loss_forward(ctx, &A, &bad, NULL, &L, NULL, &s2), "B");
+      bad = DA;
+      bad.dtype = (kfuse_dtype_t)v;
+      g2.dA = &bad;
+      CHECK_REJECTS(kfuse_clip_loss_backward(ctx, &A, &B, NULL, &LR, &LC, NULL, &g2, &c2), "dA");
+      g2.dA = NULL;
+      bad = DB;
+      bad.memory = (kfuse_memory_t)v;
+      g2.dB = &bad;
+      CHECK_REJECTS(kfuse_siglip_loss_backward(ctx, &A, &B, NULL, NULL, &g2, &s2), "dB");
+      {
+        kfuse_vector_t lab = LAB, vec = L;
+        lab.dtype = (kfuse_dtype_t)v;
+        CHECK_REJECTS(kfuse_siglip_loss_forward(ctx, &A, &B, &lab, &L, NULL, &s2), "labels");
+        vec.memory = (kfuse_memory_t)v;
+        CHECK_REJECTS(kfuse_siglip_loss_forward(ctx, &A, &B, NULL, &vec, NULL, &s2), "loss");
+        vec = LR;
+        vec.dtype = (kfuse_dtype_t)v;
+        out.lse_rows = &vec;
+        CHECK_REJECTS(kfuse_clip_loss_forward(ctx, &A, &B, NULL, &out, &c2), "lse_rows");
+        out.lse_rows = &LR;
+      }
+    }
+    CHECK(bytes == 12345);
+    off = 0;
+    for (k = 0; k < 8; ++k) {
+      CHECK(memcmp((char*)snapshot + off, outputs[k], sizes[k]) == 0);
+      off += sizes[k];
+    }
+  }
 
   kfuse_context_destroy(ctx);
   if (failures == 0) printf("test_c_api_contrastive: all checks passed\n");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "support/c_check.h"
+#include "support/c_enum_check.h"
 
 static kfuse_matrix_t host(void* data, int64_t rows, int64_t cols, kfuse_dtype_t dtype) {
   kfuse_matrix_t m;
@@ -219,7 +220,164 @@ int main(void) {
     CHECK(strstr(kfuse_last_error(), "indices") != NULL);
   }
 
+  /* Out-of-range enumeration values in every enumeration argument: rejected as
+   * invalid arguments naming the argument, the output untouched. */
+  {
+    enum { M = 2, K = 3 };
+    int64_t idx[M * K];
+    float sc[M * K];
+    kfuse_matrix_t Q1 = host(a, M, D1, KFUSE_F32), Q2 = host(b, M, D2, KFUSE_F32),
+                   G1 = host(a, N, D1, KFUSE_F32), G2 = host(b, N, D2, KFUSE_F32),
+                   I = host(idx, M, K, KFUSE_I64), S = host(sc, M, K, KFUSE_F32),
+                   U1 = host(u1, D1, L, KFUSE_F32), sh = host(a, N, D1, KFUSE_F32),
+                   ex = host(b, N, D2, KFUSE_F32);
+    int bi;
+    for (i = 0; i < N * L; ++i)
+      z[i] = (float)i;
+    for (i = 0; i < D1 * L; ++i)
+      u1[i] = -(float)i;
+    for (i = 0; i < M * K; ++i) {
+      idx[i] = 77;
+      sc[i] = 0.5f;
+    }
+    memcpy(before, z, sizeof z);
+    out = host(z, N, L, KFUSE_F32);
+    for (bi = 0; bi < BAD_ENUM_COUNT; ++bi) {
+      const int v = bad_enum_values[bi];
+      kfuse_kron_fuse_options_t ko = kfuse_kron_fuse_options_default();
+      kfuse_rp_fuse_options_t ro = kfuse_rp_fuse_options_default();
+      kfuse_cross_modal_options_t co = kfuse_cross_modal_options_default();
+      kfuse_rff_options_t fo = kfuse_rff_options_default();
+      kfuse_tensor_sketch_options_t to = kfuse_tensor_sketch_options_default();
+      kfuse_product_topk_options_t po = kfuse_product_topk_options_default();
+      kfuse_matrix_t o2 = host(z, N, D1 * D2, KFUSE_F32);
+
+      /* kron_fuse: a side's kernel; an input's dtype and memory */
+      ko.side_count = 2;
+      ko.sides[1].kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_kron_fuse(ctx, in, 2, &o2, &ko), "sides[1].kernel");
+      ko.side_count = 0;
+      bad[0] = in[0];
+      bad[1] = in[1];
+      bad[0].dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_kron_fuse(ctx, bad, 2, &o2, &ko), "inputs");
+      bad[0] = in[0];
+      bad[1].dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_kron_fuse(ctx, bad, 2, &o2, &ko), "inputs[1]");
+      bad[1] = in[1];
+      bad[1].memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_kron_fuse(ctx, bad, 2, &o2, &ko), "inputs[1]");
+      o2.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_kron_fuse(ctx, in, 2, &o2, &ko), "out");
+
+      /* rp_fuse and rp_projection_matrix: distribution, scaling, precision, sides */
+      ro.distribution = (kfuse_rp_distribution_t)v;
+      CHECK_REJECTS(kfuse_rp_fuse(ctx, in, 2, &out, &ro), "distribution");
+      CHECK_REJECTS(kfuse_rp_projection_matrix(ctx, 0, &U1, &ro), "distribution");
+      ro.distribution = KFUSE_RP_UNIFORM;
+      ro.scaling = (kfuse_rp_scaling_t)v;
+      CHECK_REJECTS(kfuse_rp_fuse(ctx, in, 2, &out, &ro), "scaling");
+      CHECK_REJECTS(kfuse_rp_projection_matrix(ctx, 0, &U1, &ro), "scaling");
+      ro.scaling = KFUSE_RP_UNBIASED;
+      ro.precision = (kfuse_precision_t)v;
+      CHECK_REJECTS(kfuse_rp_fuse(ctx, in, 2, &out, &ro), "precision");
+      CHECK_REJECTS(kfuse_rp_projection_matrix(ctx, 0, &U1, &ro), "precision");
+      ro.precision = KFUSE_PRECISION_EXACT;
+      ro.side_count = 2;
+      ro.sides[0].kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_rp_fuse(ctx, in, 2, &out, &ro), "sides[0].kernel");
+      CHECK_REJECTS(kfuse_rp_projection_matrix(ctx, 1, &U1, &ro), "sides[0].kernel");
+      ro.sides[0].kernel = KFUSE_SIDE_LINEAR;
+      U1.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_rp_projection_matrix(ctx, 0, &U1, &ro), "out");
+      U1.memory = KFUSE_HOST;
+
+      /* cross-modal: the modality argument, each side's kernel, distribution,
+       * scaling, precision; the width query returns 0 */
+      co.image_dim = D2;
+      co.text_dim = D2;
+      CHECK_REJECTS(kfuse_cross_modal_kron(ctx, (kfuse_modality_t)v, &sh, &ex, &out, &co),
+                    "modality");
+      CHECK_REJECTS(kfuse_cross_modal_rp(ctx, (kfuse_modality_t)v, &sh, &ex, &out, &co),
+                    "modality");
+      co.shared.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_kron(ctx, KFUSE_MODALITY_IMAGE, &sh, &ex, &out, &co),
+                    "shared.kernel");
+      CHECK(kfuse_cross_modal_width(&co, D1) == 0);
+      CHECK(last_error_names("shared.kernel"));
+      co.shared.kernel = KFUSE_SIDE_LINEAR;
+      co.image_expert.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_IMAGE, &sh, &ex, &out, &co),
+                    "image_expert.kernel");
+      co.image_expert.kernel = KFUSE_SIDE_LINEAR;
+      co.text_expert.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_TEXT, &sh, &ex, &out, &co),
+                    "text_expert.kernel");
+      co.text_expert.kernel = KFUSE_SIDE_LINEAR;
+      co.distribution = (kfuse_rp_distribution_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_TEXT, &sh, &ex, &out, &co),
+                    "distribution");
+      co.distribution = KFUSE_RP_UNIFORM;
+      co.scaling = (kfuse_rp_scaling_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_TEXT, &sh, &ex, &out, &co), "scaling");
+      co.scaling = KFUSE_RP_UNBIASED;
+      co.precision = (kfuse_precision_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_rp(ctx, KFUSE_MODALITY_TEXT, &sh, &ex, &out, &co),
+                    "precision");
+      bad[0] = sh;
+      bad[0].dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_cross_modal_kron(ctx, KFUSE_MODALITY_IMAGE, &bad[0], &ex, &out, &co),
+                    "shared");
+
+      /* rff_fuse: an input's dtype */
+      fo.sigma_count = 2;
+      bad[0] = in[0];
+      bad[1] = in[1];
+      bad[1].dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_rff_fuse(ctx, bad, 2, &out, &fo), "inputs[1]");
+
+      /* tensor_sketch: each side's kernel, B's dtype */
+      to.side_a.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_tensor_sketch(ctx, &in[0], &in[1], &out, &to), "side_a.kernel");
+      to.side_a.kernel = KFUSE_SIDE_LINEAR;
+      to.side_b.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_tensor_sketch(ctx, &in[0], &in[1], &out, &to), "side_b.kernel");
+      to.side_b.kernel = KFUSE_SIDE_LINEAR;
+      CHECK_REJECTS(kfuse_tensor_sketch(ctx, &in[0], &bad[1], &out, &to), "B");
+
+      /* product_kernel_topk: each side's kernel, precision, the outputs' dtypes */
+      po.side1.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &po),
+                    "side1.kernel");
+      po.side1.kernel = KFUSE_SIDE_LINEAR;
+      po.side2.kernel = (kfuse_side_kernel_t)v;
+      CHECK_REJECTS(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &po),
+                    "side2.kernel");
+      po.side2.kernel = KFUSE_SIDE_LINEAR;
+      po.precision = (kfuse_precision_t)v;
+      CHECK_REJECTS(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &po), "precision");
+      po.precision = KFUSE_PRECISION_EXACT;
+      I.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &po), "indices");
+      I.dtype = KFUSE_I64;
+      S.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_product_kernel_topk(ctx, &Q1, &Q2, &G1, &G2, &I, &S, &po), "scores");
+      S.memory = KFUSE_HOST;
+      bad[0] = Q1;
+      bad[0].dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_product_kernel_topk(ctx, &bad[0], &Q2, &G1, &G2, &I, &S, &po), "Q1");
+    }
+    CHECK(memcmp(before, z, sizeof z) == 0);
+    for (i = 0; i < D1 * L; ++i)
+      CHECK(u1[i] == -(float)i);
+    for (i = 0; i < M * K; ++i)
+      CHECK(idx[i] == 77 && sc[i] == 0.5f);
+  }
+
   kfuse_context_destroy(ctx);
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+  if (failures)
+    fprintf(stderr, "%d check(s) failed\n", failures);
+  else
+    printf("test_c_api_fuse: all checks passed\n");
   return failures ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "support/c_check.h"
+#include "support/c_enum_check.h"
 
 enum { T = 5, K = 2, E = 3, H = 4, F = 8 };
 
@@ -165,10 +166,152 @@ int main(void) {
   CHECK(kfuse_moe_router_topk(ctx, &L, &bad, &G, &ro) != KFUSE_SUCCESS); /* k > E */
   CHECK(kfuse_moe_plan_layout(T, E + 1, E, NULL, &layout) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "top_k") != NULL);
+  /* host_counts overlapping ids or the plan's storage (issue 13 defect 5) */
+  {
+    int32_t ids_before[T * K], storage_before[256];
+    memcpy(ids_before, ids, sizeof ids);
+    memcpy(storage_before, storage, sizeof storage);
+    CHECK(kfuse_moe_plan(ctx, &I, &plan, ids + 1) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'host_counts'") != NULL);
+    CHECK(kfuse_moe_plan(ctx, &I, &plan, storage + E) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'host_counts'") != NULL);
+    CHECK(memcmp(ids_before, ids, sizeof ids) == 0);
+    CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
+  }
+  /* A descriptor whose extents were changed after kfuse_moe_plan_layout: its arrays
+   * would be carved past the storage's end (found by the fuzzer). */
+  {
+    float xp[T * K * H];
+    int32_t storage_before[256];
+    kfuse_moe_plan_t p2 = plan;
+    kfuse_matrix_t Xp = host_mat(xp, T * K, H, KFUSE_F32);
+    memcpy(storage_before, storage, sizeof storage);
+    memcpy(before, y, sizeof y);
+    p2.layout.experts += 1;
+    CHECK(kfuse_moe_plan(ctx, &I, &p2, NULL) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'plan'") != NULL);
+    CHECK(kfuse_moe_scatter_backward(ctx, &p2, &Xp, &Y) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "argument 'plan'") != NULL);
+    p2 = plan;
+    p2.layout.storage_size -= 1;
+    CHECK(kfuse_moe_scatter(ctx, &p2, &X, &Xp) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "storage_size") != NULL);
+    p2 = plan;
+    p2.layout.tokens = (int64_t)1 << 62; /* the size overflows */
+    CHECK(kfuse_moe_scatter(ctx, &p2, &X, &Xp) == KFUSE_INVALID_ARGUMENT);
+    CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
+    CHECK(memcmp(before, y, sizeof y) == 0);
+  }
+  /* Saved h1/h3 descriptors with NULL data are not "absent" unless they are empty
+   * 0 x 0 views (found by the fuzzer: rows = INT64_MIN, or a wrong F with no
+   * tokens, was accepted). */
+  {
+    kfuse_matrix_t h1 = host_mat(NULL, -1, F, KFUSE_F32), h3 = host_mat(NULL, 0, 0, KFUSE_F32);
+    memcpy(before, y, sizeof y);
+    CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) ==
+          KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "h1") != NULL);
+    h1 = host_mat(NULL, T * K, F, KFUSE_F32);
+    h3 = host_mat(NULL, T * K, F, KFUSE_F32);
+    CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) ==
+          KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "h1") != NULL);
+    CHECK(memcmp(before, y, sizeof y) == 0);
+    h1 = host_mat(NULL, 0, 0, KFUSE_F32); /* both 0 x 0: nothing kept */
+    h3 = host_mat(NULL, 0, 0, KFUSE_F32);
+    CHECK(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &Y, &h1, &h3) == KFUSE_SUCCESS);
+  }
+  {
+    /* no tokens: h1, h3 are [0 x F]; F + 1 columns is wrong even with NULL data */
+    kfuse_moe_plan_layout_t l0;
+    kfuse_moe_plan_t p0;
+    int32_t s0[16];
+    kfuse_matrix_t I0 = host_mat(ids, 0, K, KFUSE_I32), X0 = host_mat(x, 0, H, KFUSE_F32),
+                   G0 = host_mat(gates, 0, K, KFUSE_F32), Y0 = host_mat(y, 0, H, KFUSE_F32),
+                   h1 = host_mat(NULL, 0, F + 1, KFUSE_F32), h3 = host_mat(NULL, 0, F, KFUSE_F32);
+    CHECK(kfuse_moe_plan_layout(0, K, E, NULL, &l0) == KFUSE_SUCCESS && l0.storage_size <= 16);
+    p0.layout = l0;
+    p0.storage = s0;
+    p0.memory = KFUSE_HOST;
+    CHECK(kfuse_moe_plan(ctx, &I0, &p0, NULL) == KFUSE_SUCCESS);
+    CHECK(kfuse_moe_mlp_forward(ctx, &p0, &X0, &G0, &W1, &W3, &W2, &Y0, &h1, &h3) ==
+          KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "h1") != NULL);
+    h1.cols = F;
+    CHECK(kfuse_moe_mlp_forward(ctx, &p0, &X0, &G0, &W1, &W3, &W2, &Y0, &h1, &h3) == KFUSE_SUCCESS);
+  }
   ids[3] = E; /* out of range */
   CHECK(kfuse_moe_plan(ctx, &I, &plan, NULL) == KFUSE_INVALID_ARGUMENT);
   CHECK(strstr(kfuse_last_error(), "'ids'") != NULL);
   CHECK(memcmp(before, y, sizeof y) == 0);
+
+  /* Out-of-range enumeration values in every enumeration argument (router mode,
+   * dtypes, memory locations of matrices and of the plan): rejected as invalid
+   * arguments naming the argument, every output untouched. */
+  {
+    float g_before[T * K], y_before[T * H], dg_before[T * K];
+    int32_t ids_before[T * K], storage_before[256], counts_before[E];
+    int bi;
+    ids[3] = 0;
+    memcpy(ids_before, ids, sizeof ids);
+    memcpy(g_before, gates, sizeof gates);
+    memcpy(y_before, y, sizeof y);
+    memcpy(dg_before, dgates, sizeof dgates);
+    memcpy(storage_before, storage, sizeof storage);
+    memcpy(counts_before, counts, sizeof counts);
+    for (bi = 0; bi < BAD_ENUM_COUNT; ++bi) {
+      const int v = bad_enum_values[bi];
+      kfuse_router_options_t r2 = kfuse_router_options_default();
+      kfuse_moe_plan_t p2 = plan;
+      r2.mode = (kfuse_router_mode_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &L, &I, &G, &r2), "mode");
+      r2.mode = KFUSE_ROUTER_SOFTMAX_TOPK;
+      bad = L;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &bad, &I, &G, &r2), "logits");
+      bad = I;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &L, &bad, &G, &r2), "ids");
+      CHECK_REJECTS(kfuse_moe_plan(ctx, &bad, &plan, counts), "ids");
+      bad = G;
+      bad.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_moe_router_topk(ctx, &L, &I, &bad, &r2), "gates");
+      CHECK_REJECTS(kfuse_moe_gather(ctx, &plan, &X, &bad, &Y), "gates");
+      p2.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_moe_plan(ctx, &I, &p2, counts), "plan");
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &p2, &X, &G, &W1, &W3, &W2, &Y, NULL, NULL), "plan");
+      bad = X;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_scatter(ctx, &plan, &bad, &Y), "X");
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &plan, &bad, &G, &W1, &W3, &W2, &Y, NULL, NULL),
+                    "X");
+      CHECK_REJECTS(kfuse_moe_gather_gemm(ctx, &plan, &bad, &W1, &Y, 0), "X");
+      CHECK_REJECTS(kfuse_moe_grouped_gemm(ctx, &plan, &bad, &W1, &Y, 0), "Xp");
+      CHECK_REJECTS(kfuse_moe_grouped_gemm_wgrad(ctx, &plan, &bad, &Y, &dW1), "Xp");
+      CHECK_REJECTS(kfuse_moe_scatter_backward(ctx, &plan, &bad, &Y), "dXp");
+      CHECK_REJECTS(kfuse_moe_gather_backward(ctx, &plan, &bad, &G, &dY, &Y, &dG), "Yp");
+      CHECK_REJECTS(kfuse_moe_gemm_combine(ctx, &plan, &bad, &W2, &G, &Y, 0), "Hp");
+      bad = W2;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &bad, &Y, NULL, NULL),
+                    "W2");
+      bad = Y;
+      bad.memory = (kfuse_memory_t)v;
+      CHECK_REJECTS(kfuse_moe_mlp_forward(ctx, &plan, &X, &G, &W1, &W3, &W2, &bad, NULL, NULL),
+                    "Y");
+      bad = dG;
+      bad.dtype = (kfuse_dtype_t)v;
+      CHECK_REJECTS(kfuse_moe_mlp_backward(ctx, &plan, &X, &G, &W1, &W3, &W2, &dY, NULL, NULL, &dX,
+                                           &bad, &dW1, &dW3, &dW2),
+                    "dgates");
+    }
+    CHECK(memcmp(ids_before, ids, sizeof ids) == 0);
+    CHECK(memcmp(g_before, gates, sizeof gates) == 0);
+    CHECK(memcmp(y_before, y, sizeof y) == 0);
+    CHECK(memcmp(dg_before, dgates, sizeof dgates) == 0);
+    CHECK(memcmp(storage_before, storage, sizeof storage) == 0);
+    CHECK(memcmp(counts_before, counts, sizeof counts) == 0);
+  }
 
   kfuse_context_destroy(ctx);
   if (failures == 0) printf("test_c_api_moe: all checks passed\n");

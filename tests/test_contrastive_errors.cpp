@@ -380,6 +380,13 @@ TEST_P(ContrastiveErrors, WorkspaceQueries) {
                Status::ShapeMismatch, "Na");
   expect_error([&] { siglip_loss_workspace_bytes(ctx, 5, 5, 0, ContrastivePass::Backward, {}); },
                Status::ShapeMismatch, "d");
+  // The message names the extent as an argument (found by the C API fuzzer).
+  expect_error([&] { clip_loss_workspace_bytes(ctx, 0, 5, 5, ContrastivePass::Forward, {}); },
+               Status::ShapeMismatch, "argument 'Na'");
+  expect_error([&] { siglip_loss_workspace_bytes(ctx, 5, -1, 5, ContrastivePass::Forward, {}); },
+               Status::ShapeMismatch, "argument 'Nb'");
+  expect_error([&] { clip_loss_workspace_bytes(ctx, 5, 5, 0, ContrastivePass::Backward, {}); },
+               Status::ShapeMismatch, "argument 'd'");
   // Extents past the documented bounds: their workspace sizes once overflowed.
   constexpr std::int64_t kHuge = std::int64_t(1) << 62;
   for (ContrastivePass pass :

@@ -262,6 +262,20 @@ TEST_P(MoeErrors, Plan) {
                  plan);
       },
       Status::InvalidArgument, "'plan'");
+  if (b() == Backend::Cpu) {  // host_counts (host memory) overlapping ids or the plan
+    watch(ids);
+    reject(
+        ctx, [&] { moe_plan(ctx, i, plan, host_vector(ids.data() + 1, E)); },
+        Status::InvalidArgument, "'host_counts'");
+    for (const auto& array : {plan.counts, plan.offsets, plan.row_slot, plan.slot_row})
+      reject(
+          ctx, [&] { moe_plan(ctx, i, plan, host_vector(array.data, E)); }, Status::InvalidArgument,
+          "'host_counts'");
+    // the plan's arrays overlapping one another
+    reject(
+        ctx, [&] { moe_plan(ctx, i, with(plan, [](auto& p) { p.offsets.data = p.counts.data; })); },
+        Status::InvalidArgument, "'plan.offsets'");
+  }
   moe_plan(ctx, i, plan);
 }
 

@@ -1,7 +1,9 @@
 /* kfuse C API: a thin shell over the C++ API for FFI (Python ctypes/cffi, Rust,
  * Julia, ...). Every function returns a kfuse_status_t; on failure the message of
  * the last error on the calling thread is kfuse_last_error(), and no output has
- * been written. The numeric values of every enumeration match the C++ ones. */
+ * been written. The numeric values of every enumeration match the C++ ones; an
+ * enumeration argument or field holding any other integer (99, -1) is rejected
+ * with KFUSE_INVALID_ARGUMENT naming the argument. */
 #ifndef KFUSE_KFUSE_H
 #define KFUSE_KFUSE_H
 

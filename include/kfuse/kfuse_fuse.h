@@ -108,7 +108,8 @@ kfuse_status_t kfuse_rp_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, 
 /* out [rows x l] = U_input as kfuse_rp_fuse draws it */
 kfuse_status_t kfuse_rp_projection_matrix(kfuse_context_t ctx, int input, const kfuse_matrix_t* out,
                                           const kfuse_rp_fuse_options_t* options);
-/* The width of an exact cross-modal row for a shared embedding of shared_dim columns. */
+/* The width of an exact cross-modal row for a shared embedding of shared_dim columns;
+ * 0 when options is NULL or names an unknown side kernel (kfuse_last_error says which). */
 int64_t kfuse_cross_modal_width(const kfuse_cross_modal_options_t* options, int64_t shared_dim);
 kfuse_status_t kfuse_cross_modal_kron(kfuse_context_t ctx, kfuse_modality_t modality,
                                       const kfuse_matrix_t* shared, const kfuse_matrix_t* expert,

@@ -57,7 +57,9 @@ kfuse_status_t kfuse_moe_plan_layout(int64_t tokens, int64_t top_k, int64_t expe
                                      kfuse_moe_plan_layout_t* out);
 
 /* A plan: layout.storage_size int32 in `memory`, holding in order counts [E],
- * offsets [E + 1], row_slot [rows], slot_row [T k] (see moe.hpp). */
+ * offsets [E + 1], row_slot [rows], slot_row [T k] (see moe.hpp). The layout is
+ * the one kfuse_moe_plan_layout filled: a layout whose storage_size is not that of
+ * its extents is rejected (KFUSE_INVALID_ARGUMENT naming 'plan'). */
 typedef struct kfuse_moe_plan {
   kfuse_moe_plan_layout_t layout;
   int32_t* storage;
@@ -65,7 +67,8 @@ typedef struct kfuse_moe_plan {
 } kfuse_moe_plan_t;
 
 /* Fills the plan from ids [T x k] (I32). host_counts: NULL, or E int32 on the host
- * that receive the per-expert counts (on a CUDA context this waits for the stream). */
+ * that receive the per-expert counts (on a CUDA context this waits for the stream);
+ * it must not overlap ids or the plan's storage. */
 kfuse_status_t kfuse_moe_plan(kfuse_context_t ctx, const kfuse_matrix_t* ids,
                               const kfuse_moe_plan_t* plan, int32_t* host_counts);
 

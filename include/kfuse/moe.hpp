@@ -130,7 +130,8 @@ MoePlan moe_plan_views(const MoePlanLayout& layout, std::int32_t* storage, Memor
 // a stable radix sort of the slots by expert (CUB), a binary search for the counts,
 // a scan for the offsets; no host synchronisation unless host_counts is given or
 // check_device_ids is set. host_counts (optional, host memory, size E) receives
-// counts; on a Cuda context that waits for the stream.
+// counts; on a Cuda context that waits for the stream. No two of ids, the plan's
+// arrays and host_counts may overlap (InvalidArgument).
 void moe_plan(Context& ctx, MatrixView<const std::int32_t> ids, const MoePlan& plan,
               VectorView<std::int32_t> host_counts = {});
 
