@@ -25,6 +25,8 @@ struct Settings {
   int workers = 1;
 };
 const Settings& settings();
+// For the emulator's own tests: another thread order from now on.
+void set_order_for_testing(Order order, std::uint64_t seed = 1);
 
 // The device's limits (an H100 SXM, sm_90).
 constexpr std::size_t kDefaultSmemPerBlock = 48 * 1024;

@@ -53,8 +53,9 @@ struct CUevent_st {
 
 namespace kfuse::emu {
 
-const Settings& settings() {
-  static const Settings s = [] {
+namespace {
+Settings& mutable_settings() {
+  static Settings s = [] {
     Settings r;
     if (const char* o = std::getenv("KFUSE_EMU_ORDER")) {
       const std::string v(o);
@@ -75,6 +76,16 @@ const Settings& settings() {
     return r;
   }();
   return s;
+}
+}  // namespace
+
+const Settings& settings() {
+  return mutable_settings();
+}
+
+void set_order_for_testing(Order order, std::uint64_t seed) {
+  mutable_settings().order = order;
+  mutable_settings().seed = seed;
 }
 
 void fill_uninitialised(void* ptr, std::size_t bytes) noexcept {
