@@ -20,8 +20,11 @@ class Validator {
 
   [[noreturn]] void fail(Status status, const std::string& argument, const std::string& what) const;
 
-  // Extents >= 0, ld >= cols (ld >= 1 when the view is not empty), data non-null when
-  // the view is not empty, memory location matching the context.
+  // Extents >= 0, ld >= cols (ld >= 1 when the view is not empty), data non-null and
+  // memory location matching the context when the view is not empty. An empty view's
+  // pointer and memory tag are never looked at: nothing is read through them (a
+  // default-constructed one is tagged Host, and a zero-size view may point one past
+  // the end of an allocation, which the runtime cannot classify).
   template <class T>
   void matrix(const char* name, const MatrixView<T>& m) const {
     if (m.rows < 0 || m.cols < 0)
@@ -31,7 +34,8 @@ class Validator {
       fail(
           Status::ShapeMismatch, name,
           "expected ld >= cols (" + std::to_string(m.cols) + "), got ld = " + std::to_string(m.ld));
-    if (!m.empty() && m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
+    if (m.empty()) return;
+    if (m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
     location(name, m.memory, m.data);
   }
 
@@ -39,7 +43,8 @@ class Validator {
   void vector(const char* name, const VectorView<T>& v) const {
     if (v.size < 0)
       fail(Status::ShapeMismatch, name, "expected size >= 0, got " + std::to_string(v.size));
-    if (v.size > 0 && v.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
+    if (v.size == 0) return;
+    if (v.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
     location(name, v.memory, v.data);
   }
 
