@@ -21,6 +21,11 @@ constexpr bool kAsan = true;
 #else
 constexpr bool kAsan = false;
 #endif
+#if defined(KFUSE_TEST_UBSAN)
+constexpr bool kUbsan = true;
+#else
+constexpr bool kUbsan = false;
+#endif
 
 struct Device {
   cudaStream_t stream = nullptr;
@@ -354,6 +359,30 @@ TEST(EmuDefects, UseAfterFreeAsyncIsCaughtByAddressSanitizer) {
   if (!kAsan) GTEST_SKIP() << "needs the AddressSanitizer build (ci-emu)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(use_after_free_async(true), "heap-use-after-free");
+}
+
+// ------------------------------------------------------------------ misaligned vector loads
+__global__ void vector_load_kernel(const float* x, int offset, float* out) {
+  const float4 v = reinterpret_cast<const float4*>(x + offset)[threadIdx.x];
+  out[threadIdx.x] = v.x + v.y + v.z + v.w;
+}
+
+void vector_load(int offset) {
+  Device dev;
+  float* x = dev.alloc<float>(4 * 32 + 4);
+  float* out = dev.alloc<float>(32);
+  (void)cudaMemsetAsync(x, 0, (4 * 32 + 4) * sizeof(float), dev.stream);
+  KFUSE_LAUNCH(vector_load_kernel, 1, 32, 0, dev.stream, x, offset, out);
+  EXPECT_EQ(dev.read(out, 32)[0], 0.0f);
+  (void)cudaFree(x);
+  (void)cudaFree(out);
+}
+
+TEST(EmuDefects, MisalignedVectorLoadIsCaughtByUndefinedBehaviorSanitizer) {
+  vector_load(4);
+  if (!kUbsan) GTEST_SKIP() << "needs the UndefinedBehaviorSanitizer build (ci-emu)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(vector_load(1), "misaligned address");
 }
 
 // ------------------------------------------------------------------ device memory
