@@ -104,6 +104,25 @@ TEST(EmuDefects, BarrierReachedByPartOfTheBlockFailsTheLaunch) {
   (void)cudaFree(out);
 }
 
+__global__ void split_barrier_kernel(int* out) {
+  if (threadIdx.x < 16) {
+    __syncthreads();
+  } else {
+    __syncthreads();
+  }
+  out[threadIdx.x] = 1;
+}
+
+TEST(EmuDefects, ThreadsWaitingAtDifferentBarriersFailTheLaunch) {
+  Device dev;
+  int* out = dev.alloc<int>(32);
+  KFUSE_LAUNCH(split_barrier_kernel, 1, 32, 0, dev.stream, out);
+  EXPECT_EQ(cudaStreamSynchronize(dev.stream), cudaErrorLaunchFailure);
+  EXPECT_NE(std::strstr(cudaGetErrorString(cudaErrorLaunchFailure), "different barriers"), nullptr);
+  (void)cudaGetLastError();
+  (void)cudaFree(out);
+}
+
 // ------------------------------------------------------------------ an out-of-bounds tile edge
 // A tile loop that rounds n up to the tile size and loads without a bound check.
 __global__ void tile_sum_kernel(const float* x, int n, bool guarded, float* out) {
@@ -160,6 +179,30 @@ TEST(EmuDefects, DynamicSharedMemoryOver48KiBNeedsTheOptIn) {
             cudaSuccess);
   KFUSE_LAUNCH(big_smem_kernel, 1, 32, smem, dev.stream, out);
   EXPECT_EQ(dev.read(out, 32)[0], 1.0f);
+  (void)cudaFree(out);
+}
+
+__global__ void static_and_dynamic_smem_kernel(float* out) {
+  KFUSE_SHARED(float, fixed, [50 * 1024]);  // 200 KiB
+  KFUSE_DYNAMIC_SHARED(16, float, extra);
+  fixed[threadIdx.x] = 1.0f;
+  extra[threadIdx.x] = 2.0f;
+  __syncthreads();
+  out[threadIdx.x] = fixed[threadIdx.x] + extra[threadIdx.x];
+}
+
+TEST(EmuDefects, StaticPlusDynamicSharedMemoryOverTheSmLimitFailsTheLaunch) {
+  Device dev;
+  float* out = dev.alloc<float>(32);
+  ASSERT_EQ(cudaFuncSetAttribute(static_and_dynamic_smem_kernel,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024),
+            cudaSuccess);
+  KFUSE_LAUNCH(static_and_dynamic_smem_kernel, 1, 32, 20 * 1024, dev.stream, out);
+  EXPECT_EQ(dev.read(out, 32)[0], 3.0f);  // 220 KiB: fits
+  KFUSE_LAUNCH(static_and_dynamic_smem_kernel, 1, 32, 40 * 1024, dev.stream, out);
+  EXPECT_EQ(cudaStreamSynchronize(dev.stream), cudaErrorLaunchFailure);  // 240 KiB
+  EXPECT_NE(std::strstr(cudaGetErrorString(cudaErrorLaunchFailure), "227 KiB"), nullptr);
+  (void)cudaGetLastError();
   (void)cudaFree(out);
 }
 
