@@ -18,6 +18,7 @@
 #include <algorithm>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "contrastive_device.cuh"
 #include "contrastive_kernels.hpp"
 
@@ -56,7 +57,7 @@ constexpr int kMinBlocks = sizeof(typename Compute<M>::Stored) == 2 ? 3 : 2;
 
 template <Mode M, class In>
 __global__ void __launch_bounds__(kThreads, kMinBlocks<M>) backward_kernel(const cd::Backward p) {
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  KFUSE_DYNAMIC_SHARED(128, unsigned char, smem_raw);
   unsigned char* smem = aligned_smem(smem_raw);
   using L = BackwardSmem<M>;
   using S = typename Compute<M>::Stored;
@@ -226,8 +227,7 @@ void launch(const cd::Backward& p, cudaStream_t stream) {
   auto kernel = backward_kernel<M, In>;
   KFUSE_CUDA_TRY(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  kernel<<<static_cast<unsigned>(p.plan.grid), kThreads, smem, stream>>>(p);
-  KFUSE_CUDA_CHECK_LAUNCH(backward_kernel);
+  KFUSE_LAUNCH(kernel, static_cast<unsigned>(p.plan.grid), kThreads, smem, stream, p);
 }
 
 }  // namespace
@@ -256,11 +256,9 @@ void run_backward(const cd::Backward& p, cudaStream_t stream) {
   if (p.plan.col_splits > 1) {
     constexpr int kBlock = 256;
     if (p.dx != nullptr) {
-      merge_splits_kernel<<<blocks_for(p.s.nx * p.s.d, kBlock), kBlock, 0, stream>>>(p);
-      KFUSE_CUDA_CHECK_LAUNCH(merge_splits_kernel);
+      KFUSE_LAUNCH(merge_splits_kernel, blocks_for(p.s.nx * p.s.d, kBlock), kBlock, 0, stream, p);
     }
-    merge_split_sums_kernel<<<blocks_for(p.s.nx, kBlock), kBlock, 0, stream>>>(p);
-    KFUSE_CUDA_CHECK_LAUNCH(merge_split_sums_kernel);
+    KFUSE_LAUNCH(merge_split_sums_kernel, blocks_for(p.s.nx, kBlock), kBlock, 0, stream, p);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "contrastive_device.cuh"
 #include "contrastive_kernels.hpp"
 
@@ -42,7 +43,7 @@ struct ForwardSmem {
 
 template <Mode M, class In>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const cd::Forward p) {
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  KFUSE_DYNAMIC_SHARED(128, unsigned char, smem_raw);
   unsigned char* smem = aligned_smem(smem_raw);
   using L = ForwardSmem<M>;
   using S = typename Compute<M>::Stored;
@@ -214,8 +215,7 @@ void launch(const cd::Forward& p, cudaStream_t stream) {
   KFUSE_CUDA_TRY(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const std::int64_t blocks = p.plan.row_groups * p.plan.col_groups;
-  kernel<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p);
-  KFUSE_CUDA_CHECK_LAUNCH(forward_kernel);
+  KFUSE_LAUNCH(kernel, static_cast<unsigned>(blocks), kThreads, smem, stream, p);
 }
 
 }  // namespace
@@ -226,11 +226,9 @@ void run_forward(const cd::Forward& p, cudaStream_t stream) {
     throw Error(Status::Unsupported, "contrastive: too many rectangles for one launch");
   constexpr int kBlock = 256;
   if (p.loss == cd::Loss::Clip) {
-    fill_kernel<<<blocks_for(nx, kBlock), kBlock, 0, stream>>>(p.pos_x, nx, NAN);
-    KFUSE_CUDA_CHECK_LAUNCH(fill_kernel);
+    KFUSE_LAUNCH(fill_kernel, blocks_for(nx, kBlock), kBlock, 0, stream, p.pos_x, nx, NAN);
     if (p.want_cols) {
-      fill_kernel<<<blocks_for(ny, kBlock), kBlock, 0, stream>>>(p.pos_y, ny, NAN);
-      KFUSE_CUDA_CHECK_LAUNCH(fill_kernel);
+      KFUSE_LAUNCH(fill_kernel, blocks_for(ny, kBlock), kBlock, 0, stream, p.pos_y, ny, NAN);
     }
   }
   switch (mode_of(p.s)) {
@@ -250,15 +248,13 @@ void run_forward(const cd::Forward& p, cudaStream_t stream) {
       launch<Mode::F16, kfuse::f16>(p, stream);
       break;
   }
-  merge_kernel<<<blocks_for(nx, kBlock), kBlock, 0, stream>>>(
-      p, static_cast<const float*>(p.row_part), p.plan.col_groups, nx, p.pos_x, double(ny), p.lse_x,
-      p.loss_x);
-  KFUSE_CUDA_CHECK_LAUNCH(merge_kernel);
+  KFUSE_LAUNCH(merge_kernel, blocks_for(nx, kBlock), kBlock, 0, stream, p,
+               static_cast<const float*>(p.row_part), p.plan.col_groups, nx, p.pos_x, double(ny),
+               p.lse_x, p.loss_x);
   if (p.loss == cd::Loss::Clip && p.want_cols) {
-    merge_kernel<<<blocks_for(ny, kBlock), kBlock, 0, stream>>>(
-        p, static_cast<const float*>(p.col_part), p.plan.row_groups, ny, p.pos_y, double(nx),
-        p.lse_y, p.loss_y);
-    KFUSE_CUDA_CHECK_LAUNCH(merge_kernel);
+    KFUSE_LAUNCH(merge_kernel, blocks_for(ny, kBlock), kBlock, 0, stream, p,
+                 static_cast<const float*>(p.col_part), p.plan.row_groups, ny, p.pos_y, double(nx),
+                 p.lse_y, p.loss_y);
   }
 }
 

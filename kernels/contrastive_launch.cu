@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "contrastive_device.cuh"
 #include "contrastive_kernels.hpp"
 
@@ -62,9 +63,8 @@ void store_rows(Context& ctx, const float* src, std::int64_t ld_src, std::int64_
   if (rows * d == 0) return;
   detail::DeviceGuard guard(ctx.device());
   constexpr int kBlock = 256;
-  store_rows_kernel<<<static_cast<unsigned>((rows * d + kBlock - 1) / kBlock), kBlock, 0,
-                      ctx.stream()>>>(src, ld_src, rows, d, dst, dtype, ld_dst);
-  KFUSE_CUDA_CHECK_LAUNCH(store_rows_kernel);
+  KFUSE_LAUNCH(store_rows_kernel, static_cast<unsigned>((rows * d + kBlock - 1) / kBlock), kBlock,
+               0, ctx.stream(), src, ld_src, rows, d, dst, dtype, ld_dst);
 }
 
 }  // namespace kfuse::cuda::contrastive

@@ -24,6 +24,7 @@
 #include "../src/scratch.hpp"
 #include "common/cublas_gemm.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/fuse_tile.cuh"
 #include "common/launch_plan.hpp"
 #include "fuse_launch.hpp"
@@ -46,8 +47,8 @@ struct ProjectionLaunch {
 
 __global__ void __launch_bounds__(kThreads) projection_kernel(const ProjectionLaunch L, bool vec) {
   const ProjectionProblem& p = L.p;
-  __shared__ __align__(16) float sa[BK][BM + kPad];
-  __shared__ __align__(16) float sb[BK][BN + kPad];
+  KFUSE_SHARED_ALIGNED(16, float, sa, [BK][BM + kPad]);
+  KFUSE_SHARED_ALIGNED(16, float, sb, [BK][BN + kPad]);
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * BM;
   const std::int64_t col0 = static_cast<std::int64_t>(blockIdx.y) * BN;
@@ -146,8 +147,7 @@ void launch_exact(Context& ctx, const ProjectionProblem& p) {
   std::unique_ptr<detail::Scratch> store[detail::kFuseMaxOperands];
   draw_weights(ctx, p, store, L.w);
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_blocks));
-  projection_kernel<<<grid, kThreads, 0, ctx.stream()>>>(L, vec);
-  KFUSE_CUDA_CHECK_LAUNCH(projection_kernel);
+  KFUSE_LAUNCH(projection_kernel, grid, kThreads, 0, ctx.stream(), L, vec);
 }
 
 // ------------------------------------------------------------------ TF32 / BF16
@@ -250,8 +250,7 @@ void launch_fast(Context& ctx, const ProjectionProblem& p, Precision precision) 
       if (bf16) {
         auto* dst = weights.as<__nv_bfloat16>() + off;
         const std::int64_t count = p.in[j].width * p.l;
-        to_bf16_kernel<<<grid_for(count), 256, 0, stream>>>(drawn[j], count, dst);
-        KFUSE_CUDA_CHECK_LAUNCH(to_bf16_kernel);
+        KFUSE_LAUNCH(to_bf16_kernel, grid_for(count), 256, 0, stream, drawn[j], count, dst);
         w[j] = dst;
         off += count;
       } else {
@@ -274,13 +273,12 @@ void launch_fast(Context& ctx, const ProjectionProblem& p, Precision precision) 
       if (p.factor_row[j] != nullptr) continue;
       const FuseOperand& op = p.in[j];
       if (bf16) {
-        pack_operand_kernel<__nv_bfloat16><<<grid_for(rows * op.width), 256, 0, stream>>>(
-            op, i0, rows, packed.as<__nv_bfloat16>());
+        KFUSE_LAUNCH(pack_operand_kernel<__nv_bfloat16>, grid_for(rows * op.width), 256, 0, stream,
+                     op, i0, rows, packed.as<__nv_bfloat16>());
       } else {
-        pack_operand_kernel<float>
-            <<<grid_for(rows * op.width), 256, 0, stream>>>(op, i0, rows, packed.as<float>());
+        KFUSE_LAUNCH(pack_operand_kernel<float>, grid_for(rows * op.width), 256, 0, stream, op, i0,
+                     rows, packed.as<float>());
       }
-      KFUSE_CUDA_CHECK_LAUNCH(pack_operand_kernel);
       float* dst;
       std::int64_t ldc;
       if (j == 0) {
@@ -297,8 +295,7 @@ void launch_fast(Context& ctx, const ProjectionProblem& p, Precision precision) 
     }
     h.i0 = i0;
     h.rows = rows;
-    hadamard_kernel<<<grid_for(rows * p.l), 256, 0, stream>>>(h);
-    KFUSE_CUDA_CHECK_LAUNCH(hadamard_kernel);
+    KFUSE_LAUNCH(hadamard_kernel, grid_for(rows * p.l), 256, 0, stream, h);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/fuse_math.hpp"
 #include "common/launch_plan.hpp"
 #include "fuse_launch.hpp"
@@ -81,7 +82,7 @@ struct Store4<double> {
 // and never read.
 template <class W>
 __global__ void __launch_bounds__(kBlock) kron_kernel(const KronProblem p, bool vec, bool staged) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  KFUSE_DYNAMIC_SHARED(16, unsigned char, smem_raw);
   W* sv = reinterpret_cast<W*>(smem_raw);
   constexpr int kMax = detail::kFuseMaxOperands;
   const int m = p.count;
@@ -164,17 +165,15 @@ template <class W>
 void fuse_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) {
   if (n == 0) return;
   detail::DeviceGuard guard(ctx.device());
-  inv_norms_kernel<W><<<blocks_for(n), kBlock, 0, ctx.stream()>>>(op, n, out);
-  KFUSE_CUDA_CHECK_LAUNCH(inv_norms_kernel);
+  KFUSE_LAUNCH(inv_norms_kernel<W>, blocks_for(n), kBlock, 0, ctx.stream(), op, n, out);
 }
 
 void fuse_random_matrix(Context& ctx, const detail::RandomMatrix& r, float* out) {
   if (r.rows == 0 || r.cols == 0) return;
   detail::DeviceGuard guard(ctx.device());
   const bool vec = r.ld % 4 == 0 && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
-  random_matrix_kernel<<<blocks_for(r.rows * ((r.cols + 3) / 4)), kBlock, 0, ctx.stream()>>>(r, out,
-                                                                                             vec);
-  KFUSE_CUDA_CHECK_LAUNCH(random_matrix_kernel);
+  KFUSE_LAUNCH(random_matrix_kernel, blocks_for(r.rows * ((r.cols + 3) / 4)), kBlock, 0,
+               ctx.stream(), r, out, vec);
 }
 
 template <class W>
@@ -194,8 +193,7 @@ void kron_fuse(Context& ctx, const KronProblem& p) {
                                         static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.width, kKronChunk)),
                   static_cast<unsigned>(std::min<std::int64_t>(p.n, 65535)));
-  kron_kernel<W><<<grid, kBlock, smem, ctx.stream()>>>(p, vec, staged);
-  KFUSE_CUDA_CHECK_LAUNCH(kron_kernel);
+  KFUSE_LAUNCH(kron_kernel<W>, grid, kBlock, smem, ctx.stream(), p, vec, staged);
 }
 
 template void fuse_inv_norms<float>(Context&, const FuseOperand&, std::int64_t, float*);

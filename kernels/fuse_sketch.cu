@@ -18,6 +18,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/fuse_math.hpp"
 #include "common/launch_plan.hpp"
 #include "fuse_launch.hpp"
@@ -155,15 +156,14 @@ void tensor_sketch(Context& ctx, const SketchProblem& p) {
     int* cursor = start + l + 1;
     int* coords = cursor + l;
     float* sign = reinterpret_cast<float*>(coords + d);
-    sketch_lists_kernel<<<1, 1, 0, stream>>>(p.seed, s, d, l, start, cursor, coords, sign);
-    KFUSE_CUDA_CHECK_LAUNCH(sketch_lists_kernel);
-    count_sketch_kernel<<<grid_for(n * l), 256, 0, stream>>>(p.in[s], n, l, start, coords, sign,
-                                                             real + s * n * l);
-    KFUSE_CUDA_CHECK_LAUNCH(count_sketch_kernel);
+    KFUSE_LAUNCH(sketch_lists_kernel, 1, 1, 0, stream, p.seed, s, d, l, start, cursor, coords,
+                 sign);
+    KFUSE_LAUNCH(count_sketch_kernel, grid_for(n * l), 256, 0, stream, p.in[s], n, l, start, coords,
+                 sign, real + s * n * l);
   }
   if (l == 1) {
-    sketch_product_l1_kernel<<<grid_for(n), 256, 0, stream>>>(real, real + n, n, p.out, p.ldo);
-    KFUSE_CUDA_CHECK_LAUNCH(sketch_product_l1_kernel);
+    KFUSE_LAUNCH(sketch_product_l1_kernel, grid_for(n), 256, 0, stream, real, real + n, n, p.out,
+                 p.ldo);
     KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));  // the documented synchronisation
     return;
   }
@@ -171,9 +171,8 @@ void tensor_sketch(Context& ctx, const SketchProblem& p) {
   auto* freq = spectra.as<cufftComplex>();
   FftPlan forward(ctx, CUFFT_R2C, l, 2 * n, l, spectrum);
   KFUSE_CUFFT_TRY(cufftExecR2C(forward.get(), real, freq));
-  spectrum_product_kernel<<<grid_for(n * spectrum), 256, 0, stream>>>(
-      freq, freq + n * spectrum, n * spectrum, 1.0f / static_cast<float>(l));
-  KFUSE_CUDA_CHECK_LAUNCH(spectrum_product_kernel);
+  KFUSE_LAUNCH(spectrum_product_kernel, grid_for(n * spectrum), 256, 0, stream, freq,
+               freq + n * spectrum, n * spectrum, 1.0f / static_cast<float>(l));
   FftPlan inverse(ctx, CUFFT_C2R, l, n, spectrum, p.ldo);
   KFUSE_CUFFT_TRY(cufftExecC2R(inverse.get(), freq, p.out));
   KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));  // the documented synchronisation

@@ -18,6 +18,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/fuse_tile.cuh"
 #include "common/launch_plan.hpp"
 #include "fuse_launch.hpp"
@@ -67,7 +68,7 @@ __device__ __forceinline__ void side_tile(const detail::TopkSide& side, std::int
 }
 
 __global__ void __launch_bounds__(kThreads) topk_kernel(const TopkLaunch L) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  KFUSE_DYNAMIC_SHARED(16, unsigned char, smem_raw);
   TopkSmem& sm = *reinterpret_cast<TopkSmem*>(smem_raw);
   const TopkProblem& p = L.p;
   const int k = p.k;
@@ -184,13 +185,11 @@ void product_topk(Context& ctx, const TopkProblem& p, Precision precision) {
   KFUSE_CUDA_TRY(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>(plan.row_blocks), static_cast<unsigned>(plan.splits));
-  topk_kernel<<<grid, kThreads, smem, stream>>>(L);
-  KFUSE_CUDA_CHECK_LAUNCH(topk_kernel);
+  KFUSE_LAUNCH(topk_kernel, grid, kThreads, smem, stream, L);
   if (plan.splits > 1) {
     const unsigned blocks =
         static_cast<unsigned>(std::min<std::int64_t>(detail::ceil_div(p.m, 128), 65535LL * 8));
-    topk_merge_kernel<<<blocks, 128, 0, stream>>>(L);
-    KFUSE_CUDA_CHECK_LAUNCH(topk_merge_kernel);
+    KFUSE_LAUNCH(topk_merge_kernel, blocks, 128, 0, stream, L);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/launch_plan.hpp"
 #include "gauss_kernels.hpp"
 #include "gauss_launch.hpp"
@@ -103,9 +104,8 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
     const std::int64_t threads =
         p.m * (detail::gauss_epilogue_is_row(e.kind) ? 1 : std::max<std::int64_t>(p.r, 1));
     constexpr int kBlock = 256;
-    gauss::combine_splits_kernel<T>
-        <<<static_cast<unsigned>(detail::ceil_div(threads, kBlock)), kBlock, 0, stream>>>(L);
-    KFUSE_CUDA_CHECK_LAUNCH(combine_splits_kernel);
+    KFUSE_LAUNCH(gauss::combine_splits_kernel<T>,
+                 static_cast<unsigned>(detail::ceil_div(threads, kBlock)), kBlock, 0, stream, L);
   }
 }
 

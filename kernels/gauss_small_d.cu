@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include "../kernels/common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "gauss_kernels.hpp"
 
 namespace kfuse::cuda::gauss {
@@ -28,9 +29,9 @@ __global__ void __launch_bounds__(kThreads) gauss_small_d_kernel(const Launch<fl
   static_assert(!(MATVEC && (STAB || SKIP_DIAG)), "a matvec is plain and keeps the diagonal");
   constexpr int TM = rows_per_thread(DP, RC);
   constexpr int RCS = RC > 0 ? RC : 1;
-  __shared__ float sy[kTile][DP];
-  __shared__ float sv[kTile][RCS];
-  __shared__ float sw[kTile];
+  KFUSE_SHARED(float, sy, [kTile][DP]);
+  KFUSE_SHARED(float, sv, [kTile][RCS]);
+  KFUSE_SHARED(float, sw, [kTile]);
 
   const auto& p = L.p;
   const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * (kThreads * TM);
@@ -141,23 +142,22 @@ void launch_rc(const Launch<float>& L, dim3 grid, cudaStream_t stream) {
   if (L.p.skip_diagonal) {
     // Only the kernel sums of MMD leave the diagonal out: plain form, no columns.
     if constexpr (RC == 0) {
-      gauss_small_d_kernel<DP, 0, false, true, false><<<grid, kThreads, 0, stream>>>(L);
-      KFUSE_CUDA_CHECK_LAUNCH(gauss_small_d_kernel);
+      KFUSE_LAUNCH((gauss_small_d_kernel<DP, 0, false, true, false>), grid, kThreads, 0, stream, L);
       return;
     }
     throw Error(Status::Internal, "gauss small-d kernel: diagonal skip needs R == 0");
   }
   if (L.p.stabilised) {
-    gauss_small_d_kernel<DP, RC, true, false, false><<<grid, kThreads, 0, stream>>>(L);
+    KFUSE_LAUNCH((gauss_small_d_kernel<DP, RC, true, false, false>), grid, kThreads, 0, stream, L);
   } else if (L.e.kind == detail::GaussEpilogueKind::Matvec && L.p.w == nullptr) {
     if constexpr (RC > 0)
-      gauss_small_d_kernel<DP, RC, false, false, true><<<grid, kThreads, 0, stream>>>(L);
+      KFUSE_LAUNCH((gauss_small_d_kernel<DP, RC, false, false, true>), grid, kThreads, 0, stream,
+                   L);
     else
       throw Error(Status::Internal, "gauss small-d kernel: a matvec has R >= 1");
   } else {
-    gauss_small_d_kernel<DP, RC, false, false, false><<<grid, kThreads, 0, stream>>>(L);
+    KFUSE_LAUNCH((gauss_small_d_kernel<DP, RC, false, false, false>), grid, kThreads, 0, stream, L);
   }
-  KFUSE_CUDA_CHECK_LAUNCH(gauss_small_d_kernel);
 }
 
 template <int DP>

@@ -15,6 +15,7 @@
 #include <mma.h>
 
 #include "../kernels/common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/gauss_tile.cuh"
 #include "common/wmma_operand.cuh"
 #include "gauss_kernels.hpp"
@@ -75,7 +76,7 @@ __global__ void __launch_bounds__(kThreads)
     gauss_tc_kernel(const Launch<float> L, const Prepared prep) {
   using C = Compute<P>;
   using S = typename C::Stored;
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  KFUSE_DYNAMIC_SHARED(128, unsigned char, smem_raw);
   auto& sm = *reinterpret_cast<Smem<P, RC>*>(smem_raw);
   const auto& p = L.p;
   const int warp = threadIdx.x / 32;
@@ -203,8 +204,7 @@ void launch_rc(const Launch<float>& L, const Prepared& prep, const Shape& shape,
   auto kernel = L.p.stabilised ? gauss_tc_kernel<P, RC, true> : gauss_tc_kernel<P, RC, false>;
   KFUSE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(shape.smem_bytes)));
-  kernel<<<grid, kThreads, shape.smem_bytes, stream>>>(L, prep);
-  KFUSE_CUDA_CHECK_LAUNCH(gauss_tc_kernel);
+  KFUSE_LAUNCH(kernel, grid, kThreads, shape.smem_bytes, stream, L, prep);
 }
 
 template <Precision P>
@@ -232,21 +232,18 @@ Prepared prepare(const Launch<float>& L, void* workspace, cudaStream_t stream) {
   float* y_norm = x_norm + p.m;
   float* mean = y_norm + p.n;
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(L.c)));
-  centre_kernel<<<static_cast<unsigned>((p.d + 127) / 128), 128, 0, stream>>>(p.y, p.ldy, p.n, p.d,
-                                                                              mean);
-  KFUSE_CUDA_CHECK_LAUNCH(centre_kernel);
+  KFUSE_LAUNCH(centre_kernel, static_cast<unsigned>((p.d + 127) / 128), 128, 0, stream, p.y, p.ldy,
+               p.n, p.d, mean);
   constexpr int kRowsPerBlock = 8;  // 8 warps
   if (p.m > 0) {
-    prepare_rows_kernel<P>
-        <<<static_cast<unsigned>((p.m + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0,
-           stream>>>(p.x, p.ldx, p.m, p.d, mean, scale, xs, ld, x_norm);
-    KFUSE_CUDA_CHECK_LAUNCH(prepare_rows_kernel);
+    KFUSE_LAUNCH(prepare_rows_kernel<P>,
+                 static_cast<unsigned>((p.m + kRowsPerBlock - 1) / kRowsPerBlock),
+                 32 * kRowsPerBlock, 0, stream, p.x, p.ldx, p.m, p.d, mean, scale, xs, ld, x_norm);
   }
   if (p.n > 0) {
-    prepare_rows_kernel<P>
-        <<<static_cast<unsigned>((p.n + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0,
-           stream>>>(p.y, p.ldy, p.n, p.d, mean, scale, ys, ld, y_norm);
-    KFUSE_CUDA_CHECK_LAUNCH(prepare_rows_kernel);
+    KFUSE_LAUNCH(prepare_rows_kernel<P>,
+                 static_cast<unsigned>((p.n + kRowsPerBlock - 1) / kRowsPerBlock),
+                 32 * kRowsPerBlock, 0, stream, p.y, p.ldy, p.n, p.d, mean, scale, ys, ld, y_norm);
   }
   Prepared prep;
   prep.x = xs;

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "../kernels/common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/gauss_tile.cuh"
 #include "gauss_kernels.hpp"
 
@@ -42,7 +43,7 @@ __device__ __forceinline__ void load_k_slab(const T* src, std::int64_t ld, std::
 // SCALED: the differences are scaled by L.q before squaring (a sigma far from 1).
 template <class T, int RC, bool STAB, bool SCALED>
 __global__ void __launch_bounds__(kThreads) gauss_tiled_kernel(const Launch<T> L) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  KFUSE_DYNAMIC_SHARED(16, unsigned char, smem_raw);
   auto& sm = *reinterpret_cast<Smem<T, RC>*>(smem_raw);
   const auto& p = L.p;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -107,8 +108,7 @@ void launch_rc(const Launch<T>& L, const Shape& shape, dim3 grid, cudaStream_t s
                                          : gauss_tiled_kernel<T, RC, false, false>);
   KFUSE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(shape.smem_bytes)));
-  kernel<<<grid, kThreads, shape.smem_bytes, stream>>>(L);
-  KFUSE_CUDA_CHECK_LAUNCH(gauss_tiled_kernel);
+  KFUSE_LAUNCH(kernel, grid, kThreads, shape.smem_bytes, stream, L);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/moe_math.hpp"
 #include "moe_kernels.hpp"
 #include "moe_launch.hpp"
@@ -22,8 +23,8 @@ __global__ void __launch_bounds__(kScanThreads)
     schedule_kernel(const std::int32_t* counts, int experts, int tile_rows,
                     std::int32_t* tile_start) {
   using Scan = cub::BlockScan<int, kScanThreads>;
-  __shared__ typename Scan::TempStorage temp;
-  __shared__ int carry;
+  KFUSE_SHARED(typename Scan::TempStorage, temp, );
+  KFUSE_SHARED(int, carry, );
   if (threadIdx.x == 0) carry = 0;
   __syncthreads();
   for (int base = 0; base < experts; base += kScanThreads) {
@@ -50,9 +51,8 @@ void moe_grouped_gemm(Context& ctx, const detail::GroupedGemmArgs<T>& g) {
   const detail::PlanArrays& p = g.plan;
   constexpr int tile_rows = moe::tile_rows<T>();
   detail::Scratch schedule(ctx, static_cast<std::size_t>(p.experts + 1) * sizeof(std::int32_t));
-  moe::schedule_kernel<<<1, moe::kScanThreads, 0, stream>>>(p.counts, static_cast<int>(p.experts),
-                                                            tile_rows, schedule.as<std::int32_t>());
-  KFUSE_CUDA_CHECK_LAUNCH(schedule_kernel);
+  KFUSE_LAUNCH(moe::schedule_kernel, 1, moe::kScanThreads, 0, stream, p.counts,
+               static_cast<int>(p.experts), tile_rows, schedule.as<std::int32_t>());
   moe::launch_grouped_gemm(g, schedule.as<std::int32_t>(),
                            detail::tile_bound(p.rows, p.experts, tile_rows), stream);
   if (g.epilogue != detail::GemmEpilogue::Slots) {

@@ -10,6 +10,7 @@
 #include <mma.h>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/moe_gemm_epilogue.cuh"
 #include "moe_kernels.hpp"
 
@@ -79,7 +80,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int WM = BM / kWarpsM, WN = BN / kWarpsN, FM = WM / 16, FN = WN / 16;
   constexpr int kBVecs = BK * BN / 8 / kThreads;  // 16-byte vectors per thread per B slab
   static_assert(BM * BK / 8 == 2 * kThreads && kBVecs >= 1, "slab loads");
-  __shared__ __align__(128) unsigned char smem_raw[sizeof(S)];
+  KFUSE_SHARED_ALIGNED(128, unsigned char, smem_raw, [sizeof(S)]);
   S& sm = *reinterpret_cast<S*>(smem_raw);
   const detail::PlanArrays& p = g.plan;
   const int E = static_cast<int>(p.experts);
@@ -213,7 +214,7 @@ struct WgradSmem {
 __global__ void __launch_bounds__(kThreads)
     wgrad_bf16_kernel(const __grid_constant__ WgradArgs<bf16> w, int64_t tiles_n) {
   constexpr int BN = BM, WM = BM / kWarpsM, WN = BN / kWarpsN, FM = WM / 16, FN = WN / 16;
-  __shared__ __align__(128) unsigned char smem_raw[sizeof(WgradSmem)];
+  KFUSE_SHARED_ALIGNED(128, unsigned char, smem_raw, [sizeof(WgradSmem)]);
   WgradSmem& sm = *reinterpret_cast<WgradSmem*>(smem_raw);
   const detail::PlanArrays& p = w.plan;
   const int e = blockIdx.y;
@@ -293,12 +294,10 @@ void launch_grouped_gemm(const GroupedGemmArgs<bf16>& g, const std::int32_t* til
   if (tiles == 0) return;
   if (g.epilogue == detail::GemmEpilogue::SwiGLU) {
     const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, 64));
-    grouped_gemm_bf16_kernel<64, 2><<<grid, kThreads, 0, stream>>>(g, tile_start);
-    KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_bf16_kernel_swiglu);
+    KFUSE_LAUNCH((grouped_gemm_bf16_kernel<64, 2>), grid, kThreads, 0, stream, g, tile_start);
   } else {
     const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, 128));
-    grouped_gemm_bf16_kernel<128, 1><<<grid, kThreads, 0, stream>>>(g, tile_start);
-    KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_bf16_kernel);
+    KFUSE_LAUNCH((grouped_gemm_bf16_kernel<128, 1>), grid, kThreads, 0, stream, g, tile_start);
   }
 }
 
@@ -306,9 +305,9 @@ void launch_wgrad(const WgradArgs<bf16>& w, cudaStream_t stream) {
   const int64_t tiles_n = detail::moe_ceil_div(w.n, BM);
   const int64_t tiles = detail::moe_ceil_div(w.m, BM) * tiles_n;
   if (tiles == 0 || w.plan.experts == 0) return;
-  wgrad_bf16_kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(w.plan.experts)),
-                      kThreads, 0, stream>>>(w, tiles_n);
-  KFUSE_CUDA_CHECK_LAUNCH(wgrad_bf16_kernel);
+  KFUSE_LAUNCH(wgrad_bf16_kernel,
+               dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(w.plan.experts)), kThreads,
+               0, stream, w, tiles_n);
 }
 
 }  // namespace kfuse::cuda::moe

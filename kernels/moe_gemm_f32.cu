@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/moe_gemm_epilogue.cuh"
 #include "moe_kernels.hpp"
 
@@ -58,9 +59,9 @@ template <int NB>
 __global__ void __launch_bounds__(kThreads)
     grouped_gemm_f32_kernel(const __grid_constant__ GroupedGemmArgs<float> g,
                             const std::int32_t* tile_start) {
-  __shared__ __align__(16) float As[BK][BM + 4];
-  __shared__ __align__(16) float Bs[NB][BK][BN + 4];
-  __shared__ int64_t a_src[BM];
+  KFUSE_SHARED_ALIGNED(16, float, As, [BK][BM + 4]);
+  KFUSE_SHARED_ALIGNED(16, float, Bs, [NB][BK][BN + 4]);
+  KFUSE_SHARED(int64_t, a_src, [BM]);
   const detail::PlanArrays& p = g.plan;
   const int E = static_cast<int>(p.experts);
   const int64_t tile = blockIdx.x;
@@ -131,8 +132,8 @@ __global__ void __launch_bounds__(kThreads)
 // A[src]^T (w B[src]); block (x, y) = (tile, expert). No rows: zeros.
 __global__ void __launch_bounds__(kThreads)
     wgrad_f32_kernel(const __grid_constant__ WgradArgs<float> w, int64_t tiles_n) {
-  __shared__ __align__(16) float As[BK][BM + 4];
-  __shared__ __align__(16) float Bs[1][BK][BN + 4];
+  KFUSE_SHARED_ALIGNED(16, float, As, [BK][BM + 4]);
+  KFUSE_SHARED_ALIGNED(16, float, Bs, [1][BK][BN + 4]);
   const detail::PlanArrays& p = w.plan;
   const int e = blockIdx.y;
   const int64_t m0 = (blockIdx.x / tiles_n) * BM, n0 = (blockIdx.x % tiles_n) * BN;
@@ -182,11 +183,9 @@ void launch_grouped_gemm(const GroupedGemmArgs<float>& g, const std::int32_t* ti
   if (tiles == 0) return;
   const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, BN));
   if (g.epilogue == detail::GemmEpilogue::SwiGLU) {
-    grouped_gemm_f32_kernel<2><<<grid, kThreads, 0, stream>>>(g, tile_start);
-    KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_f32_kernel_swiglu);
+    KFUSE_LAUNCH(grouped_gemm_f32_kernel<2>, grid, kThreads, 0, stream, g, tile_start);
   } else {
-    grouped_gemm_f32_kernel<1><<<grid, kThreads, 0, stream>>>(g, tile_start);
-    KFUSE_CUDA_CHECK_LAUNCH(grouped_gemm_f32_kernel);
+    KFUSE_LAUNCH(grouped_gemm_f32_kernel<1>, grid, kThreads, 0, stream, g, tile_start);
   }
 }
 
@@ -194,9 +193,9 @@ void launch_wgrad(const WgradArgs<float>& w, cudaStream_t stream) {
   const int64_t tiles_n = detail::moe_ceil_div(w.n, BN);
   const int64_t tiles = detail::moe_ceil_div(w.m, BM) * tiles_n;
   if (tiles == 0 || w.plan.experts == 0) return;
-  wgrad_f32_kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(w.plan.experts)),
-                     kThreads, 0, stream>>>(w, tiles_n);
-  KFUSE_CUDA_CHECK_LAUNCH(wgrad_f32_kernel);
+  KFUSE_LAUNCH(wgrad_f32_kernel,
+               dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(w.plan.experts)), kThreads,
+               0, stream, w, tiles_n);
 }
 
 }  // namespace kfuse::cuda::moe

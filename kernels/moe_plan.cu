@@ -16,6 +16,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/moe_math.hpp"
 #include "moe_launch.hpp"
 
@@ -141,18 +142,16 @@ void moe_plan(Context& ctx, const detail::PlanArgs& a) {
                                                static_cast<int>(E + 1), stream));
   detail::Scratch temp(ctx, std::max(sort_bytes, scan_bytes));
 
-  moe::keys_kernel<<<moe::blocks_for(slots), moe::kThreads, 0, stream>>>(a, keys_in, slots_in);
-  KFUSE_CUDA_CHECK_LAUNCH(keys_kernel);
+  KFUSE_LAUNCH(moe::keys_kernel, moe::blocks_for(slots), moe::kThreads, 0, stream, a, keys_in,
+               slots_in);
   KFUSE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp.as<void>(), sort_bytes, keys_in, keys_out,
                                                  slots_in, slots_out, n, 0, end_bit, stream));
-  moe::experts_kernel<<<moe::blocks_for(E + 1), moe::kThreads, 0, stream>>>(a, keys_out, first,
-                                                                            sizes);
-  KFUSE_CUDA_CHECK_LAUNCH(experts_kernel);
+  KFUSE_LAUNCH(moe::experts_kernel, moe::blocks_for(E + 1), moe::kThreads, 0, stream, a, keys_out,
+               first, sizes);
   KFUSE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp.as<void>(), scan_bytes, sizes, a.offsets,
                                                static_cast<int>(E + 1), stream));
-  moe::fill_kernel<<<moe::blocks_for(slots), moe::kThreads, 0, stream>>>(a, keys_out, slots_out,
-                                                                         first);
-  KFUSE_CUDA_CHECK_LAUNCH(fill_kernel);
+  KFUSE_LAUNCH(moe::fill_kernel, moe::blocks_for(slots), moe::kThreads, 0, stream, a, keys_out,
+               slots_out, first);
 }
 
 bool moe_ids_valid(Context& ctx, const std::int32_t* ids, std::int64_t ld, std::int64_t rows,
@@ -162,9 +161,8 @@ bool moe_ids_valid(Context& ctx, const std::int32_t* ids, std::int64_t ld, std::
   cudaStream_t stream = ctx.stream();
   detail::Scratch flag(ctx, sizeof(int));
   KFUSE_CUDA_TRY(cudaMemsetAsync(flag.as<int>(), 0, sizeof(int), stream));
-  moe::check_ids_kernel<<<moe::blocks_for(rows * cols), moe::kThreads, 0, stream>>>(
-      ids, ld, rows, cols, experts, flag.as<int>());
-  KFUSE_CUDA_CHECK_LAUNCH(check_ids_kernel);
+  KFUSE_LAUNCH(moe::check_ids_kernel, moe::blocks_for(rows * cols), moe::kThreads, 0, stream, ids,
+               ld, rows, cols, experts, flag.as<int>());
   int bad = 0;
   KFUSE_CUDA_TRY(
       cudaMemcpyAsync(&bad, flag.as<int>(), sizeof(int), cudaMemcpyDeviceToHost, stream));

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/moe_device.cuh"
 #include "moe_launch.hpp"
 
@@ -23,7 +24,7 @@ inline std::size_t warp_smem_bytes(std::int64_t experts, std::int64_t top_k) {
 
 template <class L>
 __global__ void router_kernel(const __grid_constant__ detail::RouterArgs<L> a) {
-  extern __shared__ std::uint32_t router_smem[];
+  KFUSE_DYNAMIC_SHARED(alignof(std::uint32_t), std::uint32_t, router_smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + warp;
   if (t >= a.tokens) return;  // whole warps only: nothing below synchronises the block
@@ -84,8 +85,8 @@ void moe_router_topk(Context& ctx, const detail::RouterArgs<L>& a) {
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem)));
   const std::int64_t blocks = detail::moe_ceil_div(a.tokens, warps);
-  moe::router_kernel<L><<<static_cast<unsigned>(blocks), 32 * warps, smem, ctx.stream()>>>(a);
-  KFUSE_CUDA_CHECK_LAUNCH(router_kernel);
+  KFUSE_LAUNCH(moe::router_kernel<L>, static_cast<unsigned>(blocks), 32 * warps, smem, ctx.stream(),
+               a);
 }
 
 template void moe_router_topk<float>(Context&, const detail::RouterArgs<float>&);

@@ -8,6 +8,7 @@
 
 #include "../src/scratch.hpp"
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "common/moe_device.cuh"
 #include "moe_kernels.hpp"
 #include "moe_launch.hpp"
@@ -76,7 +77,7 @@ template <class T>
 __global__ void __launch_bounds__(kBlock)
     gather_backward_kernel(const detail::GatherBackwardArgs<T> a, bool vec) {
   constexpr int W = Vec<T>::n;
-  __shared__ float scratch[kBlock / 32 * 8];
+  KFUSE_SHARED(float, scratch, [kBlock / 32 * 8]);
   const PlanArrays& p = a.plan;
   const int64_t s = group_index();
   const bool valid = s < p.tokens * p.top_k;
@@ -111,7 +112,7 @@ template <class T>
 __global__ void __launch_bounds__(kBlock)
     swiglu_backward_kernel(const detail::SwigluBackwardArgs<T> a, bool vec) {
   constexpr int W = Vec<T>::n;
-  __shared__ float scratch[kBlock / 32 * 8];
+  KFUSE_SHARED(float, scratch, [kBlock / 32 * 8]);
   const PlanArrays& p = a.plan;
   const int64_t row = group_index();
   const bool in_use = row < p.offsets[p.experts];
@@ -185,8 +186,8 @@ template <class T>
 void zero_padding_rows(const PlanArrays& p, int64_t cols, T* dst, int64_t ld, cudaStream_t stream) {
   if (dst == nullptr || p.pad_to == 1 || p.rows == 0) return;
   const RowLaunch L = row_launch<T>(p.rows, cols);
-  zero_padding_kernel<T><<<L.grid, L.block, 0, stream>>>(p, cols, dst, ld, rows_aligned(dst, ld));
-  KFUSE_CUDA_CHECK_LAUNCH(zero_padding_kernel);
+  KFUSE_LAUNCH(zero_padding_kernel<T>, L.grid, L.block, 0, stream, p, cols, dst, ld,
+               rows_aligned(dst, ld));
 }
 
 template void zero_padding_rows<float>(const PlanArrays&, int64_t, float*, int64_t, cudaStream_t);
@@ -201,8 +202,7 @@ void moe_scatter(Context& ctx, const detail::ScatterArgs<T>& a) {
   const bool vec = moe::rows_aligned(a.src, a.ld_src) && moe::rows_aligned(a.dst, a.ld_dst);
   if (a.plan.tokens > 0) {
     const moe::RowLaunch L = moe::row_launch<T>(a.plan.tokens, a.cols);
-    moe::scatter_kernel<T><<<L.grid, L.block, 0, stream>>>(a, vec);
-    KFUSE_CUDA_CHECK_LAUNCH(scatter_kernel);
+    KFUSE_LAUNCH(moe::scatter_kernel<T>, L.grid, L.block, 0, stream, a, vec);
   }
   moe::zero_padding_rows(a.plan, a.cols, a.dst, a.ld_dst, stream);
 }
@@ -212,8 +212,7 @@ void moe_combine(Context& ctx, const detail::CombineArgs<T>& a) {
   detail::DeviceGuard guard(ctx.device());
   const bool vec = moe::rows_aligned(a.src, a.ld_src) && moe::rows_aligned(a.dst, a.ld_dst);
   const moe::RowLaunch L = moe::row_launch<T>(a.plan.tokens, a.cols);
-  moe::combine_kernel<T><<<L.grid, L.block, 0, ctx.stream()>>>(a, vec);
-  KFUSE_CUDA_CHECK_LAUNCH(combine_kernel);
+  KFUSE_LAUNCH(moe::combine_kernel<T>, L.grid, L.block, 0, ctx.stream(), a, vec);
 }
 
 template <class T>
@@ -225,8 +224,7 @@ void moe_gather_backward(Context& ctx, const detail::GatherBackwardArgs<T>& a) {
   const std::int64_t slots = a.plan.tokens * a.plan.top_k;
   if (slots > 0) {
     const moe::RowLaunch L = moe::row_launch<T>(slots, a.cols);
-    moe::gather_backward_kernel<T><<<L.grid, L.block, 0, stream>>>(a, vec);
-    KFUSE_CUDA_CHECK_LAUNCH(gather_backward_kernel);
+    KFUSE_LAUNCH(moe::gather_backward_kernel<T>, L.grid, L.block, 0, stream, a, vec);
   }
   moe::zero_padding_rows(a.plan, a.cols, a.dyp, a.ld_dyp, stream);
 }
@@ -240,14 +238,12 @@ void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardArgs<T>& a) {
                    moe::rows_aligned(a.dh3, a.ld_dh3) && moe::rows_aligned(a.a_out, a.ld_a);
   if (a.plan.rows > 0) {
     const moe::RowLaunch L = moe::row_launch<T>(a.plan.rows, a.cols);
-    moe::swiglu_backward_kernel<T><<<L.grid, L.block, 0, stream>>>(a, vec);
-    KFUSE_CUDA_CHECK_LAUNCH(swiglu_backward_kernel);
+    KFUSE_LAUNCH(moe::swiglu_backward_kernel<T>, L.grid, L.block, 0, stream, a, vec);
   }
   const std::int64_t slots = a.plan.tokens * a.plan.top_k;
   if (slots > 0) {
-    moe::drop_dgates_kernel<<<static_cast<unsigned>(detail::moe_ceil_div(slots, 256)), 256, 0,
-                              stream>>>(a.plan, a.dgates, a.ld_dgates);
-    KFUSE_CUDA_CHECK_LAUNCH(drop_dgates_kernel);
+    KFUSE_LAUNCH(moe::drop_dgates_kernel, static_cast<unsigned>(detail::moe_ceil_div(slots, 256)),
+                 256, 0, stream, a.plan, a.dgates, a.ld_dgates);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_check.hpp"
+#include "common/device.cuh"
 #include "kfuse/context.hpp"
 #include "reduce_launch.hpp"
 
@@ -14,14 +15,14 @@ constexpr int kThreads = 512;
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     sum_to_f64_kernel(const T* x, std::int64_t n, std::int64_t stride, double* out) {
-  __shared__ double partial[kThreads];
+  KFUSE_SHARED(double, partial, [kThreads]);
   double s = 0.0;
   for (std::int64_t k = threadIdx.x; k < n; k += kThreads)
     s += static_cast<double>(x[k * stride]);
   partial[threadIdx.x] = s;
   __syncthreads();
   for (int width = kThreads / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
+    if (static_cast<int>(threadIdx.x) < width) partial[threadIdx.x] += partial[threadIdx.x + width];
     __syncthreads();
   }
   if (threadIdx.x == 0) *out = partial[0];
@@ -44,8 +45,7 @@ __global__ void combine_f64_kernel(const double* terms, Coefficients coeff, int 
 template <class T>
 void sum_to_f64(Context& ctx, const T* x, std::int64_t n, std::int64_t stride, double* out) {
   detail::DeviceGuard guard(ctx.device());
-  sum_to_f64_kernel<T><<<1, kThreads, 0, ctx.stream()>>>(x, n, stride, out);
-  KFUSE_CUDA_CHECK_LAUNCH(sum_to_f64_kernel);
+  KFUSE_LAUNCH(sum_to_f64_kernel<T>, 1, kThreads, 0, ctx.stream(), x, n, stride, out);
 }
 
 template <class T>
@@ -55,8 +55,7 @@ void combine_f64(Context& ctx, const double* terms, const double* coeff, int cou
   Coefficients c{};
   for (int k = 0; k < count; ++k)
     c.c[k] = coeff[k];
-  combine_f64_kernel<T><<<1, 1, 0, ctx.stream()>>>(terms, c, count, out);
-  KFUSE_CUDA_CHECK_LAUNCH(combine_f64_kernel);
+  KFUSE_LAUNCH(combine_f64_kernel<T>, 1, 1, 0, ctx.stream(), terms, c, count, out);
 }
 
 template void sum_to_f64<float>(Context&, const float*, std::int64_t, std::int64_t, double*);

@@ -34,9 +34,12 @@ class Validator {
   [[noreturn]] void fail(Status status, const std::string& argument, const std::string& what) const;
 
   // Extents >= 0, ld >= cols (ld >= 1 when the view is not empty), a span
-  // (rows - 1) * ld + cols that fits in 64-bit byte arithmetic, data non-null when the
-  // view is not empty, memory location matching the context. The span check is what
-  // makes every later `i * ld + j` on a validated view safe.
+  // (rows - 1) * ld + cols that fits in 64-bit byte arithmetic (what makes every later
+  // `i * ld + j` on a validated view safe), data non-null and memory location matching
+  // the context when the view is not empty. An empty view's pointer and memory tag are
+  // never looked at: nothing is read through them (a default-constructed one is tagged
+  // Host, and a zero-size view may point one past the end of an allocation, which the
+  // runtime cannot classify).
   template <class T>
   void matrix(const char* name, const MatrixView<T>& m) const {
     if (m.rows < 0 || m.cols < 0)
@@ -52,8 +55,9 @@ class Validator {
            "the view's span (rows - 1) * ld + cols overflows the address space: rows = " +
                std::to_string(m.rows) + ", cols = " + std::to_string(m.cols) +
                ", ld = " + std::to_string(m.ld));
-    if (!m.empty() && m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
-    if (!m.empty()) location(name, m.memory, m.data);
+    if (m.empty()) return;
+    if (m.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
+    location(name, m.memory, m.data);
   }
 
   template <class T>
@@ -63,8 +67,9 @@ class Validator {
     if (!checked_bytes(v.data, v.size, sizeof(T)))
       fail(Status::InvalidArgument, name,
            "the vector's size " + std::to_string(v.size) + " overflows the address space");
-    if (v.size > 0 && v.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
-    if (v.size > 0) location(name, v.memory, v.data);
+    if (v.size == 0) return;
+    if (v.data == nullptr) fail(Status::InvalidArgument, name, "data is null");
+    location(name, v.memory, v.data);
   }
 
   void extent(const char* name, const char* what, std::int64_t expected,

@@ -24,14 +24,19 @@ void* device_alloc(std::size_t bytes) {
 void device_free(void* ptr) noexcept {
   (void)cudaFree(ptr);
 }
+// A cudaMemcpy from pageable memory may return before the copy lands, and it is on the
+// legacy default stream, which a context's non-blocking stream does not wait for:
+// synchronise it, so that the data is in place before any context's work runs.
 void copy_to_device(void* dst, const void* src, std::size_t bytes) {
   check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize after cudaMemcpy H2D");
 }
 void copy_to_host(void* dst, const void* src, std::size_t bytes) {
   check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
 }
 void device_fill_zero(void* ptr, std::size_t bytes) {
-  check(cudaMemset(ptr, 0, bytes), "cudaMemset");
+  check(cudaMemset(ptr, 0, bytes), "cudaMemset");  // asynchronous, as above
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize after cudaMemset");
 }
 #else
 namespace {

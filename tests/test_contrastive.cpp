@@ -59,14 +59,16 @@ std::vector<Shape> cuda_shapes() {
   std::vector<Shape> s = kCpuShapes;
   // 20000 rows give more row blocks than an H100 keeps in flight: the persistent
   // (unsplit) backward, its blocks reusing their accumulators; the others split.
-  for (Shape big : std::vector<Shape>{{4099, 4099, 64},
-                                      {4099, 1000, 512},
-                                      {1000, 4099, 7},
-                                      {1000, 1000, 512},
-                                      {129, 4099, 1},
-                                      {20000, 300, 32},
-                                      {300, 20000, 16}})
-    s.push_back(big);
+  // Emulated, the three largest run smaller (each took minutes): the same paths, as
+  // the emulated device also runs with 1 SM.
+  const std::vector<Shape> big =
+      emulated()
+          ? std::vector<Shape>{{1100, 1100, 64}, {1100, 300, 512}, {1000, 4099, 7}, {300, 300, 512},
+                               {129, 4099, 1},   {20000, 300, 32}, {300, 20000, 16}}
+          : std::vector<Shape>{{4099, 4099, 64},  {4099, 1000, 512}, {1000, 4099, 7},
+                               {1000, 1000, 512}, {129, 4099, 1},    {20000, 300, 32},
+                               {300, 20000, 16}};
+  s.insert(s.end(), big.begin(), big.end());
   return s;
 }
 
@@ -580,7 +582,7 @@ struct AllOutputs {
 };
 
 AllOutputs run_all(Context& ctx, Backend backend, const Shape& s, bool deterministic,
-                   std::uint64_t seed) {
+                   std::uint64_t seed, Precision precision = Precision::Exact) {
   const auto a = embeddings<float>(s.na, s.d, s.d, seed),
              b = embeddings<float>(s.nb, s.d, s.d, seed + 1);
   TestArray<float> A(backend, a), B(backend, b);
@@ -592,6 +594,7 @@ AllOutputs run_all(Context& ctx, Backend backend, const Shape& s, bool determini
   o.logit_scale.value = std::log(30.0);
   o.label_smoothing = 0.1;
   o.deterministic = deterministic;
+  o.precision = precision;
   ContrastiveGradients<float> g{dA.matrix(s.na, s.d), dB.matrix(s.nb, s.d), dt.vector(),
                                 db.vector()};
   clip_loss_forward_backward(
@@ -604,6 +607,7 @@ AllOutputs run_all(Context& ctx, Backend backend, const Shape& s, bool determini
     out.clip.push_back(t->values());
   SiglipLossOptions so;
   so.deterministic = deterministic;
+  so.precision = precision;
   siglip_loss_forward_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), L.cvector(),
                                loss.vector(), rl.vector(), LossScalar{1.0, {}}, g, so);
   ctx.synchronize();
@@ -613,11 +617,15 @@ AllOutputs run_all(Context& ctx, Backend backend, const Shape& s, bool determini
 }
 
 // Same inputs, same bits, on sizes that use the GPU's column splits and its
-// persistent blocks alike.
+// persistent blocks alike. (Emulated, the GPU sizes would take hours: the smaller
+// ones reach the same code paths with the emulated device's SM count of 1 or 132.)
 TEST_P(Contrastive, DeterministicRunToRun) {
   KFUSE_CONTEXT_OR_SKIP(ctx, backend());
   std::vector<Shape> shapes = {{130, 130, 64}};
-  if (backend() == Backend::Cuda) shapes = {{1000, 1000, 64}, {4099, 4099, 96}, {20000, 20000, 32}};
+  if (backend() == Backend::Cuda)
+    shapes = emulated()
+                 ? std::vector<Shape>{{300, 300, 64}, {1100, 1100, 32}}
+                 : std::vector<Shape>{{1000, 1000, 64}, {4099, 4099, 96}, {20000, 20000, 32}};
   for (const Shape& s : shapes) {
     const AllOutputs first = run_all(ctx, backend(), s, true, 500);
     const AllOutputs second = run_all(ctx, backend(), s, true, 500);
@@ -630,25 +638,30 @@ TEST_P(Contrastive, DeterministicRunToRun) {
 }
 
 // deterministic = false (fp32 atomics for dB on a GPU; ignored on the CPU) still
-// gives the right answer.
+// gives the right answer, in every precision (each has its own dY scatter on a GPU:
+// the tensor-core ones through WMMA fragments, atomicAdd and __syncwarp).
 TEST_P(Contrastive, NonDeterministicModeIsAccurate) {
   std::vector<Shape> shapes = {{130, 130, 96}};
-  if (backend() == Backend::Cuda) shapes = {{130, 130, 96}, {1000, 1000, 64}, {17000, 17000, 16}};
-  for (Shape s : shapes) {
-    KFUSE_CONTEXT_OR_SKIP(ctx, backend());
-    const AllOutputs det = run_all(ctx, backend(), s, true, 600);
-    const AllOutputs fast = run_all(ctx, backend(), s, false, 600);
-    // Output by output (dB, the one the atomics compute, is output 6 and 3).
-    for (std::size_t k = 0; k < det.clip.size(); ++k) {
-      const std::vector<double> ref(det.clip[k].begin(), det.clip[k].end());
-      EXPECT_LE(relative_error(fast.clip[k], ref), 1e-5) << shape_name(s) << " output " << k;
-      if (backend() == Backend::Cpu) EXPECT_TRUE(bitwise_equal(det.clip[k], fast.clip[k]));
+  if (backend() == Backend::Cuda)
+    shapes = emulated() ? std::vector<Shape>{{130, 130, 96}, {700, 700, 64}}
+                        : std::vector<Shape>{{130, 130, 96}, {1000, 1000, 64}, {17000, 17000, 16}};
+  for (Precision precision : {Precision::Exact, Precision::TF32, Precision::BF16})
+    for (Shape s : shapes) {
+      SCOPED_TRACE(precision_name(precision));
+      KFUSE_CONTEXT_OR_SKIP(ctx, backend());
+      const AllOutputs det = run_all(ctx, backend(), s, true, 600, precision);
+      const AllOutputs fast = run_all(ctx, backend(), s, false, 600, precision);
+      // Output by output (dB, the one the atomics compute, is output 6 and 3).
+      for (std::size_t k = 0; k < det.clip.size(); ++k) {
+        const std::vector<double> ref(det.clip[k].begin(), det.clip[k].end());
+        EXPECT_LE(relative_error(fast.clip[k], ref), 1e-5) << shape_name(s) << " output " << k;
+        if (backend() == Backend::Cpu) EXPECT_TRUE(bitwise_equal(det.clip[k], fast.clip[k]));
+      }
+      for (std::size_t k = 0; k < det.siglip.size(); ++k) {
+        const std::vector<double> ref(det.siglip[k].begin(), det.siglip[k].end());
+        EXPECT_LE(relative_error(fast.siglip[k], ref), 1e-5) << shape_name(s) << " output " << k;
+      }
     }
-    for (std::size_t k = 0; k < det.siglip.size(); ++k) {
-      const std::vector<double> ref(det.siglip[k].begin(), det.siglip[k].end());
-      EXPECT_LE(relative_error(fast.siglip[k], ref), 1e-5) << shape_name(s) << " output " << k;
-    }
-  }
 }
 
 // t, b and the upstream gradient read from the context's memory give the same bits

@@ -41,6 +41,18 @@ class Allocator {
   virtual void deallocate(void* ptr, std::size_t bytes, cudaStream stream) noexcept = 0;
 };
 
+// Ordering: a Cuda context's operations are queued on its stream and ordered only
+// against that stream. Device data a call reads must be complete before the call is
+// issued, or be produced by work ordered before it on the same stream; results may be
+// read only after synchronize() (or an event recorded on the stream). In particular an
+// owned stream is non-blocking: it does not wait for the legacy default stream, so
+// data uploaded with a plain cudaMemcpy/cudaMemset (legacy stream; from pageable memory
+// it may return before the copy lands) must be synchronised (cudaStreamSynchronize(
+// cudaStreamLegacy), cudaDeviceSynchronize) or copied with cudaMemcpyAsync on stream().
+//
+// Built with KFUSE_CUDA_EMULATION, Context::cuda(0) is an emulated CUDA device that
+// runs the kernels on the CPU (emu/; see the README), with these ordering rules.
+//
 // Threads: a Context is used by one host thread at a time (its cuBLAS handle is
 // created on first use, and its stream orders the operations issued to it); give
 // each thread its own. Contexts are independent of each other: any number may

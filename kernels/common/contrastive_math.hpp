@@ -93,7 +93,7 @@ KFUSE_HD float c_exp(float x) {
   return expf(x);
 }
 KFUSE_HD double c_exp(double x) {
-#ifdef __CUDA_ARCH__
+#if KFUSE_DEVICE_CODE
   return exp(x);
 #else
   return exp_poly(x);
@@ -103,7 +103,7 @@ KFUSE_HD float c_log1p_unit(float u) {
   return hd_log1p(u);
 }
 KFUSE_HD double c_log1p_unit(double u) {
-#ifdef __CUDA_ARCH__
+#if KFUSE_DEVICE_CODE
   return hd_log1p(u);
 #else
   return log1p_unit_poly(u);

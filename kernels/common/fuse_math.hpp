@@ -39,42 +39,42 @@ namespace kfuse::detail {
 // ------------------------------------------------------------------ exactly rounded operations
 
 KFUSE_HDI float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fadd_rn(a, b);
 #else
   return a + b;
 #endif
 }
 KFUSE_HDI float sub_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fsub_rn(a, b);
 #else
   return a - b;
 #endif
 }
 KFUSE_HDI float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fmul_rn(a, b);
 #else
   return a * b;
 #endif
 }
 KFUSE_HDI float div_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fdiv_rn(a, b);
 #else
   return a / b;
 #endif
 }
 KFUSE_HDI float sqrt_rn(float a) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fsqrt_rn(a);
 #else
   return std::sqrt(a);
 #endif
 }
 KFUSE_HDI float fma_rn(float a, float b, float c) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fmaf_rn(a, b, c);
 #else
   return std::fma(a, b, c);
@@ -82,42 +82,42 @@ KFUSE_HDI float fma_rn(float a, float b, float c) {
 }
 
 KFUSE_HDI double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __dadd_rn(a, b);
 #else
   return a + b;
 #endif
 }
 KFUSE_HDI double sub_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __dsub_rn(a, b);
 #else
   return a - b;
 #endif
 }
 KFUSE_HDI double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __dmul_rn(a, b);
 #else
   return a * b;
 #endif
 }
 KFUSE_HDI double div_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __ddiv_rn(a, b);
 #else
   return a / b;
 #endif
 }
 KFUSE_HDI double sqrt_rn(double a) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __dsqrt_rn(a);
 #else
   return std::sqrt(a);
 #endif
 }
 KFUSE_HDI double fma_rn(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
+#if KFUSE_DEVICE_CODE
   return __fma_rn(a, b, c);
 #else
   return std::fma(a, b, c);

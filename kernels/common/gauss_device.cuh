@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "device.cuh"
 #include "gauss_math.hpp"
 #include "gauss_problem.hpp"
 
@@ -46,9 +47,7 @@ __device__ __forceinline__ void split_range(const Launch<T>& L, int tile, std::i
 
 // 2^x on the special-function unit (flushes subnormal results to 0; x <= 0 here).
 __device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
+  return ex2_approx_ftz(x);
 }
 __device__ __forceinline__ double fast_exp2(double x) {
   return exp2(x);

@@ -20,6 +20,17 @@
 
 namespace kfuse::test {
 
+// True in the emulation build (KFUSE_CUDA_EMULATION): Cuda contexts are an emulated
+// device on the CPU, thousands of times slower than a GPU. The few cases too large
+// for CI then run at a stated smaller size; a real GPU keeps the full size.
+constexpr bool emulated() {
+#ifdef KFUSE_TEST_EMULATED
+  return true;
+#else
+  return false;
+#endif
+}
+
 inline std::string backend_label(Backend b) {
   return b == Backend::Cuda ? "Cuda" : "Cpu";
 }
