@@ -24,6 +24,7 @@ set(KFUSE_EMU_SOURCES
   emu/src/fiber.cpp
   emu/src/grid.cpp
   emu/src/runtime.cpp
+  emu/src/launch_log.cpp
   ${_kfuse_emu_libs})
 
 # The kernels are C++ here. Device code paths (KFUSE_EMULATED_DEVICE_CODE: the

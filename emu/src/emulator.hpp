@@ -45,6 +45,9 @@ struct Grid {
 // stops it and is returned with its description.
 cudaError_t run_grid(const Grid& grid, std::string* message);
 
+// Appends the launch's configuration to KFUSE_EMU_LAUNCH_LOG when set (launch_log.cpp).
+void log_launch(const LaunchSpec& spec);
+
 // The byte pattern of fresh device memory and shared memory: a signalling NaN as
 // float (low word), double, bf16; a NaN as fp16.
 void fill_uninitialised(void* ptr, std::size_t bytes) noexcept;

@@ -355,6 +355,7 @@ void submit_launch(const LaunchSpec& spec, std::function<void()> body) {
   }
   CUstream_st* s = resolve(spec.stream);
   if (s == nullptr) return reject(cudaErrorInvalidResourceHandle, "a stream that does not exist");
+  log_launch(spec);
   auto grid = std::make_shared<Grid>();
   grid->spec = spec;
   grid->description = where;

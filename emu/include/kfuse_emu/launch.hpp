@@ -23,7 +23,16 @@ struct LaunchSpec {
   dim3 block;
   std::size_t dynamic_smem;
   cudaStream_t stream;
+  std::size_t param_bytes;  // the kernel's parameters laid out as the driver copies them
 };
+
+// The bytes of a kernel's parameter block: each parameter at its alignment, in order.
+template <class... P>
+constexpr std::size_t param_bytes() {
+  std::size_t offset = 0;
+  ((offset = (offset + alignof(P) - 1) / alignof(P) * alignof(P) + sizeof(P)), ...);
+  return offset;
+}
 
 // Checks the configuration (sets the launch error that cudaGetLastError reports) and
 // queues `body`, which every emulated thread of every block runs.
@@ -36,7 +45,7 @@ void launch(void (*kernel)(P...), const char* name, const char* file, int line, 
   // Arguments are copied at the launch, as the driver copies them into the launch.
   auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::forward<A>(args)...);
   submit_launch(LaunchSpec{reinterpret_cast<const void*>(kernel), name, file, line, grid, block,
-                           smem, stream},
+                           smem, stream, param_bytes<std::decay_t<P>...>()},
                 [kernel, params] { std::apply(kernel, *params); });
 }
 
