@@ -59,7 +59,13 @@ kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   layout.experts = p->layout.experts;
   layout.options = plan_options(p->layout.options);
   layout.rows = p->layout.rows;
-  kfuse::MoePlan plan = kfuse::moe_plan_views(layout, p->storage, memory_of(p->memory, op, "plan"));
+  const kfuse::Memory memory = memory_of(p->memory, op, "plan");
+  kfuse::MoePlan plan;
+  try {
+    plan = kfuse::moe_plan_views(layout, p->storage, memory);
+  } catch (const kfuse::Error& e) {  // the C caller's argument is the plan
+    fail(e.status(), op, "plan", e.what());
+  }
   if (p->layout.storage_size != layout.storage_size())
     fail(kfuse::Status::InvalidArgument, op, "plan",
          "layout.storage_size " + std::to_string(p->layout.storage_size) +

@@ -16,6 +16,7 @@
 #include "cpu/moe.hpp"
 #include "device.hpp"
 #include "scratch.hpp"
+#include "checked.hpp"
 #include "validate.hpp"
 #ifdef KFUSE_HAS_CUDA
 #include "../kernels/moe_launch.hpp"
@@ -243,6 +244,10 @@ template <class T>
 void check_weights(const Validator& v, const char* name, const MatrixView<const T>& W,
                    int64_t experts, int64_t k, int64_t n, bool trans) {
   v.matrix(name, W);
+  // K and N come from other views; their product with E must not wrap before comparing.
+  if (!detail::checked_mul(experts, trans ? n : k))
+    v.fail(Status::InvalidArgument, name,
+           "experts * " + std::string(trans ? "N" : "K") + " overflows 64 bits");
   if (!trans) {
     v.extent(name, "rows (experts * K, the input columns)", experts * k, W.rows);
     v.extent(name, "cols (N, the output columns)", n, W.cols);

@@ -29,7 +29,11 @@ namespace {
 __int128 span_bytes(const kfuse_matrix_t& m, int esize) {
   if (m.rows < 0 || m.cols < 0 || esize <= 0) return -1;
   if (m.rows == 0 || m.cols == 0) return 0;
-  return ((__int128)(m.rows - 1) * m.ld + m.cols) * esize;
+  // (rows - 1) * ld fits 127 bits; times the element size it may not: saturate.
+  const __int128 elements = (__int128)(m.rows - 1) * m.ld + m.cols;
+  __int128 bytes;
+  if (__builtin_mul_overflow(elements, (__int128)esize, &bytes)) return ((__int128)1) << 120;
+  return bytes;
 }
 __int128 span_bytes(const kfuse_vector_t& v, int esize) {
   if (v.size < 0 || esize <= 0) return -1;
