@@ -4,20 +4,12 @@
 
 # Headers that come before the toolkit's: <mma.h>, <cub/block/...>, the device
 # language; then the toolkit's own headers for the host API types and declarations.
-# The host libraries (cuBLAS, CUB device-wide, cuFFT: emu/emu_libs.cmake) when present;
-# until they land, placeholders that report "not emulated yet".
-if(EXISTS ${PROJECT_SOURCE_DIR}/emu/emu_libs.cmake)
-  include(${PROJECT_SOURCE_DIR}/emu/emu_libs.cmake)
-  set(_kfuse_emu_libs ${KFUSE_EMU_LIB_SOURCES})
-  set(_kfuse_emu_placeholder_include "")
-else()
-  set(_kfuse_emu_libs emu/src/libs_placeholder.cpp)
-  set(_kfuse_emu_placeholder_include ${PROJECT_SOURCE_DIR}/emu/placeholder/include)
-endif()
+# The host libraries: emulated cuBLAS, CUB device-wide and cuFFT (emu/emu_libs.cmake).
+include(${PROJECT_SOURCE_DIR}/emu/emu_libs.cmake)
 
 add_library(kfuse_emu_headers INTERFACE)
 target_include_directories(kfuse_emu_headers BEFORE INTERFACE
-  ${PROJECT_SOURCE_DIR}/emu/include ${_kfuse_emu_placeholder_include})
+  ${PROJECT_SOURCE_DIR}/emu/include)
 target_include_directories(kfuse_emu_headers SYSTEM INTERFACE ${CUDAToolkit_INCLUDE_DIRS})
 
 set(KFUSE_EMU_SOURCES
@@ -25,7 +17,7 @@ set(KFUSE_EMU_SOURCES
   emu/src/grid.cpp
   emu/src/runtime.cpp
   emu/src/launch_log.cpp
-  ${_kfuse_emu_libs})
+  ${KFUSE_EMU_LIB_SOURCES})
 
 # The kernels are C++ here. Device code paths (KFUSE_EMULATED_DEVICE_CODE: the
 # __*_rn branches of fuse_math.hpp etc.), the device language force-included as nvcc

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../kernels/common/gauss_problem.hpp"
+#include "checked.hpp"
 #include "cpu/gauss.hpp"
 #include "reduce.hpp"
 #include "scratch.hpp"
@@ -271,7 +272,9 @@ void mmd2_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Vecto
                            o.unbiased ? 1.0 / (n * (n - 1)) : 1.0 / (n * n), -2.0 / (m * n)};
   // Three kernel sums as row sums, each reduced in double, then combined, all in
   // the context's memory space: no host synchronisation on a GPU.
-  detail::Scratch rows(ctx, sizeof(T) * static_cast<std::size_t>(2 * X.rows + Y.rows));
+  // d >= 1 bounds each view's rows by 2^63 / sizeof(T): the sum cannot overflow.
+  detail::Scratch rows(ctx,
+                       detail::workspace_bytes(detail::checked_add(2 * X.rows, Y.rows), sizeof(T)));
   detail::Scratch totals(ctx, 3 * sizeof(double));
   T* row_sums = rows.as<T>();
   struct Term {

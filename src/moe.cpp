@@ -13,10 +13,10 @@
 
 #include "../kernels/common/moe_math.hpp"
 #include "../kernels/common/moe_problem.hpp"
+#include "checked.hpp"
 #include "cpu/moe.hpp"
 #include "device.hpp"
 #include "scratch.hpp"
-#include "checked.hpp"
 #include "validate.hpp"
 #ifdef KFUSE_HAS_CUDA
 #include "../kernels/moe_launch.hpp"
@@ -265,7 +265,7 @@ struct Workspace {
   detail::Scratch scratch;
   Workspace(Context& ctx, int64_t rows, int64_t cols)
       : ld(detail::round_up(cols, 16 / static_cast<int64_t>(sizeof(T)))),
-        scratch(ctx, static_cast<std::size_t>(rows * ld) * sizeof(T)) {}
+        scratch(ctx, detail::workspace_bytes(detail::checked_mul(rows, ld), sizeof(T))) {}
   T* data() const { return scratch.as<T>(); }
 };
 
@@ -579,8 +579,10 @@ void wgrad_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> Xp, Matri
   check_aligned(v, "Xp", Xp);
   check_matrix(v, "dYp", dYp, plan.layout.rows, "rows (plan.layout.rows)", -1, "cols (N)");
   check_aligned(v, "dYp", dYp);
-  check_matrix(v, "dW", dW, plan.layout.experts * Xp.cols, "rows (experts * K)", dYp.cols,
-               "cols (N, the cols of dYp)");
+  const std::optional<int64_t> dw_rows = detail::checked_mul(plan.layout.experts, Xp.cols);
+  if (!dw_rows)
+    v.fail(Status::InvalidArgument, "Xp", "experts * K (the cols of Xp) overflows 64 bits");
+  check_matrix(v, "dW", dW, *dw_rows, "rows (experts * K)", dYp.cols, "cols (N, the cols of dYp)");
   check_aligned(v, "dW", dW);
   v.disjoint("dW", dW, "Xp", Xp);
   v.disjoint("dW", dW, "dYp", dYp);

@@ -8,6 +8,15 @@
 
 namespace kfuse::detail {
 
+std::size_t workspace_bytes(std::optional<std::int64_t> count, std::size_t element_bytes) {
+  std::size_t bytes;
+  if (!count || *count < 0 ||
+      __builtin_mul_overflow(static_cast<std::size_t>(*count), element_bytes, &bytes) ||
+      bytes > static_cast<std::size_t>(INT64_MAX))
+    throw Error(Status::OutOfMemory, "a workspace's size overflows 64 bits");
+  return bytes;
+}
+
 Scratch::Scratch(Context& ctx, std::size_t bytes) : ctx_(ctx), bytes_(bytes) {
   if (bytes == 0) return;
   if (ctx.backend() == Backend::Cuda) {

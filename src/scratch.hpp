@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "kfuse/context.hpp"
 
@@ -12,6 +14,11 @@ namespace kfuse::detail {
 
 // Device workspace alignment every kernel may rely on (Allocator's contract).
 constexpr std::size_t kDeviceAlignment = 256;
+
+// The bytes of a workspace of `count` elements, where `count` was derived from caller
+// extents with the checked arithmetic of checked.hpp (nullopt when that overflowed). Past
+// 64 bits no such buffer can exist: OutOfMemory, never a wrapped size.
+std::size_t workspace_bytes(std::optional<std::int64_t> count, std::size_t element_bytes);
 
 class Scratch {
  public:

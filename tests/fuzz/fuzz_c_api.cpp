@@ -137,7 +137,12 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<boo
     case 5: {  // memory location: the device, or outside the enumeration
       const int v = rng.pick(std::vector<int>{KFUSE_DEVICE, -1, 2, 99});
       set_enum(matrix ? a.m.memory : a.v.memory, v);
-      reject("memory " + std::to_string(v));
+      // An empty view's location is never looked at (nothing is read through it);
+      // a value outside the enumeration is rejected all the same.
+      if (v == KFUSE_DEVICE && span_bytes(a) == 0)
+        log("memory device, empty view");
+      else
+        reject("memory " + std::to_string(v));
       return true;
     }
     case 6:
@@ -214,6 +219,10 @@ bool mutate_arg(Case& c, int index, Rng& rng, const Settings& s, std::vector<boo
       const int old = matrix ? enum_int(a.m.dtype) : enum_int(a.v.dtype);
       const int v = static_cast<int>(rng.below(6));
       if (v == old || dtype_size(v) > a.esize) return false;  // never a wider element
+      if (!a.dtype_choice) {
+        if (c.dtype_changed) return false;
+        c.dtype_changed = true;
+      }
       set_enum(matrix ? a.m.dtype : a.v.dtype, v);
       a.esize = dtype_size(v);  // the elements the view now describes (buffer: wide enough)
       if (a.dtype_choice)

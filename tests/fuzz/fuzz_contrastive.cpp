@@ -54,7 +54,8 @@ void scalar(Builder& b, kfuse_loss_scalar_t& s, const std::string& name, double 
                                   m->data = nullptr;
                                   m->size = 0;
                                 },
-                                false});
+                                false, -1, false,
+                                /*exclusive: an earlier mutation may have aliased it*/ true});
 }
 
 // The common options of both losses.

@@ -154,6 +154,7 @@ struct Case {
   bool null_options_valid = false;  // NULL options mean the defaults
   bool uses_ctx = true;
   bool extent_changed = false;    // one extent mutation per case (two could agree again)
+  bool dtype_changed = false;     // one dtype change per case, for the same reason
   bool build_may_refuse = false;  // Unsupported without an argument (a CPU-only build)
 
   const kfuse_matrix_t* M(int i) { return args[i].present ? &args[i].m : nullptr; }

@@ -148,7 +148,9 @@ void plan_layout(Builder& b) {
         c.option_mutations.push_back({std::string(names[i]) + " = " + std::to_string(v),
                                       [a, i, v] { (*a)[i] = v; }, i != 0});
   }
-  c.option_mutations.push_back({"top_k = experts + 1", [a] { (*a)[1] = (*a)[2] + 1; }, true});
+  // After a huge-experts mutation there is no larger top_k: -1 keeps the call invalid.
+  c.option_mutations.push_back(
+      {"top_k = experts + 1", [a] { (*a)[1] = (*a)[2] < INT64_MAX ? (*a)[2] + 1 : -1; }, true});
   b.int_option("pad_to", &o->pad_to, 1, 65536, b.settings().huge);
   b.int_option("capacity", &o->capacity, 0, INT32_MAX, b.settings().huge);
   const bool null_out = r.chance(0.1);
