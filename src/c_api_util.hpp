@@ -10,6 +10,7 @@
 
 #include "kfuse/kfuse.h"
 #include "kfuse/kfuse.hpp"
+#include "validate.hpp"
 
 struct kfuse_context_s {
   kfuse::Context ctx;
@@ -42,7 +43,7 @@ inline kfuse_status_t guarded(F&& body) noexcept {
 
 [[noreturn]] inline void fail(kfuse::Status status, const char* op, const char* argument,
                               const std::string& what) {
-  throw kfuse::Error(status, std::string(op) + ": argument '" + argument + "': " + what);
+  kfuse::detail::argument_error(status, op, argument, what);
 }
 
 inline kfuse::Context& context_of(kfuse_context_t ctx, const char* op) {

@@ -232,10 +232,7 @@ Region region(const char* name, const View& view) {
 }
 
 bool overlaps(const Region& a, const Region& b) {
-  if (a.data == nullptr || b.data == nullptr || a.bytes == 0 || b.bytes == 0) return false;
-  const auto pa = reinterpret_cast<std::uintptr_t>(a.data);
-  const auto pb = reinterpret_cast<std::uintptr_t>(b.data);
-  return pa < pb + b.bytes && pb < pa + a.bytes;
+  return detail::ranges_overlap(a.data, a.bytes, b.data, b.bytes);
 }
 
 // Outputs must not overlap the inputs nor each other: backends read inputs while
@@ -855,8 +852,8 @@ void check_query(const Context& ctx, const char* op, std::int64_t Na, std::int64
   const std::pair<const char*, std::int64_t> extents[] = {{"Na", Na}, {"Nb", Nb}, {"d", d}};
   for (const auto& [name, value] : extents)
     if (value < 1)
-      throw Error(Status::ShapeMismatch, std::string(op) + ": argument '" + name +
-                                             "': expected >= 1, got " + std::to_string(value));
+      detail::argument_error(Status::ShapeMismatch, op, name,
+                             "expected >= 1, got " + std::to_string(value));
   check_extents(Validator(op, ctx), Na, Nb, d, "Na", "Nb");
   const int p = static_cast<int>(pass);
   if (p < 0 || p > 2)

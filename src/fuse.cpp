@@ -25,16 +25,12 @@ namespace kfuse {
 
 namespace {
 
-[[noreturn]] void width_fail(const char* op, const std::string& argument, const std::string& what) {
-  throw Error(Status::InvalidArgument, std::string(op) + ": argument '" + argument + "': " + what);
-}
-
 // 0 <= value <= limit, or InvalidArgument naming the argument.
 void check_width_bound(const char* op, const std::string& argument, std::int64_t value,
                        std::int64_t limit) {
   if (value < 0 || value > limit)
-    width_fail(
-        op, argument,
+    detail::argument_error(
+        Status::InvalidArgument, op, argument,
         "expected 0 <= value <= " + std::to_string(limit) + ", got " + std::to_string(value));
 }
 
@@ -62,7 +58,9 @@ std::int64_t cross_modal_width(const CrossModalOptions& o, std::int64_t shared_d
                        o.image_dim),
         2 * side_width(op, "options.text_expert", o.text_expert, "options.text_dim", o.text_dim)}) {
     const std::optional<std::int64_t> product = detail::checked_mul(width, factor);
-    if (!product) width_fail(op, "options", "the cross-modal width overflows 64 bits");
+    if (!product)
+      detail::argument_error(Status::InvalidArgument, op, "options",
+                             "the cross-modal width overflows 64 bits");
     width = *product;
   }
   return width;

@@ -119,7 +119,7 @@ void copy_counts_to_host(Context& ctx, const std::int32_t* counts, std::int64_t 
 
 [[noreturn]] void layout_fail(const char* op, const std::string& argument,
                               const std::string& what) {
-  throw Error(Status::InvalidArgument, std::string(op) + ": argument '" + argument + "': " + what);
+  detail::argument_error(Status::InvalidArgument, op, argument, what);
 }
 
 // The layout's extents and options; `prefix` names them ("" or "plan.layout.").
@@ -162,17 +162,6 @@ void check_layout(const char* op, const std::string& prefix, const MoePlanLayout
     layout_fail(op, prefix + "rows",
                 "expected the bound for the layout's extents and options (" + std::to_string(rows) +
                     "), got " + std::to_string(L.rows));
-}
-
-// Whether two int32 arrays (sizes already checked against the plan) share an element.
-bool arrays_overlap(const VectorView<std::int32_t>& a, const VectorView<std::int32_t>& b) {
-  if (a.data == nullptr || b.data == nullptr || a.size == 0 || b.size == 0) return false;
-  const auto pa = reinterpret_cast<std::uintptr_t>(a.data);
-  const auto pb = reinterpret_cast<std::uintptr_t>(b.data);
-  const auto bytes = [](const VectorView<std::int32_t>& v) {
-    return static_cast<std::uintptr_t>(v.size) * sizeof(std::int32_t);
-  };
-  return pa < pb + bytes(b) && pb < pa + bytes(a);
 }
 
 // A plan's layout and arrays: consistent extents, in the context's memory space.
@@ -341,7 +330,7 @@ void plan_impl(Context& ctx, MatrixView<const std::int32_t> ids, const MoePlan& 
     const bool is_plan = i + 1 < std::size(outputs);
     v.disjoint(is_plan ? "plan" : outputs[i].first, *outputs[i].second, "ids", ids);
     for (std::size_t j = 0; j < i; ++j)
-      if (arrays_overlap(*outputs[i].second, *outputs[j].second))
+      if (detail::views_overlap(*outputs[i].second, *outputs[j].second))
         v.fail(Status::InvalidArgument, outputs[i].first,
                std::string("must not overlap the output '") + outputs[j].first + "'");
   }

@@ -6,8 +6,13 @@
 
 namespace kfuse::detail {
 
+void argument_error(Status status, const char* op, const std::string& argument,
+                    const std::string& what) {
+  throw Error(status, std::string(op) + ": argument '" + argument + "': " + what);
+}
+
 void Validator::fail(Status status, const std::string& argument, const std::string& what) const {
-  throw Error(status, std::string(op_) + ": argument '" + argument + "': " + what);
+  argument_error(status, op_, argument, what);
 }
 
 void Validator::location(const char* name, Memory memory, const void* data) const {
@@ -25,7 +30,7 @@ void Validator::location(const char* name, Memory memory, const void* data) cons
              (actual == PointerKind::Host ? "host" : "device") + " memory");
 }
 
-bool Validator::overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
   if (a == nullptr || b == nullptr || a_bytes == 0 || b_bytes == 0) return false;
   const auto pa = reinterpret_cast<std::uintptr_t>(a);
   const auto pb = reinterpret_cast<std::uintptr_t>(b);

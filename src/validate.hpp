@@ -27,6 +27,19 @@ std::size_t span_bytes(const VectorView<T>& v) {
   return static_cast<std::size_t>(checked_bytes(v.data, v.size, sizeof(T)).value_or(0));
 }
 
+// The one form of an argument error: "op: argument 'name': what".
+[[noreturn]] void argument_error(Status status, const char* op, const std::string& argument,
+                                 const std::string& what);
+
+// Whether [a, a + a_bytes) and [b, b + b_bytes) share a byte (never for a null or empty range).
+bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes);
+
+// Whether two views share a byte. A and B: MatrixView or VectorView.
+template <class A, class B>
+bool views_overlap(const A& a, const B& b) {
+  return ranges_overlap(a.data, span_bytes(a), b.data, span_bytes(b));
+}
+
 class Validator {
  public:
   Validator(const char* op, const Context& ctx) : op_(op), ctx_(ctx) {}
@@ -99,7 +112,7 @@ class Validator {
   // they write outputs. Out and In: MatrixView or VectorView.
   template <class Out, class In>
   void disjoint(const char* out_name, const Out& out, const char* in_name, const In& in) const {
-    if (overlaps(out.data, span_bytes(out), in.data, span_bytes(in)))
+    if (views_overlap(out, in))
       fail(Status::InvalidArgument, out_name,
            std::string("must not overlap input '") + in_name + "'");
   }
@@ -116,7 +129,6 @@ class Validator {
     s << v;
     return s.str();
   }
-  static bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes);
 
   const char* op_;
   const Context& ctx_;
