@@ -130,14 +130,15 @@ inline kfuse::Precision precision_of(const kfuse_precision_t& p, const char* op)
   return enum_of<kfuse::Precision>(p, op, "precision");
 }
 
-// `actual` must be `expected` (a constant, or a dtype already checked).
+// `actual` must be `expected` (a constant, or a dtype already checked). The message
+// names only the dtype: `expected` may be fixed (an f32 output) or follow an input.
 inline void expect_dtype(const kfuse_dtype_t& actual, kfuse_dtype_t expected, const char* op,
                          const char* argument) {
   const kfuse::DType a = checked_dtype(actual, op, argument);
   if (a != static_cast<kfuse::DType>(expected))
     fail(kfuse::Status::InvalidArgument, op, argument,
          std::string("expected dtype ") + kfuse::dtype_name(static_cast<kfuse::DType>(expected)) +
-             " (that of the first matrix), got " + kfuse::dtype_name(a));
+             ", got " + kfuse::dtype_name(a));
 }
 
 template <class T>

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "backend.hpp"
 #include "context_impl.hpp"
 #include "device.hpp"
 #include "kfuse/error.hpp"
@@ -23,11 +24,7 @@ int cuda_device_count() noexcept {
 }
 
 bool built_with_cuda() noexcept {
-#ifdef KFUSE_HAS_CUDA
-  return true;
-#else
-  return false;
-#endif
+  return detail::kBuiltWithCuda;
 }
 
 Context::Impl::~Impl() {

@@ -21,13 +21,12 @@
 
 #include "../kernels/common/contrastive_plan.hpp"
 #include "../kernels/common/contrastive_problem.hpp"
+#include "../kernels/contrastive_launch.hpp"
+#include "backend.hpp"
 #include "cpu/contrastive.hpp"
 #include "reduce.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
-#ifdef KFUSE_HAS_CUDA
-#include "../kernels/contrastive_launch.hpp"
-#endif
 
 namespace kfuse {
 namespace {
@@ -44,63 +43,42 @@ constexpr double kMaxAbsBias = 65536.0;              // 2^16
 // ------------------------------------------------------------------ dispatch
 
 cd::Machine machine_of(const Context& ctx) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return {true, cuda::contrastive::sm_count(ctx)};
-#endif
-  (void)ctx;
-  return {false, 0};
+  return KFUSE_DISPATCH(ctx, (cd::Machine{true, cuda::contrastive::sm_count(ctx)}),
+                        (cd::Machine{false, 0}));
 }
 
 void run(Context& ctx, const cd::Forward& p) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::contrastive::forward(ctx, p);
-#endif
-  (void)ctx;
-  cpu::contrastive_forward(p);
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p), cpu::contrastive_forward(p));
 }
 
 void run(Context& ctx, const cd::Backward& p) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::contrastive::backward(ctx, p);
-#endif
-  (void)ctx;
-  cpu::contrastive_backward(p);
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::backward(ctx, p), cpu::contrastive_backward(p));
 }
 
 // Labels in ctx's memory, readable on the host (a device copy synchronises).
 std::vector<std::int64_t> labels_on_host(Context& ctx, const VectorView<const std::int64_t>& l) {
   std::vector<std::int64_t> host(static_cast<std::size_t>(l.size));
   const std::size_t bytes = host.size() * sizeof(std::int64_t);
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) {
-    cuda::contrastive::copy_to_host(ctx, l.data, bytes, host.data());
-    return host;
-  }
-#endif
-  (void)ctx;
-  if (bytes > 0) std::memcpy(host.data(), l.data, bytes);
+  if (bytes > 0)
+    KFUSE_DISPATCH(ctx, cuda::contrastive::copy_to_host(ctx, l.data, bytes, host.data()),
+                   (void)std::memcpy(host.data(), l.data, bytes));
   return host;
+}
+
+[[noreturn]] void no_cpu_atomics() {
+  throw Error(Status::Internal, "contrastive: atomic accumulation requested on the CPU");
 }
 
 // GPU with deterministic = false only: dQ accumulated in fp32 by the P pass.
 void zero_accumulator(Context& ctx, float* p, std::size_t bytes) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::contrastive::fill_zero(ctx, p, bytes);
-#endif
-  (void)ctx;
-  (void)p;
-  (void)bytes;
-  throw Error(Status::Internal, "contrastive: atomic accumulation requested on the CPU");
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::fill_zero(ctx, p, bytes), no_cpu_atomics());
 }
 
 void store_accumulator(Context& ctx, const float* src, std::int64_t ld_src, std::int64_t rows,
                        std::int64_t d, void* dst, DType dtype, std::int64_t ld_dst) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda)
-    return cuda::contrastive::store_rows(ctx, src, ld_src, rows, d, dst, dtype, ld_dst);
-#endif
-  (void)ctx, (void)src, (void)ld_src, (void)rows, (void)d, (void)dst, (void)dtype, (void)ld_dst;
-  throw Error(Status::Internal, "contrastive: atomic accumulation requested on the CPU");
+  return KFUSE_DISPATCH(
+      ctx, cuda::contrastive::store_rows(ctx, src, ld_src, rows, d, dst, dtype, ld_dst),
+      no_cpu_atomics());
 }
 
 // ------------------------------------------------------------------ validation

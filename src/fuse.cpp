@@ -13,13 +13,12 @@
 #include <vector>
 
 #include "../kernels/common/fuse_problem.hpp"
+#include "../kernels/fuse_launch.hpp"
+#include "backend.hpp"
 #include "checked.hpp"
 #include "cpu/fuse.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
-#ifdef KFUSE_HAS_CUDA
-#include "../kernels/fuse_launch.hpp"
-#endif
 
 namespace kfuse {
 
@@ -83,54 +82,30 @@ using detail::Validator;
 
 template <class W>
 void run_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::fuse_inv_norms<W>(ctx, op, n, out);
-#endif
-  (void)ctx;
-  cpu::fuse_inv_norms<W>(op, n, out);
+  return KFUSE_DISPATCH(ctx, cuda::fuse_inv_norms<W>(ctx, op, n, out),
+                        cpu::fuse_inv_norms<W>(op, n, out));
 }
 
 void run_random(Context& ctx, const RandomMatrix& r, float* out) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::fuse_random_matrix(ctx, r, out);
-#endif
-  (void)ctx;
-  cpu::fuse_random_matrix(r, out);
+  return KFUSE_DISPATCH(ctx, cuda::fuse_random_matrix(ctx, r, out),
+                        cpu::fuse_random_matrix(r, out));
 }
 
 template <class W>
 void run_kron(Context& ctx, const KronProblem& p) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::kron_fuse<W>(ctx, p);
-#endif
-  (void)ctx;
-  cpu::kron_fuse<W>(p);
+  return KFUSE_DISPATCH(ctx, cuda::kron_fuse<W>(ctx, p), cpu::kron_fuse<W>(p));
 }
 
 void run_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::fuse_projection(ctx, p, precision);
-#endif
-  (void)ctx;
-  (void)precision;
-  cpu::fuse_projection(p);
+  return KFUSE_DISPATCH(ctx, cuda::fuse_projection(ctx, p, precision), cpu::fuse_projection(p));
 }
 
 void run_sketch(Context& ctx, const SketchProblem& p) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::tensor_sketch(ctx, p);
-#endif
-  (void)ctx;
-  cpu::tensor_sketch(p);
+  return KFUSE_DISPATCH(ctx, cuda::tensor_sketch(ctx, p), cpu::tensor_sketch(p));
 }
 
 void run_topk(Context& ctx, const TopkProblem& p, Precision precision) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::product_topk(ctx, p, precision);
-#endif
-  (void)ctx;
-  (void)precision;
-  cpu::product_topk(p);
+  return KFUSE_DISPATCH(ctx, cuda::product_topk(ctx, p, precision), cpu::product_topk(p));
 }
 
 // ------------------------------------------------------------------ validation

@@ -8,14 +8,13 @@
 #include <string>
 
 #include "../kernels/common/gauss_problem.hpp"
+#include "../kernels/gauss_launch.hpp"
+#include "backend.hpp"
 #include "checked.hpp"
 #include "cpu/gauss.hpp"
 #include "reduce.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
-#ifdef KFUSE_HAS_CUDA
-#include "../kernels/gauss_launch.hpp"
-#endif
 
 namespace kfuse {
 namespace {
@@ -27,12 +26,7 @@ using detail::Validator;
 
 template <class T>
 void run(Context& ctx, const GaussSum<T>& p, const GaussEpilogue<T>& e, Precision precision) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::gauss_sum(ctx, p, e, precision);
-#endif
-  (void)precision;
-  (void)ctx;
-  cpu::gauss_sum(p, e);
+  return KFUSE_DISPATCH(ctx, cuda::gauss_sum(ctx, p, e, precision), cpu::gauss_sum(p, e));
 }
 
 void check_precision(const Validator& v, Precision precision) {

@@ -13,14 +13,13 @@
 
 #include "../kernels/common/moe_math.hpp"
 #include "../kernels/common/moe_problem.hpp"
+#include "../kernels/moe_launch.hpp"
+#include "backend.hpp"
 #include "checked.hpp"
 #include "cpu/moe.hpp"
 #include "device.hpp"
 #include "scratch.hpp"
 #include "validate.hpp"
-#ifdef KFUSE_HAS_CUDA
-#include "../kernels/moe_launch.hpp"
-#endif
 
 namespace kfuse {
 namespace {
@@ -32,87 +31,47 @@ using std::int64_t;
 
 template <class L>
 void run(Context& ctx, const detail::RouterArgs<L>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_router_topk(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_router_topk(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_router_topk(ctx, a), cpu::moe_router_topk(a));
 }
 void run(Context& ctx, const detail::PlanArgs& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_plan(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_plan(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_plan(ctx, a), cpu::moe_plan(a));
 }
 template <class T>
 void run(Context& ctx, const detail::ScatterArgs<T>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_scatter(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_scatter(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_scatter(ctx, a), cpu::moe_scatter(a));
 }
 template <class T>
 void run(Context& ctx, const detail::CombineArgs<T>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_combine(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_combine(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_combine(ctx, a), cpu::moe_combine(a));
 }
 template <class T>
 void run(Context& ctx, const detail::GatherBackwardArgs<T>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_gather_backward(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_gather_backward(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_gather_backward(ctx, a), cpu::moe_gather_backward(a));
 }
 template <class T>
 void run(Context& ctx, const detail::GroupedGemmArgs<T>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_grouped_gemm(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_grouped_gemm(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_grouped_gemm(ctx, a), cpu::moe_grouped_gemm(a));
 }
 template <class T>
 void run(Context& ctx, const detail::WgradArgs<T>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_wgrad(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_wgrad(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_wgrad(ctx, a), cpu::moe_wgrad(a));
 }
 template <class T>
 void run(Context& ctx, const detail::SwigluBackwardArgs<T>& a) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_swiglu_backward(ctx, a);
-#endif
-  (void)ctx;
-  cpu::moe_swiglu_backward(a);
+  return KFUSE_DISPATCH(ctx, cuda::moe_swiglu_backward(ctx, a), cpu::moe_swiglu_backward(a));
 }
 // Device ids in range? (One host synchronisation; Cuda only.)
 bool device_ids_valid(Context& ctx, const MatrixView<const std::int32_t>& ids,
                       std::int64_t experts) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda)
-    return cuda::moe_ids_valid(ctx, ids.data, ids.ld, ids.rows, ids.cols, experts);
-#endif
-  (void)ctx;
-  (void)ids;
-  (void)experts;
-  return true;
+  return KFUSE_DISPATCH(
+      ctx, cuda::moe_ids_valid(ctx, ids.data, ids.ld, ids.rows, ids.cols, experts), true);
 }
 // host <- counts (waits for the stream on a Cuda context).
 void copy_counts_to_host(Context& ctx, const std::int32_t* counts, std::int64_t n,
                          std::int32_t* host) {
-#ifdef KFUSE_HAS_CUDA
-  if (ctx.backend() == Backend::Cuda) return cuda::moe_copy_to_host(ctx, counts, n, host);
-#endif
-  (void)ctx;
-  std::memcpy(host, counts, static_cast<std::size_t>(n) * sizeof(std::int32_t));
+  return KFUSE_DISPATCH(
+      ctx, cuda::moe_copy_to_host(ctx, counts, n, host),
+      (void)std::memcpy(host, counts, static_cast<std::size_t>(n) * sizeof(std::int32_t)));
 }
 
 // ------------------------------------------------------------------ checks

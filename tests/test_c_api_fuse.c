@@ -103,6 +103,14 @@ int main(void) {
     bad[1] = host(b, N, D2, KFUSE_F64);
     CHECK(kfuse_rp_fuse(ctx, bad, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
     CHECK(strstr(kfuse_last_error(), "inputs[1]") != NULL);
+    /* bf16 inputs, an f64 output: out's dtype is fixed (f32), not that of the inputs */
+    bad[0] = host(a, N, D1, KFUSE_BF16);
+    bad[1] = host(b, N, D2, KFUSE_BF16);
+    out = host(z, N, L / 2, KFUSE_F64);
+    CHECK(kfuse_rp_fuse(ctx, bad, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "'out': expected dtype f32, got f64") != NULL);
+    CHECK(strstr(kfuse_last_error(), "first matrix") == NULL);
+    out = host(z, N, L, KFUSE_F32);
     o.side_count = 9;
     CHECK(kfuse_rp_fuse(ctx, in, 2, &out, &o) == KFUSE_INVALID_ARGUMENT);
     CHECK(strstr(kfuse_last_error(), "side_count") != NULL);
