@@ -88,9 +88,9 @@
 // losses and gradients, and duplicates in direction Both a NaN loss, never an
 // out-of-bounds access. The determinism promised above (`deterministic`) does not
 // cover such unchecked duplicates: on a GPU the column quantities of a column named
-// by several rows take the positive logit of whichever of those rows is stored last. Device-resident scalars
-// (LossScalar::device) are read by the kernels: no synchronisation, and no
-// validation of their values (a non-finite t or b gives NaN).
+// by several rows take the positive logit of whichever of those rows is stored last.
+// Device-resident scalars (LossScalar::device) are read by the kernels: no
+// synchronisation, and no validation of their values (a non-finite t or b gives NaN).
 #pragma once
 
 #include <cstddef>

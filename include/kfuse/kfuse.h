@@ -92,9 +92,9 @@ kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx);
 }
 #endif
 
-#include "kfuse/kfuse_gauss.h"
-#include "kfuse/kfuse_fuse.h"
-#include "kfuse/kfuse_moe.h"
 #include "kfuse/kfuse_contrastive.h"
+#include "kfuse/kfuse_fuse.h"
+#include "kfuse/kfuse_gauss.h"
+#include "kfuse/kfuse_moe.h"
 
 #endif /* KFUSE_KFUSE_H */

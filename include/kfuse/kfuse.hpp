@@ -3,11 +3,11 @@
 #pragma once
 
 #include "kfuse/context.hpp"
-#include "kfuse/error.hpp"
-#include "kfuse/gauss.hpp"
-#include "kfuse/fuse.hpp"
-#include "kfuse/moe.hpp"
 #include "kfuse/contrastive.hpp"
+#include "kfuse/error.hpp"
+#include "kfuse/fuse.hpp"
+#include "kfuse/gauss.hpp"
+#include "kfuse/moe.hpp"
 #include "kfuse/precision.hpp"
 #include "kfuse/version.hpp"
 #include "kfuse/view.hpp"

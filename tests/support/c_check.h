@@ -10,7 +10,7 @@ static int failures = 0;
   do {                                                                         \
     if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                     \
+      ++failures;                                                              \
     }                                                                          \
   } while (0)
 
