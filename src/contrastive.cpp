@@ -147,13 +147,6 @@ void check_scalar(const Validator& v, const char* name, const LossScalar& s, Sca
   }
 }
 
-void check_precision(const Validator& v, Precision precision) {
-  const int value = static_cast<int>(precision);
-  if (value < 0 || value > static_cast<int>(Precision::BF16))
-    v.fail(Status::InvalidArgument, "precision",
-           "expected Exact, TF32 or BF16, got " + std::to_string(value));
-}
-
 // Which values the labels of a call may take.
 struct LabelRule {
   const char* size_what;  // "size (Na)"
@@ -481,16 +474,13 @@ void run_gradients(Context& ctx, const GradientPlan& plan, cd::Backward bp, cd::
 // ------------------------------------------------------------------ CLIP
 
 void check_clip_options(const Validator& v, const ClipLossOptions& o) {
-  const int dir = static_cast<int>(o.direction);
-  if (dir < 0 || dir > 2)
-    v.fail(Status::InvalidArgument, "direction",
-           "expected Both, AtoB or BtoA, got " + std::to_string(dir));
+  v.enumeration("direction", o.direction, ClipDirection::BtoA, "Both, AtoB or BtoA");
   check_scalar(v, "logit_scale", o.logit_scale, ScalarKind::LogScale);
   check_scalar(v, "bias", o.bias, ScalarKind::Bias);
   if (!(std::isfinite(o.label_smoothing) && o.label_smoothing >= 0.0 && o.label_smoothing < 1.0))
     v.fail(Status::InvalidArgument, "label_smoothing",
            "expected a value in [0, 1), got " + number(o.label_smoothing));
-  check_precision(v, o.precision);
+  v.precision(o.precision);
 }
 
 template <class T>
@@ -692,7 +682,7 @@ void check_siglip_inputs(Context& ctx, const Validator& v, const MatrixView<cons
   check_embeddings(v, A, B);
   check_scalar(v, "logit_scale", o.logit_scale, ScalarKind::LogScale);
   check_scalar(v, "bias", o.bias, ScalarKind::Bias);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   check_labels(ctx, v, labels, LabelRule{"size (Na)", A.rows, -1, B.rows, false},
                o.check_device_labels, A.rows, B.rows);
   inputs = {region("A", A), region("B", B), region("labels", labels),
@@ -832,13 +822,10 @@ void check_query(const Context& ctx, const char* op, std::int64_t Na, std::int64
     if (value < 1)
       detail::argument_error(Status::ShapeMismatch, op, name,
                              "expected >= 1, got " + std::to_string(value));
-  check_extents(Validator(op, ctx), Na, Nb, d, "Na", "Nb");
-  const int p = static_cast<int>(pass);
-  if (p < 0 || p > 2)
-    throw Error(Status::InvalidArgument, std::string(op) +
-                                             ": argument 'pass': expected Forward, Backward or "
-                                             "ForwardBackward, got " +
-                                             std::to_string(p));
+  const Validator v(op, ctx);
+  check_extents(v, Na, Nb, d, "Na", "Nb");
+  v.enumeration("pass", pass, ContrastivePass::ForwardBackward,
+                "Forward, Backward or ForwardBackward");
 }
 
 }  // namespace

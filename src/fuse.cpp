@@ -113,27 +113,6 @@ void run_topk(Context& ctx, const TopkProblem& p, Precision precision) {
 const char* const kInputNames[kMaxFuseInputs] = {"inputs[0]", "inputs[1]", "inputs[2]",
                                                  "inputs[3]"};
 
-void check_precision(const Validator& v, Precision precision) {
-  const int value = static_cast<int>(precision);
-  if (value < 0 || value > static_cast<int>(Precision::BF16))
-    v.fail(Status::InvalidArgument, "precision",
-           "expected Exact, TF32 or BF16, got " + std::to_string(value));
-}
-
-void check_distribution(const Validator& v, RpDistribution d) {
-  const int value = static_cast<int>(d);
-  if (value < 0 || value > static_cast<int>(RpDistribution::Rademacher))
-    v.fail(Status::InvalidArgument, "distribution",
-           "expected Uniform, Gaussian or Rademacher, got " + std::to_string(value));
-}
-
-void check_scaling(const Validator& v, RpScaling s) {
-  const int value = static_cast<int>(s);
-  if (value < 0 || value > static_cast<int>(RpScaling::AuthorsCompat))
-    v.fail(Status::InvalidArgument, "scaling",
-           "expected Unbiased or AuthorsCompat, got " + std::to_string(value));
-}
-
 // A width (columns of an input or of out, the number of random features) within
 // kMaxFuseWidth.
 void check_width(const Validator& v, const char* name, const char* what, std::int64_t width) {
@@ -146,10 +125,7 @@ void check_width(const Validator& v, const char* name, const char* what, std::in
 // random Fourier features (rff_features >= 1).
 void check_side(const Validator& v, const std::string& name, const FuseSide& side,
                 bool feature_map) {
-  const int kind = static_cast<int>(side.kernel);
-  if (kind < 0 || kind > static_cast<int>(SideKernel::Rbf))
-    v.fail(Status::InvalidArgument, name + ".kernel",
-           "expected Linear, Cosine or Rbf, got " + std::to_string(kind));
+  v.enumeration(name + ".kernel", side.kernel, SideKernel::Rbf, "Linear, Cosine or Rbf");
   if (side.kernel != SideKernel::Rbf) return;
   v.positive_finite((name + ".sigma").c_str(), side.sigma);
   if (feature_map && (side.rff_features < 1 || side.rff_features > kMaxFuseWidth / 2))
@@ -348,9 +324,10 @@ void rp_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matri
   v.extent("out", "rows (the rows of the inputs)", n, out.rows);
   v.at_least("out", "cols (l, the number of random features)", 1, out.cols);
   check_width(v, "out", "cols (l, the number of random features)", out.cols);
-  check_distribution(v, o.distribution);
-  check_scaling(v, o.scaling);
-  check_precision(v, o.precision);
+  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
+                "Uniform, Gaussian or Rademacher");
+  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
+  v.precision(o.precision);
   check_out_disjoint(v, out, inputs);
   if (n == 0) return;
 
@@ -459,9 +436,10 @@ void cross_rp_impl(Context& ctx, Modality modality, MatrixView<const T> shared,
   v.extent("out", "rows (the rows of shared)", shared.rows, out.rows);
   v.at_least("out", "cols (l, the number of random features)", 1, out.cols);
   check_width(v, "out", "cols (l, the number of random features)", out.cols);
-  check_distribution(v, o.distribution);
-  check_scaling(v, o.scaling);
-  check_precision(v, o.precision);
+  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
+                "Uniform, Gaussian or Rademacher");
+  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
+  v.precision(o.precision);
   v.disjoint("out", out, "shared", shared);
   v.disjoint("out", out, "expert", expert);
   if (shared.rows == 0) return;
@@ -608,7 +586,7 @@ void topk_impl(Context& ctx, MatrixView<const T> Q1, MatrixView<const T> Q2, Mat
   check_side(v, "side1", o.side1, false);
   check_side(v, "side2", o.side2, false);
   v.finite("C", o.C);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   v.matrix("indices", indices);
   v.matrix("scores", scores);
   const std::int64_t M = Q1.rows, N = G1.rows, k = indices.cols;
@@ -723,7 +701,8 @@ void rp_projection_matrix(Context& ctx, int input, MatrixView<float> out, const 
     v.fail(Status::InvalidArgument, "input",
            "expected 0 <= input < " + std::to_string(kMaxFuseInputs) + ", got " +
                std::to_string(input));
-  check_distribution(v, o.distribution);
+  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
+                "Uniform, Gaussian or Rademacher");
   v.matrix("out", out);
   if (out.empty()) return;
   RandomMatrix r = projection_matrix(o.seed, input, o.distribution, out.rows, out.cols);

@@ -29,13 +29,6 @@ void run(Context& ctx, const GaussSum<T>& p, const GaussEpilogue<T>& e, Precisio
   return KFUSE_DISPATCH(ctx, cuda::gauss_sum(ctx, p, e, precision), cpu::gauss_sum(p, e));
 }
 
-void check_precision(const Validator& v, Precision precision) {
-  const int value = static_cast<int>(precision);
-  if (value < 0 || value > static_cast<int>(Precision::BF16))
-    v.fail(Status::InvalidArgument, "precision",
-           "expected Exact, TF32 or BF16, got " + std::to_string(value));
-}
-
 // X [M x d] and Y [N x d] with d >= 1.
 template <class T>
 void check_points(const Validator& v, const char* x_name, const MatrixView<const T>& X,
@@ -96,7 +89,7 @@ void matvec_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Mat
   v.positive_finite("sigma", o.sigma);
   v.finite("alpha", o.alpha);
   v.finite("beta", o.beta);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   v.disjoint("out", out, "X", X);
   v.disjoint("out", out, "Y", Y);
   v.disjoint("out", out, "V", V);
@@ -123,7 +116,7 @@ void kde_impl(Context& ctx, MatrixView<const T> Q, MatrixView<const T> Y, Vector
   v.vector("out", out);
   v.extent("out", "size (the rows of queries)", Q.rows, out.size);
   v.positive_finite("sigma", o.sigma);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   const double host_total = check_weights(v, w, Y.rows);
   v.disjoint("out", out, "queries", Q);
   v.disjoint("out", out, "Y", Y);
@@ -171,7 +164,7 @@ void grad_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Matri
   v.extent("grad", "rows (the rows of X)", X.rows, grad.rows);
   v.extent("grad", "cols (the cols of X)", X.cols, grad.cols);
   v.positive_finite("sigma", o.sigma);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   v.disjoint("grad", grad, "X", X);
   v.disjoint("grad", grad, "Y", Y);
   v.disjoint("grad", grad, "V", V);
@@ -218,7 +211,7 @@ void mean_shift_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y,
   v.extent("out", "rows (the rows of X)", X.rows, out.rows);
   v.extent("out", "cols (the cols of X)", X.cols, out.cols);
   v.positive_finite("sigma", o.sigma);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   check_weights(v, w, Y.rows);
   v.disjoint("out", out, "X", X);
   v.disjoint("out", out, "Y", Y);
@@ -257,7 +250,7 @@ void mmd2_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Vecto
   v.vector("out", out);
   v.extent("out", "size", 1, out.size);
   v.positive_finite("sigma", o.sigma);
-  check_precision(v, o.precision);
+  v.precision(o.precision);
   v.disjoint("out", out, "X", X);
   v.disjoint("out", out, "Y", Y);
 

@@ -237,10 +237,7 @@ void router_impl(Context& ctx, MatrixView<const L> logits, MatrixView<std::int32
                "), got k = " + std::to_string(ids.cols));
   check_matrix(v, "gates", gates, logits.rows, "rows (the rows of logits)", ids.cols,
                "cols (k, the cols of ids)");
-  const int mode = static_cast<int>(o.mode);
-  if (mode != 0 && mode != 1)
-    v.fail(Status::InvalidArgument, "mode",
-           "expected SoftmaxTopK or TopKSoftmax, got " + std::to_string(mode));
+  v.enumeration("mode", o.mode, RouterMode::TopKSoftmax, "SoftmaxTopK or TopKSoftmax");
   v.disjoint("ids", ids, "logits", logits);
   v.disjoint("gates", gates, "logits", logits);
   v.disjoint("gates", gates, "ids", ids);

@@ -11,6 +11,7 @@
 #include "checked.hpp"
 #include "kfuse/context.hpp"
 #include "kfuse/error.hpp"
+#include "kfuse/precision.hpp"
 #include "kfuse/view.hpp"
 
 namespace kfuse::detail {
@@ -103,6 +104,20 @@ class Validator {
     if (!(std::isfinite(value) && value > 0))
       fail(Status::InvalidArgument, name, "expected a finite value > 0, got " + number(value));
   }
+  // An enumeration's value within [first, last]: one cast from an integer (the C API,
+  // a caller's static_cast) may hold any value of the underlying type. `names` lists
+  // the accepted values for the message ("Exact, TF32 or BF16").
+  template <class E>
+  void enumeration(const std::string& name, E value, E last, const char* names) const {
+    const long long v = static_cast<long long>(value);
+    if (v < 0 || v > static_cast<long long>(last))
+      fail(Status::InvalidArgument, name,
+           std::string("expected ") + names + ", got " + std::to_string(v));
+  }
+  void precision(Precision precision) const {
+    enumeration("precision", precision, Precision::BF16, "Exact, TF32 or BF16");
+  }
+
   void finite(const char* name, double value) const {
     if (!std::isfinite(value))
       fail(Status::InvalidArgument, name, "expected a finite value, got " + number(value));
