@@ -114,8 +114,7 @@ void run_projection(Context& ctx, const ProjectionProblem& p, Precision precisio
   if (ctx.backend() == Backend::Cuda) return cuda::fuse_projection(ctx, p, precision);
 #endif
   (void)ctx;
-  (void)precision;
-  cpu::fuse_projection(p);
+  cpu::fuse_projection(p, precision);
 }
 
 void run_sketch(Context& ctx, const SketchProblem& p) {
