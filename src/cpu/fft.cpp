@@ -31,6 +31,10 @@ std::mutex& planner_lock() {
 
 }  // namespace
 
+std::string fft_description() {
+  return fftw_version;
+}
+
 FftBuffer<double> fft_real_buffer(std::int64_t count) {
   return fftw_buffer<double>(count);
 }

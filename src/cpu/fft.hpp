@@ -14,6 +14,7 @@
 #include <complex>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace kfuse::cpu {
 
@@ -25,6 +26,9 @@ template <class T>
 using FftBuffer = std::unique_ptr<T[], FftwFree>;
 FftBuffer<double> fft_real_buffer(std::int64_t count);
 FftBuffer<std::complex<double>> fft_complex_buffer(std::int64_t count);
+
+// FFTW's version and the SIMD codelets it was built with, e.g. "fftw-3.3.10-sse2-avx".
+std::string fft_description();
 
 class RealFft {
  public:
