@@ -614,14 +614,15 @@ constexpr std::int64_t kGemmBlockRows = 256;
 // not the exact path's chain, and not bitwise reproducible across BLAS builds or
 // processors). The mapped rows are staged in float as in the exact path.
 void fuse_projection_gemm(const ProjectionProblem& p) {
-  std::vector<float> U[detail::kFuseMaxOperands];
+  // (Not value-initialised: every entry is drawn.)
+  std::unique_ptr<float[]> U[detail::kFuseMaxOperands];
   for (int j = 0; j < p.count; ++j) {
     if (p.factor_row[j] != nullptr) continue;
     detail::RandomMatrix r = p.weight[j];
     r.rows = p.in[j].width;
     r.cols = r.ld = p.l;
-    U[j].resize(static_cast<std::size_t>(r.rows * r.cols));
-    fuse_random_matrix(r, U[j].data());
+    U[j].reset(new float[static_cast<std::size_t>(r.rows * r.cols)]);
+    fuse_random_matrix(r, U[j].get());
   }
   std::vector<float> staged, factor;
   for (std::int64_t i0 = 0; i0 < p.n; i0 += kGemmBlockRows) {
@@ -649,7 +650,7 @@ void fuse_projection_gemm(const ProjectionProblem& p) {
           for (std::int64_t k = 0; k < op.width; ++k)
             staged[r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
         sgemm(Trans::No, Trans::No, rows, p.l, op.width, p.factor_scale, staged.data(), op.width,
-              U[j].data(), p.l, 0.0f, f, ldf);
+              U[j].get(), p.l, 0.0f, f, ldf);
       }
       if (j > 0) {
 #pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
