@@ -6,7 +6,7 @@
 // loaded (Haswell/Zen AVX2, SkylakeX/Cooper Lake AVX-512, ...). Measured on a 2-core
 // AMD EPYC (AVX2, one thread): sgemm 512^3 at ~85 GFLOP/s against ~5.6 GFLOP/s for
 // the double-accumulating cpu::gemm; BLIS 0.9 was as fast on square shapes but
-// 3.4x slower at 256 x 1024 x 512 (bench/results/2026-12-03-cpu-blas/NOTE.md).
+// 3.4x slower at 256 x 1024 x 512 (bench/results/2026-12-03-cpu-blas-fftw/NOTE.md).
 //
 // Threads: the OpenMP build of OpenBLAS (libopenblas0-openmp) runs a call made
 // inside a parallel region on that one thread and otherwise uses
