@@ -41,6 +41,9 @@ struct BackendInfo {
   double clock_hz = 0;  // SM clock
   std::int64_t l2_bytes = 0;
   std::string driver;
+  // The CPU path (every backend has one): the entry points chosen and the
+  // processor's vector extensions, and the BLAS and FFT libraries with their builds.
+  std::string cpu_isa, blas, fft;
 };
 
 BackendInfo describe(const Context& ctx);

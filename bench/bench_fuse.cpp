@@ -127,6 +127,9 @@ std::vector<Measurement> run_fuse(Context& ctx, const BackendInfo& info, const O
     Output out(ctx, static_cast<std::size_t>(c.n * c.l) * sizeof(float));
     std::vector<Precision> precisions = {Precision::Exact};
     if (gpu) precisions = {Precision::Exact, Precision::TF32, Precision::BF16};
+    // The CPU's permitted path (OpenBLAS fp32 sgemm) under TF32; BF16 takes the same one.
+    else
+      precisions = {Precision::Exact, Precision::TF32};
     for (Precision precision : precisions) {
       Measurement m = base(info, "rp_fuse", name, precision);
       m.sizes = {{"n", c.n}, {"d1", c.d1}, {"d2", c.d2}, {"l", c.l}};

@@ -14,6 +14,10 @@
 
 #include "bench.hpp"
 #include "kfuse/kfuse.hpp"
+// The CPU path's descriptions (internal functions of the library, as in the tests).
+#include "../src/cpu/blas.hpp"
+#include "../src/cpu/fft.hpp"
+#include "../src/cpu/isa.hpp"
 
 namespace kfuse::bench {
 namespace {
@@ -59,6 +63,8 @@ void write_json(const std::string& path, const BackendInfo& info, const Options&
     << json_string(std::to_string(info.cc_major) + "." + std::to_string(info.cc_minor))
     << ", \"clock_hz\": " << json_number(info.clock_hz)
     << ", \"driver\": " << json_string(info.driver)
+    << ", \"cpu_isa\": " << json_string(info.cpu_isa) << ", \"blas\": " << json_string(info.blas)
+    << ", \"fft\": " << json_string(info.fft)
     << ", \"kfuse_version\": " << json_string(KFUSE_VERSION_STRING) << "},\n  \"results\": [";
   for (std::size_t k = 0; k < results.size(); ++k) {
     const Measurement& m = results[k];
@@ -90,6 +96,8 @@ void print_table(const BackendInfo& info, const std::vector<Measurement>& result
   std::printf(
       "kfuse-bench on %s (%s%s)\n", info.device.c_str(), info.backend.c_str(),
       info.backend == "cpu" ? (", " + std::to_string(info.threads) + " threads").c_str() : "");
+  std::printf("CPU path: %s\nBLAS: %s\nFFT: %s\n", info.cpu_isa.c_str(), info.blas.c_str(),
+              info.fft.c_str());
   std::printf("%-14s %-6s %-6s %-6s %24s %11s %11s %14s %9s\n", "op", "case", "prec", "dtype",
               "sizes", "median ms", "min ms", "rate", "roofline");
   for (const Measurement& m : results) {
@@ -158,7 +166,10 @@ int main(int argc, char** argv) {
     kfuse::Context ctx = backend == "cpu"    ? kfuse::Context::cpu()
                          : backend == "cuda" ? kfuse::Context::cuda(0)
                                              : kfuse::Context::best();
-    const BackendInfo info = describe(ctx);
+    BackendInfo info = describe(ctx);
+    info.cpu_isa = kfuse::cpu::isa_description();
+    info.blas = kfuse::cpu::blas_description();
+    info.fft = kfuse::cpu::fft_description();
     std::vector<Measurement> results;
     auto add = [&](std::vector<Measurement> family) {
       for (auto& m : family)

@@ -97,7 +97,8 @@ void run_kron(Context& ctx, const KronProblem& p) {
 }
 
 void run_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
-  return KFUSE_DISPATCH(ctx, cuda::fuse_projection(ctx, p, precision), cpu::fuse_projection(p));
+  return KFUSE_DISPATCH(ctx, cuda::fuse_projection(ctx, p, precision),
+                        cpu::fuse_projection(p, precision));
 }
 
 void run_sketch(Context& ctx, const SketchProblem& p) {

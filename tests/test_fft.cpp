@@ -1,10 +1,11 @@
-// The CPU FFT shared by the CPU paths (TensorSketch's convolution), against the
-// DFT summed in long double, four different signals in the four lanes.
+// The CPU FFT shared by the CPU paths (TensorSketch's convolution, through FFTW),
+// against the DFT summed in long double, at power-of-two, smooth and prime lengths.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "../kernels/common/fuse_problem.hpp"
@@ -14,56 +15,57 @@
 namespace kfuse::cpu {
 namespace {
 
-TEST(CpuFft, SizeAtLeast) {
-  EXPECT_EQ(fft_size_at_least(1), 1);
-  EXPECT_EQ(fft_size_at_least(2), 2);
-  EXPECT_EQ(fft_size_at_least(3), 4);
-  EXPECT_EQ(fft_size_at_least(2047), 2048);
-  EXPECT_EQ(fft_size_at_least(2048), 2048);
-  EXPECT_EQ(fft_size_at_least(2049), 4096);
+// Forward and inverse against the DFT by its definition. FFTW's error grows like
+// log2(n) ulps of the sum of magnitudes (its twiddles are exact to an ulp or two,
+// also on the prime-length algorithms), so 1e-13 of that sum has a margin of >10x at
+// these lengths and is far below any wrong index, sign or scale.
+TEST(CpuFft, MatchesTheDft) {
+  for (std::int64_t n : {1, 2, 3, 4, 7, 8, 64, 97, 1000, 1024}) {
+    const RealFft& fft = RealFft::of_size(n);
+    ASSERT_EQ(fft.size(), n);
+    ASSERT_EQ(fft.spectrum_size(), n / 2 + 1);
+    FftBuffer<double> x = fft_real_buffer(n), back = fft_real_buffer(n);
+    FftBuffer<std::complex<double>> X = fft_complex_buffer(n / 2 + 1),
+                                    Xc = fft_complex_buffer(n / 2 + 1);
+    long double magnitude = 0;
+    for (std::int64_t t = 0; t < n; ++t) {
+      x[t] = std::sin(0.37 * double(t + 1)) + 0.25 * std::cos(1.3 * double(t));
+      magnitude += std::fabs((long double)x[t]);
+    }
+    fft.forward(x.get(), X.get());
+    const long double pi = std::acos(-1.0L);
+    for (std::int64_t k = 0; k <= n / 2; ++k) {
+      std::complex<long double> sum = 0;
+      for (std::int64_t t = 0; t < n; ++t)
+        sum += (long double)x[t] * std::polar(1.0L, -2 * pi * (long double)((t * k) % n) / n);
+      EXPECT_NEAR(X[k].real(), double(sum.real()), 1e-13 * double(magnitude)) << n << " " << k;
+      EXPECT_NEAR(X[k].imag(), double(sum.imag()), 1e-13 * double(magnitude)) << n << " " << k;
+    }
+    // The inverse of the spectrum is n x (unscaled), and the forward kept its input.
+    long double spectrum = 0;
+    for (std::int64_t k = 0; k <= n / 2; ++k) {
+      Xc[k] = X[k];
+      spectrum += std::abs(std::complex<long double>(X[k]));
+    }
+    fft.inverse(Xc.get(), back.get());
+    for (std::int64_t t = 0; t < n; ++t)
+      EXPECT_NEAR(back[t], double(n) * x[t], 2e-13 * double(2 * spectrum)) << n << " " << t;
+  }
 }
 
-// Every lane against the DFT by its definition, both directions; the error of a
-// radix-2 FFT with exact twiddles grows like log2(size) ulps of the sum of
-// magnitudes, so 1e-13 of that sum has a margin of >10x at these sizes and is far
-// below any wrong index or sign.
-TEST(CpuFft, MatchesTheDftInEveryLane) {
-  for (std::int64_t size : {1, 2, 4, 8, 64, 1024}) {
-    const FftPlan plan(size);
-    ASSERT_EQ(plan.size(), size);
-    for (bool inverse : {false, true}) {
-      // Lane q of element t: real part [2t][q], imaginary part [2t + 1][q].
-      std::vector<double> data(2 * size * kFftLanes);
-      const auto re = [&](std::int64_t t, int q) -> double& { return data[2 * t * kFftLanes + q]; };
-      const auto im = [&](std::int64_t t, int q) -> double& {
-        return data[(2 * t + 1) * kFftLanes + q];
-      };
-      std::vector<std::complex<long double>> x(size * kFftLanes);
-      for (std::int64_t t = 0; t < size; ++t)
-        for (int q = 0; q < kFftLanes; ++q) {
-          re(t, q) = std::sin(0.37 * double(t + 1) * (q + 1)) + 0.25 * q;
-          im(t, q) = std::cos(0.91 * double(t) + q) * (q % 2 == 0 ? 1.0 : 0.0);
-          x[t * kFftLanes + q] = {re(t, q), im(t, q)};
-        }
-      plan.transform(data.data(), inverse);
-      const long double pi = std::acos(-1.0L), sign = inverse ? 1.0L : -1.0L;
-      for (int q = 0; q < kFftLanes; ++q) {
-        long double magnitude = 0;
-        for (std::int64_t t = 0; t < size; ++t)
-          magnitude += std::abs(x[t * kFftLanes + q]);
-        for (std::int64_t k = 0; k < size; ++k) {
-          std::complex<long double> sum = 0;
-          for (std::int64_t t = 0; t < size; ++t) {
-            const long double angle = sign * 2 * pi * (long double)((t * k) % size) / size;
-            sum += x[t * kFftLanes + q] * std::polar(1.0L, angle);
-          }
-          EXPECT_NEAR(re(k, q), double(sum.real()), 1e-13 * double(magnitude))
-              << "size " << size << " lane " << q << " k " << k << " inverse " << inverse;
-          EXPECT_NEAR(im(k, q), double(sum.imag()), 1e-13 * double(magnitude))
-              << "size " << size << " lane " << q << " k " << k << " inverse " << inverse;
-        }
-      }
-    }
+// One plan per length, shared: the same object however many threads ask at once
+// (plan creation takes FFTW's planner, which is not thread-safe).
+TEST(CpuFft, PlansAreCachedAndMadeSafelyFromThreads) {
+  const std::int64_t lengths[] = {3001, 3002, 3003, 3004};
+  std::vector<const RealFft*> got(16);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t)
+    threads.emplace_back([&, t] { got[t] = &RealFft::of_size(lengths[t % 4]); });
+  for (auto& th : threads)
+    th.join();
+  for (int t = 0; t < 16; ++t) {
+    EXPECT_EQ(got[t], &RealFft::of_size(lengths[t % 4]));
+    EXPECT_EQ(got[t]->size(), lengths[t % 4]);
   }
 }
 
@@ -73,7 +75,7 @@ TEST(CpuFft, TensorSketchRouteChoice) {
   detail::SketchProblem p;
   p.in[0].width = 300;
   p.in[1].width = 500;
-  for (std::int64_t l : {1000, 1024, 1500}) {
+  for (std::int64_t l : {1000, 1009, 1024, 1500}) {
     p.l = l;
     EXPECT_TRUE(sketch_uses_fft(p)) << "l = " << l;
   }

@@ -226,7 +226,7 @@ std::vector<double> rp_reference(const std::vector<std::vector<double>>& rows_pe
 
 template <class T>
 void check_rp(Backend b, const RpCase& c, RpDistribution dist, RpScaling scaling,
-              std::uint64_t seed) {
+              std::uint64_t seed, Precision precision = Precision::Exact) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b);
   const InputSet<T> in(b, c.n, c.dims, seed);
   const std::int64_t ldo = c.l + 2;
@@ -236,6 +236,7 @@ void check_rp(Backend b, const RpCase& c, RpDistribution dist, RpScaling scaling
   o.seed = seed * 7919;
   o.distribution = dist;
   o.scaling = scaling;
+  o.precision = precision;
   rp_fuse(ctx, in.views(), out.matrix(c.n, c.l, ldo), o);
   ctx.synchronize();
   std::vector<RefMatrix> U;
@@ -263,6 +264,22 @@ TEST_P(Fuse, RpMatchesTheProjectionReference) {
     check_rp<float>(b(), c, RpDistribution::Gaussian, RpScaling::AuthorsCompat, 2);
     check_rp<bf16>(b(), c, RpDistribution::Rademacher, RpScaling::Unbiased, 3);
     check_rp<f16>(b(), c, RpDistribution::Uniform, RpScaling::AuthorsCompat, 4);
+  }
+}
+
+// Under a TF32 / BF16 permission the CPU path multiplies through the BLAS (fp32
+// sgemm per operand, then the product): the same fp32 accumulation over the same
+// columns as the exact chain, in another order, so the exact path's tolerance
+// against the double reference holds unchanged (per factor about sqrt(width) u
+// relative, width <= 127 here: ~1e-6; the product of up to three factors ~3x that).
+// (The GPU's tensor cores round the operands: GpuTensorCorePrecisions.)
+TEST_P(Fuse, RpPermittedPrecisionsOnTheCpuMatchTheProjectionReference) {
+  if (b() != Backend::Cpu) GTEST_SKIP() << "the GPU rounds operands under TF32/BF16";
+  for (const RpCase& c : kRpCases) {
+    SCOPED_TRACE("n " + std::to_string(c.n) + ", l " + std::to_string(c.l));
+    check_rp<float>(b(), c, RpDistribution::Uniform, RpScaling::Unbiased, 1, Precision::TF32);
+    check_rp<float>(b(), c, RpDistribution::Gaussian, RpScaling::AuthorsCompat, 2, Precision::BF16);
+    check_rp<bf16>(b(), c, RpDistribution::Rademacher, RpScaling::Unbiased, 3, Precision::TF32);
   }
 }
 
@@ -573,6 +590,14 @@ TEST_P(Fuse, CrossModalRpMatchesTheProjectionReference) {
     const auto v = in.views();
     cross_modal_rp(ctx, m, v[0], v[1], out.matrix(n, l), o);
     ctx.synchronize();
+    // On the CPU, the BLAS route too (the constant slot as a broadcast factor row);
+    // the same tolerance as the exact chains (see the Rp test above).
+    TestArray<float> out_tf32(b(), nan_filled<float>(static_cast<std::size_t>(n * l)));
+    if (b() == Backend::Cpu) {
+      CrossModalOptions t = o;
+      t.precision = Precision::TF32;
+      cross_modal_rp(ctx, m, v[0], v[1], out_tf32.matrix(n, l), t);
+    }
     std::vector<double> ref;
     for (std::int64_t i = 0; i < n; ++i) {
       const auto psi = feature(in.ref(0).row(i), SideKernel::Cosine);
@@ -595,6 +620,7 @@ TEST_P(Fuse, CrossModalRpMatchesTheProjectionReference) {
       ref.insert(ref.end(), z.begin(), z.end());
     }
     EXPECT_LE(relative_error(out.values(), ref), 1e-5);
+    if (b() == Backend::Cpu) EXPECT_LE(relative_error(out_tf32.values(), ref), 1e-5) << "TF32";
   }
 }
 
@@ -752,11 +778,13 @@ TEST_P(Fuse, TensorSketchMatchesItsDefinition) {
 }
 
 // Shapes where the CPU path convolves through its FFT (test_fft checks the route
-// choice): l with P = 2048 (l = 1024: 2l - 1 = P - 1 exactly) and P = 4096.
+// choice), which transforms at the sketch's own length l: a power of two (1024),
+// smooth lengths (1000 = 2^3 5^3, 1500) and a prime (1009, FFTW's prime-length
+// algorithm).
 TEST_P(Fuse, TensorSketchByFftMatchesItsDefinition) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b());
-  expect_sketch_matches_definition(ctx, b(), {300, 500}, {1000, 1024, 1500}, SideKernel::Linear, 17,
-                                   83);
+  expect_sketch_matches_definition(ctx, b(), {300, 500}, {1000, 1009, 1024, 1500},
+                                   SideKernel::Linear, 17, 83);
 }
 
 // E <TS(a, b), TS(a', b')> = <a, a'> <b, b'>: the mean over seeds lies within 6

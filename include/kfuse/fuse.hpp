@@ -114,8 +114,8 @@ struct RpFuseOptions {
   RpScaling scaling = RpScaling::Unbiased;
   // Exact: every entry of A U is an fp32 FMA chain over the input's columns in
   // increasing order, with the product fused into the projection: bitwise the same
-  // on the CPU and the GPU. TF32 / BF16 (GPU only; the CPU computes exactly): cuBLAS
-  // GEMMs on tensor cores, then the product; faster, not bitwise reproducible.
+  // on the CPU and the GPU. TF32 / BF16: cuBLAS GEMMs on tensor cores (the CPU: the
+  // BLAS's fp32 sgemm), then the product; faster, not bitwise reproducible.
   Precision precision = Precision::Exact;
 };
 

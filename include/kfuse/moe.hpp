@@ -20,7 +20,9 @@
 //     bitwise the same on the CPU and the GPU.
 //   - Every reduction (over k, over H in a gate gradient, over an expert's rows in a
 //     weight gradient) runs in a fixed order with fp32 (GPU) or wider (CPU)
-//     accumulation and no floating-point atomics: two runs give the same bits.
+//     accumulation and no floating-point atomics: two runs give the same bits. The
+//     matrix products accumulate in fp32 on both backends (the CPU's through the
+//     BLAS, whose order is fixed for a machine, its OpenBLAS kernels and a thread count).
 //   - No host synchronisation anywhere, except where a function says so (moe_plan
 //     when the caller asks for host counts or for a check of device ids).
 //   - 64-bit element offsets everywhere: T * k * H beyond 2^31 works. Slot and row

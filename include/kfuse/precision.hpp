@@ -11,7 +11,9 @@ enum class Precision : int {
 };
 
 // A precision is a permission, not a demand: where an operation has no faster
-// path for a given shape or backend (the CPU path, small d) it computes exactly.
+// path for a given shape or backend (most of the CPU path, small d) it computes
+// exactly. (On the CPU, rp_fuse / cross_modal_rp take TF32 and BF16 as a permission
+// to use the BLAS's fp32 GEMM: fp32 operands, another summation order.)
 const char* precision_name(Precision precision) noexcept;
 
 }  // namespace kfuse

@@ -1,102 +1,88 @@
 #include "fft.hpp"
-#include "isa.hpp"
 
-#include <cmath>
-#include <utility>
+#include <fftw3.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <new>
+#include <stdexcept>
 
 namespace kfuse::cpu {
 
-std::int64_t fft_size_at_least(std::int64_t n) {
-  std::int64_t p = 1;
-  while (p < n)
-    p *= 2;
-  return p;
-}
-
-FftPlan::FftPlan(std::int64_t size) : size_(size) {
-  reversed_.resize(static_cast<std::size_t>(size));
-  int bits = 0;
-  while ((std::int64_t(1) << bits) < size)
-    ++bits;
-  for (std::int64_t t = 0; t < size; ++t) {
-    std::int64_t r = 0;
-    for (int b = 0; b < bits; ++b)
-      r |= ((t >> b) & 1) << (bits - 1 - b);
-    reversed_[t] = r;
-  }
-  // Twiddles from the angle directly (not by repeated rotation), each to within an
-  // ulp or two: the transform's error then grows like log2(size) ulps.
-  const double pi = std::acos(-1.0);
-  cos_.resize(static_cast<std::size_t>(size / 2));
-  sin_.resize(static_cast<std::size_t>(size / 2));
-  for (std::int64_t j = 0; j < size / 2; ++j) {
-    const double angle = -2.0 * pi * double(j) / double(size);
-    cos_[j] = std::cos(angle);
-    sin_[j] = std::sin(angle);
-  }
+void FftwFree::operator()(void* p) const {
+  fftw_free(p);
 }
 
 namespace {
 
-// The butterflies are compiled twice, for the build's baseline and (x86-64) for
-// AVX2+FMA (one 256-bit vector per butterfly), chosen at run time.
-inline __attribute__((always_inline)) void transform_lanes(std::int64_t size,
-                                                           const std::int64_t* reversed,
-                                                           const double* cos_table,
-                                                           const double* sin_table, double* data,
-                                                           bool inverse) {
-  constexpr int L = kFftLanes;
-  for (std::int64_t t = 0; t < size; ++t) {
-    const std::int64_t r = reversed[t];
-    if (r <= t) continue;
-    for (int q = 0; q < 2 * L; ++q)
-      std::swap(data[2 * t * L + q], data[2 * r * L + q]);
-  }
-  const double sign = inverse ? -1.0 : 1.0;
-  for (std::int64_t half = 1; half < size; half *= 2) {
-    const std::int64_t stride = size / (2 * half);  // twiddle index step
-    for (std::int64_t i = 0; i < size; i += 2 * half)
-      for (std::int64_t j = 0; j < half; ++j) {
-        const double wr = cos_table[j * stride], wi = sign * sin_table[j * stride];
-        double* __restrict ur = data + 2 * (i + j) * L;
-        double* __restrict ui = ur + L;
-        double* __restrict vr = data + 2 * (i + j + half) * L;
-        double* __restrict vi = vr + L;
-#pragma omp simd
-        for (int q = 0; q < L; ++q) {
-          const double xr = vr[q] * wr - vi[q] * wi;
-          const double xi = vr[q] * wi + vi[q] * wr;
-          vr[q] = ur[q] - xr;
-          vi[q] = ui[q] - xi;
-          ur[q] += xr;
-          ui[q] += xi;
-        }
-      }
-  }
+template <class T>
+FftBuffer<T> fftw_buffer(std::int64_t count) {
+  void* p = fftw_malloc(sizeof(T) * static_cast<std::size_t>(count > 0 ? count : 1));
+  if (p == nullptr) throw std::bad_alloc();
+  return FftBuffer<T>(static_cast<T*>(p));
 }
 
-void transform_baseline(std::int64_t size, const std::int64_t* reversed, const double* c,
-                        const double* s, double* data, bool inverse) {
-  transform_lanes(size, reversed, c, s, data, inverse);
+// FFTW's planner is one per process and not thread-safe (its executors are).
+std::mutex& planner_lock() {
+  static std::mutex m;
+  return m;
 }
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-__attribute__((target("avx2,fma"))) void transform_avx2(std::int64_t size,
-                                                        const std::int64_t* reversed,
-                                                        const double* c, const double* s,
-                                                        double* data, bool inverse) {
-  transform_lanes(size, reversed, c, s, data, inverse);
-}
-#endif
 
 }  // namespace
 
-void FftPlan::transform(double* data, bool inverse) const {
-  auto* fn = &transform_baseline;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) fn = &transform_avx2;
-#endif
-  fn(size_, reversed_.data(), cos_.data(), sin_.data(), data, inverse);
+std::string fft_description() {
+  return fftw_version;
+}
+
+FftBuffer<double> fft_real_buffer(std::int64_t count) {
+  return fftw_buffer<double>(count);
+}
+FftBuffer<std::complex<double>> fft_complex_buffer(std::int64_t count) {
+  return fftw_buffer<std::complex<double>>(count);
+}
+
+RealFft::RealFft(std::int64_t n) : n_(n) {
+  if (n < 1 || n > INT32_MAX) throw std::invalid_argument("RealFft: length out of range");
+  // Plans are made on scratch arrays of the alignment fftw_malloc gives, so that
+  // the new-array executors accept every fft_*_buffer.
+  FftBuffer<double> x = fft_real_buffer(n);
+  FftBuffer<std::complex<double>> X = fft_complex_buffer(n / 2 + 1);
+  auto* Xf = reinterpret_cast<fftw_complex*>(X.get());
+  // FFTW_DESTROY_INPUT is c2r's default; r2c keeps its input (FFTW_PRESERVE_INPUT).
+  forward_ =
+      fftw_plan_dft_r2c_1d(static_cast<int>(n), x.get(), Xf, FFTW_ESTIMATE | FFTW_PRESERVE_INPUT);
+  inverse_ =
+      fftw_plan_dft_c2r_1d(static_cast<int>(n), Xf, x.get(), FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
+  if (forward_ == nullptr || inverse_ == nullptr) throw std::bad_alloc();
+}
+
+RealFft::~RealFft() {
+  const std::lock_guard<std::mutex> lock(planner_lock());
+  if (forward_ != nullptr) fftw_destroy_plan(static_cast<fftw_plan>(forward_));
+  if (inverse_ != nullptr) fftw_destroy_plan(static_cast<fftw_plan>(inverse_));
+}
+
+const RealFft& RealFft::of_size(std::int64_t n) {
+  // Kept for the life of the process: a cache entry is never removed, so the
+  // reference stays valid while other threads add lengths. (The lock is made first,
+  // so that it outlives the cache, whose plans take it when destroyed at exit.)
+  std::mutex& m = planner_lock();
+  static std::map<std::int64_t, std::unique_ptr<RealFft>> plans;
+  const std::lock_guard<std::mutex> lock(m);
+  std::unique_ptr<RealFft>& plan = plans[n];
+  if (!plan) plan.reset(new RealFft(n));
+  return *plan;
+}
+
+void RealFft::forward(const double* x, std::complex<double>* X) const {
+  // The r2c plan preserves its input: the cast only meets FFTW's signature.
+  fftw_execute_dft_r2c(static_cast<fftw_plan>(forward_), const_cast<double*>(x),
+                       reinterpret_cast<fftw_complex*>(X));
+}
+
+void RealFft::inverse(std::complex<double>* X, double* x) const {
+  fftw_execute_dft_c2r(static_cast<fftw_plan>(inverse_), reinterpret_cast<fftw_complex*>(X), x);
 }
 
 }  // namespace kfuse::cpu

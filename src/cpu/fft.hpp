@@ -1,34 +1,60 @@
-// A radix-2 complex FFT in double for the CPU paths (internal), run on kFftLanes
-// independent signals at once: the real part of element t of signal q is at
-// [(2t) * kFftLanes + q], its imaginary part at [(2t + 1) * kFftLanes + q], so every
-// butterfly is one vector operation across the signals, an element of all signals
-// is one 64-byte cache line, and the code stays the textbook iterative algorithm.
-// TensorSketch's CPU path convolves its count sketches with it, four rows at a time.
+// Real FFTs for the CPU paths (internal), through FFTW 3 in double: transforms of
+// any length n at that length (no padding to a power of two), real-to-complex and
+// back. FFTW chooses its SIMD codelets (SSE2, AVX, AVX2, AVX-512 where built) for
+// the processor at run time. TensorSketch's CPU path convolves its count sketches
+// with it, one row at a time.
+//
+// Plans are made once per length and kept for the life of the process (FFTW's
+// planner is not thread-safe: making one takes a lock; executing a plan is safe from
+// any number of threads). They are made with FFTW_ESTIMATE, a fixed choice of
+// algorithm for a length, so a length's results are the same bits in every run
+// (FFTW_MEASURE would pick by timing, and the bits could differ run to run).
 #pragma once
 
+#include <complex>
 #include <cstdint>
-#include <vector>
+#include <memory>
+#include <string>
 
 namespace kfuse::cpu {
 
-constexpr int kFftLanes = 4;
+// A buffer from fftw_malloc: the alignment the plans were made for.
+struct FftwFree {
+  void operator()(void* p) const;
+};
+template <class T>
+using FftBuffer = std::unique_ptr<T[], FftwFree>;
+FftBuffer<double> fft_real_buffer(std::int64_t count);
+FftBuffer<std::complex<double>> fft_complex_buffer(std::int64_t count);
 
-class FftPlan {
+// FFTW's version and the SIMD codelets it was built with, e.g. "fftw-3.3.10-sse2-avx".
+std::string fft_description();
+
+class RealFft {
  public:
-  // size: a power of two >= 1.
-  explicit FftPlan(std::int64_t size);
-  std::int64_t size() const { return size_; }
-  // In place on data ([size][2][kFftLanes]): X_k = sum_t x_t e^(-+2 pi i t k / size),
-  // the minus sign forward; the inverse is not scaled by 1 / size.
-  void transform(double* data, bool inverse) const;
+  // The plans for length n >= 1, made on first use (thread-safe), then shared.
+  static const RealFft& of_size(std::int64_t n);
+
+  std::int64_t size() const { return n_; }
+  // Entries of a half spectrum: n / 2 + 1.
+  std::int64_t spectrum_size() const { return n_ / 2 + 1; }
+
+  // X_k = sum_t x_t e^(-2 pi i t k / n), k <= n / 2; x (n values) is not changed.
+  // x and X: fft_*_buffer memory, not overlapping.
+  void forward(const double* x, std::complex<double>* X) const;
+  // x_t = sum_k X_k e^(+2 pi i t k / n) over the whole Hermitian spectrum (not scaled
+  // by 1 / n); X (n / 2 + 1 values) is overwritten.
+  void inverse(std::complex<double>* X, double* x) const;
+
+  RealFft(const RealFft&) = delete;
+  RealFft& operator=(const RealFft&) = delete;
+  ~RealFft();
 
  private:
-  std::int64_t size_;
-  std::vector<std::int64_t> reversed_;  // bit-reversed index of each t
-  std::vector<double> cos_, sin_;       // e^(-2 pi i j / size) for j < size / 2
+  explicit RealFft(std::int64_t n);
+  std::int64_t n_;
+  void* forward_ = nullptr;  // fftw_plan
+  void* inverse_ = nullptr;
 };
-
-// The smallest power of two >= n (n >= 1).
-std::int64_t fft_size_at_least(std::int64_t n);
 
 }  // namespace kfuse::cpu

@@ -8,10 +8,12 @@
 // bits: std::fma is correctly rounded either way, only slower without FMA).
 // This file is compiled with -ffp-contract=off (CMakeLists.txt).
 #include "fuse.hpp"
+#include "blas.hpp"
 #include "fft.hpp"
 #include "isa.hpp"
 
 #include <algorithm>
+#include <complex>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -602,6 +604,78 @@ void fuse_projection(const ProjectionProblem& p) {
 
 namespace {
 
+// Rows per block of the GEMM route: a block's products (rows x l floats per operand)
+// stay within a few MiB at l = 5000.
+constexpr std::int64_t kGemmBlockRows = 256;
+
+// The TF32/BF16-permitted Product projection through the BLAS: U_j drawn whole once
+// per call, then per block of rows Z = final_scale * prod_j (factor_scale * X_j U_j)
+// with each X_j U_j one sgemm (fp32 products and accumulation, in the BLAS's order:
+// not the exact path's chain, and not bitwise reproducible across BLAS builds or
+// processors). The mapped rows are staged in float as in the exact path.
+void fuse_projection_gemm(const ProjectionProblem& p) {
+  // (Not value-initialised: every entry is drawn.)
+  std::unique_ptr<float[]> U[detail::kFuseMaxOperands];
+  for (int j = 0; j < p.count; ++j) {
+    if (p.factor_row[j] != nullptr) continue;
+    detail::RandomMatrix r = p.weight[j];
+    r.rows = p.in[j].width;
+    r.cols = r.ld = p.l;
+    U[j].reset(new float[static_cast<std::size_t>(r.rows * r.cols)]);
+    fuse_random_matrix(r, U[j].get());
+  }
+  std::vector<float> staged, factor;
+  for (std::int64_t i0 = 0; i0 < p.n; i0 += kGemmBlockRows) {
+    const std::int64_t rows = std::min(kGemmBlockRows, p.n - i0);
+    float* z = p.out + i0 * p.ldo;
+    for (int j = 0; j < p.count; ++j) {
+      const FuseOperand& op = p.in[j];
+      // Operand 0 is written straight into the output rows, the others into
+      // `factor` and multiplied in.
+      float* f = z;
+      std::int64_t ldf = p.ldo;
+      if (j > 0) {
+        factor.resize(static_cast<std::size_t>(rows * p.l));
+        f = factor.data();
+        ldf = p.l;
+      }
+      if (p.factor_row[j] != nullptr) {
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t c = 0; c < p.l; ++c)
+            f[r * ldf + c] = p.factor_row[j][c] * p.factor_scale;
+      } else {
+        staged.resize(static_cast<std::size_t>(rows * op.width));
+#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelWork)
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t k = 0; k < op.width; ++k)
+            staged[r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
+        sgemm(Trans::No, Trans::No, rows, p.l, op.width, p.factor_scale, staged.data(), op.width,
+              U[j].get(), p.l, 0.0f, f, ldf);
+      }
+      if (j > 0) {
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t c = 0; c < p.l; ++c)
+            z[r * p.ldo + c] *= f[r * ldf + c];
+      }
+    }
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < p.l; ++c)
+        z[r * p.ldo + c] *= p.final_scale;
+  }
+}
+
+}  // namespace
+
+void fuse_projection(const ProjectionProblem& p, Precision precision) {
+  if (precision != Precision::Exact && p.kind == ProjectionKind::Product && p.n > 0 && p.l > 0)
+    return fuse_projection_gemm(p);
+  fuse_projection(p);
+}
+
+namespace {
+
 // The count sketch of row i of side s, in double: sketch[t * stride] (t < l) +=
 // sign * value; the caller zeroes it.
 void count_sketch(const detail::SketchProblem& p, const std::vector<detail::SketchHash>& hash,
@@ -616,67 +690,46 @@ void count_sketch(const detail::SketchProblem& p, const std::vector<detail::Sket
 // Which route convolves the count sketches, by the work per row in vector
 // operations: the direct convolution about nnz * l / 2 (the sparser sketch has at
 // most min(width, l) nonzeros; a multiply and an add per term, 4 lanes), the FFT
-// route 2 transforms of size P >= 2l - 1 on 4 rows at once, each P/2 log2 P
-// butterflies of 6 vector operations and their loads and stores: about
-// 3 P log2 P per row. At bench_fuse's l = 3000, d = 512 (768k against 320k) the
-// FFT route measured about 3x faster (15 ms against 40-55 ms for 128 rows on one
-// core); for small l the direct one wins.
-// (The FFT route holds 64 P bytes per thread.)
+// route three real transforms of length l (FFTW, about 2.5 l log2 l flops each at
+// 4 lanes, taken at twice that for FFTW's loads, stores and twiddles): about
+// 4 l log2 l. Below l = 16 a transform costs more in calls than it saves.
+// (Before FFTW the route was a radix-2 FFT of 2l - 1 padded to a power of two,
+// about 3x costlier at l = 3000.)
 bool sketch_uses_fft(const detail::SketchProblem& p) {
-  const std::int64_t size = fft_size_at_least(2 * p.l - 1);
-  std::int64_t log2_size = 0;
-  while ((std::int64_t(1) << log2_size) < size)
-    ++log2_size;
+  if (p.l < 16) return false;
+  std::int64_t log2_l = 0;
+  while ((std::int64_t(1) << log2_l) < p.l)
+    ++log2_l;
   const std::int64_t nnz = std::min({p.in[0].width, p.in[1].width, p.l});
-  return nnz * p.l / 2 > 3 * size * log2_size;
+  return nnz * p.l / 2 > 4 * p.l * log2_l;
 }
 
 namespace {
 
-// Rows i0 .. i0 + rows - 1 (rows <= kFftLanes) through the FFT: the sketches of
-// lane q's row enter as one complex signal a + i b, zero-padded to P >= 2l - 1 so
-// that the cyclic convolution of length P is the linear one; the spectra of a and
-// b come apart by symmetry (A_k = (Z_k + conj Z_(P-k)) / 2, B_k = (Z_k - conj
-// Z_(P-k)) / 2i), their product transforms back to the linear convolution c, and
-// the circular one of length l is c_t + c_(t+l). Lanes never mix, so a row's
-// values do not depend on which rows share its transform.
-void sketch_rows_fft(const detail::SketchProblem& p, const std::vector<detail::SketchHash>* hash,
-                     const FftPlan& plan, std::int64_t i0, std::int64_t rows,
-                     std::vector<double>& data) {
-  constexpr int L = kFftLanes;
-  const std::int64_t size = plan.size(), l = p.l;
-  // Element t of lane q: real part at re(t)[q], imaginary at im(t)[q] (fft.hpp).
-  const auto re = [&](std::int64_t t) { return data.data() + 2 * t * L; };
-  const auto im = [&](std::int64_t t) { return data.data() + (2 * t + 1) * L; };
-  std::fill(data.begin(), data.end(), 0.0);
-  for (std::int64_t q = 0; q < rows; ++q) {
-    count_sketch(p, hash[0], 0, i0 + q, re(0) + q, 2 * L);
-    count_sketch(p, hash[1], 1, i0 + q, im(0) + q, 2 * L);
+// Row i through the FFT at the sketch's own length: the circular convolution of
+// length l is the inverse transform of the product of the two half spectra (real
+// signals: the other half is their conjugate), divided by l. x and y are l values,
+// X and Y l / 2 + 1 (fft buffers, reused across rows).
+void sketch_row_fft(const detail::SketchProblem& p, const std::vector<detail::SketchHash>* hash,
+                    const RealFft& fft, std::int64_t i, double* x, double* y,
+                    std::complex<double>* X, std::complex<double>* Y) {
+  const std::int64_t l = p.l;
+  std::fill(x, x + l, 0.0);
+  std::fill(y, y + l, 0.0);
+  count_sketch(p, hash[0], 0, i, x, 1);
+  count_sketch(p, hash[1], 1, i, y, 1);
+  fft.forward(x, X);
+  fft.forward(y, Y);
+  for (std::int64_t k = 0; k < fft.spectrum_size(); ++k) {
+    // (Written out: std::complex's operator* checks for NaN and calls libgcc.)
+    const double xr = X[k].real(), xi = X[k].imag(), yr = Y[k].real(), yi = Y[k].imag();
+    X[k] = {xr * yr - xi * yi, xr * yi + xi * yr};
   }
-  plan.transform(data.data(), false);
-  // C_k = A_k B_k and C_(P-k) = conj C_k, for k and P - k together (in place).
-  for (std::int64_t k = 0; k <= size / 2; ++k) {
-    const std::int64_t k2 = (size - k) % size;
-    double *zr = re(k), *zi = im(k), *wr = re(k2), *wi = im(k2);
-    for (int q = 0; q < L; ++q) {
-      const double ar = 0.5 * (zr[q] + wr[q]), ai = 0.5 * (zi[q] - wi[q]);
-      const double br = 0.5 * (zi[q] + wi[q]), bi = 0.5 * (wr[q] - zr[q]);
-      const double cr = ar * br - ai * bi, ci = ar * bi + ai * br;
-      zr[q] = cr;
-      zi[q] = ci;
-      wr[q] = cr;
-      wi[q] = -ci;
-    }
-  }
-  plan.transform(data.data(), true);
-  const double scale = 1.0 / double(size);
-  for (std::int64_t q = 0; q < rows; ++q) {
-    float* out = p.out + (i0 + q) * p.ldo;
-    for (std::int64_t t = 0; t < l; ++t) {
-      const double wrapped = t + l < size ? re(t + l)[q] : 0.0;
-      out[t] = static_cast<float>((re(t)[q] + wrapped) * scale);
-    }
-  }
+  fft.inverse(X, x);
+  const double scale = 1.0 / double(l);
+  float* out = p.out + i * p.ldo;
+  for (std::int64_t t = 0; t < l; ++t)
+    out[t] = static_cast<float>(x[t] * scale);
 }
 
 }  // namespace
@@ -691,16 +744,15 @@ void tensor_sketch(const detail::SketchProblem& p) {
       hash[s][k] = detail::sketch_hash(p.seed, s, k, l);
   }
   if (sketch_uses_fft(p)) {
-    const FftPlan plan(fft_size_at_least(2 * l - 1));
-    const std::int64_t groups = (p.n + kFftLanes - 1) / kFftLanes;
-#pragma omp parallel if (groups > 1)
+    const RealFft& fft = RealFft::of_size(l);
+#pragma omp parallel if (p.n > 1)
     {
-      std::vector<double> data(static_cast<std::size_t>(2 * plan.size() * kFftLanes));
+      FftBuffer<double> x = fft_real_buffer(l), y = fft_real_buffer(l);
+      FftBuffer<std::complex<double>> X = fft_complex_buffer(fft.spectrum_size()),
+                                      Y = fft_complex_buffer(fft.spectrum_size());
 #pragma omp for schedule(static)
-      for (std::int64_t g = 0; g < groups; ++g) {
-        const std::int64_t i0 = g * kFftLanes;
-        sketch_rows_fft(p, hash, plan, i0, std::min<std::int64_t>(kFftLanes, p.n - i0), data);
-      }
+      for (std::int64_t i = 0; i < p.n; ++i)
+        sketch_row_fft(p, hash, fft, i, x.get(), y.get(), X.get(), Y.get());
     }
     return;
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../../kernels/common/fuse_problem.hpp"
+#include "kfuse/precision.hpp"
 
 namespace kfuse::cpu {
 
@@ -23,7 +24,12 @@ void random_row_quads(const detail::RandomMatrix& r, std::int64_t row, std::int6
 template <class W>
 void kron_fuse(const detail::KronProblem& p);
 
+// The exact chains (the result the GPU's exact kernel gives, bit for bit).
 void fuse_projection(const detail::ProjectionProblem& p);
+// Under a TF32 or BF16 permission a Product projection goes through the BLAS
+// (fp32 sgemm per operand, then the product): faster, not bitwise reproducible.
+// Exact, and Fourier projections, take the chains above.
+void fuse_projection(const detail::ProjectionProblem& p, Precision precision);
 
 void tensor_sketch(const detail::SketchProblem& p);
 // Whether tensor_sketch convolves p's count sketches by FFT (else directly); a pure

@@ -1,6 +1,8 @@
 // The CPU path of the mixture-of-experts family. Obviously correct first: loops
 // over rows (OpenMP where the rows are independent), sums in double, matrix
-// products through cpu::gemm on float copies of each expert's operands. The
+// products through the BLAS's sgemm (fp32 accumulation, blas.hpp) per expert: fp32
+// operands in place (a transposed weight as the BLAS's transpose flag), bf16 ones
+// and gathered rows as float copies of the expert's panel. The
 // rounding points match the GPU path (every stored intermediate is rounded to the
 // element type, and the same per-element functions of moe_math.hpp are used) with
 // one exception: the bf16 weight gradient with gates scales dY by the gate in fp32
@@ -14,7 +16,7 @@
 
 #include "../../kernels/common/float16.hpp"
 #include "../../kernels/common/moe_math.hpp"
-#include "gemm.hpp"
+#include "blas.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -122,24 +124,24 @@ const float* operand_rows(const T* base, int64_t ld, int64_t cols, bool gather, 
   return buf.data();
 }
 
-// Expert e's weight block as a float [k x n] matrix (transposed from [n x k] storage
-// when `trans`).
+// Expert e's weight block as a float matrix, in its stored layout: [k x n], or
+// [n x k] when `trans` (*trans_out tells the product which). fp32 weights are read
+// in place; bf16 ones are converted without transposing (a contiguous pass).
 template <class T>
 const float* weight_block(const T* b, int64_t ldb, bool trans, int64_t e, int64_t k, int64_t n,
                           std::vector<float>& buf, int64_t* ld_out) {
+  const int64_t rows = trans ? n : k, cols = trans ? k : n;
+  const T* block = b + e * rows * ldb;
   if constexpr (std::is_same_v<T, float>) {
-    if (!trans) {
-      *ld_out = ldb;
-      return b + e * k * ldb;
-    }
+    *ld_out = ldb;
+    return block;
   }
-  buf.resize(static_cast<std::size_t>(k * n));
-  const T* block = b + e * (trans ? n : k) * ldb;
-#pragma omp parallel for schedule(static) if (worth_parallel_stream(k * n))
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t j = 0; j < n; ++j)
-      buf[p * n + j] = load(trans ? block[j * ldb + p] : block[p * ldb + j]);
-  *ld_out = n;
+  buf.resize(static_cast<std::size_t>(rows * cols));
+#pragma omp parallel for schedule(static) if (worth_parallel_stream(rows * cols))
+  for (int64_t p = 0; p < rows; ++p)
+    for (int64_t j = 0; j < cols; ++j)
+      buf[p * cols + j] = load(block[p * ldb + j]);
+  *ld_out = cols;
   return buf.data();
 }
 
@@ -295,8 +297,8 @@ void moe_grouped_gemm(const detail::GroupedGemmArgs<T>& g) {
         const float* A =
             operand_rows(g.a[ai], g.lda[ai], g.k, g.a_gather, nullptr, 0, p, r0, m, abuf, &lda);
         const float* B = weight_block(g.b[bi], g.ldb[bi], g.b_trans, e, g.k, g.n, bbuf, &ldb);
-        gemm<float>(Trans::No, Trans::No, m, g.n, g.k, 1.0, A, lda, B, ldb, term == 0 ? 0.0 : 1.0,
-                    acc[q].data(), g.n);
+        sgemm(Trans::No, g.b_trans ? Trans::Yes : Trans::No, m, g.n, g.k, 1.0f, A, lda, B, ldb,
+              term == 0 ? 0.0f : 1.0f, acc[q].data(), g.n);
       }
     }
 #pragma omp parallel for schedule(static) if (worth_parallel(m * g.n))
@@ -346,7 +348,7 @@ void moe_wgrad(const detail::WgradArgs<T>& w) {
     const float* A = operand_rows(w.a, w.lda, w.m, w.a_gather, nullptr, 0, p, r0, rows, abuf, &lda);
     const float* B =
         operand_rows(w.b, w.ldb, w.n, w.b_gather, w.b_gates, w.ld_gates, p, r0, rows, bbuf, &ldb);
-    gemm<float>(Trans::Yes, Trans::No, w.m, w.n, rows, 1.0, A, lda, B, ldb, 0.0, acc.data(), w.n);
+    sgemm(Trans::Yes, Trans::No, w.m, w.n, rows, 1.0f, A, lda, B, ldb, 0.0f, acc.data(), w.n);
 #pragma omp parallel for schedule(static) if (worth_parallel(w.m * w.n))
     for (int64_t i = 0; i < w.m; ++i)
       for (int64_t j = 0; j < w.n; ++j)

@@ -1,6 +1,6 @@
 // The CPU path of the mixture-of-experts family (internal): one function per step
 // of kernels/common/moe_problem.hpp. Reductions in double, products through
-// cpu::gemm, per-element math from kernels/common/moe_math.hpp.
+// the BLAS (blas.hpp), per-element math from kernels/common/moe_math.hpp.
 #pragma once
 
 #include "../../kernels/common/moe_problem.hpp"
