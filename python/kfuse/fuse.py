@@ -82,7 +82,9 @@ def _cross_kwargs(op, C, image_dim, text_dim, shared_side, image_side, text_side
                 shared_side=side(shared_side, op, "shared_side"),
                 image_side=side(image_side, op, "image_side"),
                 text_side=side(text_side, op, "text_side"),
-                **_rp_kwargs(op, None, 0, seed, distribution, scaling, precision))
+                seed=seed, distribution=enum(RpDistribution, distribution, op, "distribution"),
+                scaling=enum(RpScaling, scaling, op, "scaling"),
+                precision=enum(Precision, precision, op, "precision"))
 
 
 def cross_modal_kron(modality, shared, expert, *, image_dim, text_dim, C=1.0, shared_side=None,
