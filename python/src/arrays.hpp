@@ -46,8 +46,11 @@ class Call {
     const auto memory = locate(a, name);
     const std::int64_t rows = std::int64_t(a.shape(0)), cols = std::int64_t(a.shape(1));
     const std::int64_t s0 = a.stride(0), s1 = a.stride(1);
-    if (cols > 1 && s1 != 1) fail_inner(name, s1);
     std::int64_t ld = cols;
+    if (rows == 0 || cols == 0)  // nothing is read or written: strides are arbitrary
+      return {static_cast<T*>(const_cast<void*>(static_cast<const void*>(a.data()))), rows, cols,
+              ld, memory};
+    if (cols > 1 && s1 != 1) fail_inner(name, s1);
     if (rows > 1) {
       if (s0 < cols)
         throw nb::value_error((prefix(name) + "row stride " + std::to_string(s0) +
@@ -66,7 +69,7 @@ class Call {
     if (a.ndim() > 1) fail_ndim(name, a.ndim(), 1);
     const auto memory = locate(a, name);
     const std::int64_t n = a.ndim() == 0 ? 1 : std::int64_t(a.shape(0));
-    if (a.ndim() == 1 && n > 1 && a.stride(0) != 1) fail_inner(name, a.stride(0));
+    if (a.ndim() == 1 && n > 1 && a.stride(0) != 1) fail_inner(name, a.stride(0));  // n = 0: any
     return {static_cast<T*>(const_cast<void*>(static_cast<const void*>(a.data()))), n, memory};
   }
 
