@@ -88,9 +88,3 @@ def test_unsupported_is_not_implemented_error():
     with pytest.raises(NotImplementedError, match="Unsupported: kron_fuse: argument 'out'"):
         kfuse.kron_fuse([wide, wide])
 
-
-@pytest.mark.skipif("cuda" in kfuse.backends(), reason="checks the CPU-only build")
-def test_no_device_is_a_runtime_error():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device for PyTorch either")
