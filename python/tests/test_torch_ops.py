@@ -125,6 +125,7 @@ def test_clip_loss_gradients_against_float64_reference():
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Input #:UserWarning")
 def test_clip_loss_finite_differences_fp32():
     # The library's losses have no fp64 path: a finite-difference check in fp32. With
     # eps = 1e-2 on a loss of size ~3 the central difference's rounding error is about
