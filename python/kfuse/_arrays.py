@@ -45,15 +45,20 @@ def dtype_name(x):
     return getattr(dt, "name", str(dt))
 
 
-def empty(like, shape, dtype):
-    """An uninitialised array of `dtype` (a name: "float32", "int64", ...) in the
-    framework and on the device of `like`."""
+def empty(like, shape, dtype=None):
+    """An uninitialised array of `dtype` (a name: "float32", "int64", ...; None: like's
+    dtype) in the framework and on the device of `like`."""
     shape = tuple(int(s) for s in shape)
+    if isinstance(like, np.ndarray):
+        return np.empty(shape, dtype=like.dtype if dtype is None else dtype)
     if is_torch(like):
         torch = _torch()
-        return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
-    if like is None or isinstance(like, np.ndarray):
+        return torch.empty(shape, dtype=like.dtype if dtype is None else getattr(torch, dtype),
+                           device=like.device)
+    if like is None:
         return np.empty(shape, dtype=dtype)
+    if dtype is None:
+        dtype = dtype_name(like)
     xp = getattr(like, "__array_namespace__", None)
     if xp is not None:
         ns = xp()

@@ -3,7 +3,6 @@ of two point sets, never stored (see include/kfuse/gauss.hpp). float32 and float
 
 from . import _kfuse
 from ._arrays import as_array, empty, enum, execution, shape2
-from ._arrays import dtype_name as dtype_of
 from ._kfuse import Precision
 
 
@@ -25,7 +24,7 @@ def gauss_matvec(X, Y, V, *, sigma=1.0, alpha=1.0, beta=0.0, precision=Precision
     if out is None:
         if beta != 0:
             raise ValueError(f"{op}: argument 'beta' is {beta} but no 'out' is given to scale")
-        result = empty(X, (M,) if vector else (M, R), dtype_of(X))
+        result = empty(X, (M,) if vector else (M, R))
     else:
         result = out
     target = result.reshape(-1, 1) if vector else result
@@ -42,7 +41,7 @@ def kde(queries, Y, weights=None, *, sigma=1.0, log=True, precision=Precision.Ex
     queries, Y, weights = (as_array(a, op, n) for a, n in
                            ((queries, "queries"), (Y, "Y"), (weights, "weights")))
     M, _ = shape2(op, "queries", queries)
-    out = empty(queries, (M,), dtype_of(queries))
+    out = empty(queries, (M,))
     _kfuse.kde(queries, Y, weights, out, sigma=sigma, log=log,
                precision=_prec(precision, op), **execution(queries, stream))
     return out
@@ -53,7 +52,7 @@ def gauss_matvec_grad_x(X, Y, V, U, *, sigma=1.0, precision=Precision.Exact, str
     op = "gauss_matvec_grad_x"
     X, Y, V, U = (as_array(a, op, n) for a, n in ((X, "X"), (Y, "Y"), (V, "V"), (U, "U")))
     M, d = shape2(op, "X", X)
-    out = empty(X, (M, d), dtype_of(X))
+    out = empty(X, (M, d))
     _kfuse.gauss_matvec_grad_x(X, Y, V, U, out, sigma=sigma, precision=_prec(precision, op),
                                **execution(X, stream))
     return out
@@ -65,7 +64,7 @@ def mean_shift_step(X, Y, weights=None, *, sigma=1.0, precision=Precision.Exact,
     op = "mean_shift_step"
     X, Y, weights = (as_array(a, op, n) for a, n in ((X, "X"), (Y, "Y"), (weights, "weights")))
     M, d = shape2(op, "X", X)
-    out = empty(X, (M, d), dtype_of(X))
+    out = empty(X, (M, d))
     _kfuse.mean_shift_step(X, Y, weights, out, sigma=sigma, precision=_prec(precision, op),
                            **execution(X, stream))
     return out
@@ -77,7 +76,7 @@ def mmd2(X, Y, *, sigma=1.0, unbiased=False, precision=Precision.Exact, stream=N
     op = "mmd2"
     X, Y = as_array(X, op, "X"), as_array(Y, op, "Y")
     shape2(op, "X", X)
-    out = empty(X, (), dtype_of(X))
+    out = empty(X, ())
     _kfuse.mmd2(X, Y, out, sigma=sigma, unbiased=unbiased, precision=_prec(precision, op),
                 **execution(X, stream))
     return out

@@ -4,7 +4,7 @@ arrays (or their [E*K x N] matrix view); gradients come back in the shape given.
 A MoePlan (from moe_plan) groups the T k (token, choice) slots by expert."""
 
 from . import _kfuse
-from ._arrays import as_array, dtype_name, empty, enum, execution, shape2
+from ._arrays import as_array, empty, enum, execution, shape2
 from ._kfuse import RouterMode
 
 
@@ -101,7 +101,7 @@ def moe_scatter(plan, X, *, stream=None):
     storage, layout = _plan("moe_scatter", plan)
     X = as_array(X, "moe_scatter", "X")
     _, H = shape2("moe_scatter", "X", X)
-    Xp = empty(X, (plan.rows, H), dtype_name(X))
+    Xp = empty(X, (plan.rows, H))
     _kfuse.moe_scatter(storage, layout, X, Xp, **execution(X, stream))
     return Xp
 
@@ -111,7 +111,7 @@ def moe_scatter_backward(plan, dXp, *, stream=None):
     storage, layout = _plan("moe_scatter_backward", plan)
     dXp = as_array(dXp, "moe_scatter_backward", "dXp")
     _, H = shape2("moe_scatter_backward", "dXp", dXp)
-    dX = empty(dXp, (plan.tokens, H), dtype_name(dXp))
+    dX = empty(dXp, (plan.tokens, H))
     _kfuse.moe_scatter_backward(storage, layout, dXp, dX, **execution(dXp, stream))
     return dX
 
@@ -122,7 +122,7 @@ def moe_gather(plan, Yp, gates, *, stream=None):
     storage, layout = _plan(op, plan)
     Yp, gates = as_array(Yp, op, "Yp"), as_array(gates, op, "gates")
     _, H = shape2(op, "Yp", Yp)
-    Y = empty(Yp, (plan.tokens, H), dtype_name(Yp))
+    Y = empty(Yp, (plan.tokens, H))
     _kfuse.moe_gather(storage, layout, Yp, gates, Y, **execution(Yp, stream))
     return Y
 
@@ -133,7 +133,7 @@ def moe_gather_backward(plan, Yp, gates, dY, *, stream=None):
     storage, layout = _plan(op, plan)
     Yp, gates, dY = (as_array(a, op, n) for a, n in ((Yp, "Yp"), (gates, "gates"), (dY, "dY")))
     _, H = shape2(op, "Yp", Yp)
-    dYp = empty(Yp, (plan.rows, H), dtype_name(Yp))
+    dYp = empty(Yp, (plan.rows, H))
     dgates = empty(Yp, (plan.tokens, plan.top_k), "float32")
     _kfuse.moe_gather_backward(storage, layout, Yp, gates, dY, dYp, dgates,
                                **execution(Yp, stream))
@@ -151,7 +151,7 @@ def moe_grouped_gemm(plan, Xp, W, *, transpose_w=False, stream=None):
     op = "moe_grouped_gemm"
     storage, layout = _plan(op, plan)
     Xp, W = as_array(Xp, op, "Xp"), _weights(op, "W", W, plan.experts)
-    Yp = empty(Xp, (plan.rows, _out_cols(op, W, plan.experts, transpose_w)), dtype_name(Xp))
+    Yp = empty(Xp, (plan.rows, _out_cols(op, W, plan.experts, transpose_w)))
     _kfuse.moe_grouped_gemm(storage, layout, Xp, W, Yp, transpose_w=transpose_w,
                             **execution(Xp, stream))
     return Yp
@@ -162,7 +162,7 @@ def moe_gather_gemm(plan, X, W, *, transpose_w=False, stream=None):
     op = "moe_gather_gemm"
     storage, layout = _plan(op, plan)
     X, W = as_array(X, op, "X"), _weights(op, "W", W, plan.experts)
-    Yp = empty(X, (plan.rows, _out_cols(op, W, plan.experts, transpose_w)), dtype_name(X))
+    Yp = empty(X, (plan.rows, _out_cols(op, W, plan.experts, transpose_w)))
     _kfuse.moe_gather_gemm(storage, layout, X, W, Yp, transpose_w=transpose_w,
                            **execution(X, stream))
     return Yp
@@ -174,7 +174,7 @@ def moe_gemm_combine(plan, Hp, W, gates, *, transpose_w=False, stream=None):
     storage, layout = _plan(op, plan)
     Hp, W, gates = (as_array(Hp, op, "Hp"), _weights(op, "W", W, plan.experts),
                     as_array(gates, op, "gates"))
-    Y = empty(Hp, (plan.tokens, _out_cols(op, W, plan.experts, transpose_w)), dtype_name(Hp))
+    Y = empty(Hp, (plan.tokens, _out_cols(op, W, plan.experts, transpose_w)))
     _kfuse.moe_gemm_combine(storage, layout, Hp, W, gates, Y, transpose_w=transpose_w,
                             **execution(Hp, stream))
     return Y
@@ -187,7 +187,7 @@ def moe_grouped_gemm_wgrad(plan, Xp, dYp, *, stream=None):
     Xp, dYp = as_array(Xp, op, "Xp"), as_array(dYp, op, "dYp")
     _, K = shape2(op, "Xp", Xp)
     _, N = shape2(op, "dYp", dYp)
-    dW = empty(Xp, (plan.experts, K, N), dtype_name(Xp))
+    dW = empty(Xp, (plan.experts, K, N))
     _kfuse.moe_grouped_gemm_wgrad(storage, layout, Xp, dYp, dW.reshape(plan.experts * K, N),
                                   **execution(Xp, stream))
     return dW
@@ -203,10 +203,9 @@ def moe_mlp_forward(plan, X, gates, w1, w3, w2, *, save=True, stream=None):
     w1, w3, w2 = (_weights(op, n, w, plan.experts) for n, w in (("w1", w1), ("w3", w3), ("w2", w2)))
     T, H = shape2(op, "X", X)
     _, F = shape2(op, "w1", w1)
-    dt = dtype_name(X)
-    Y = empty(X, (T, H), dt)
-    h1 = empty(X, (plan.rows, F), dt) if save else None
-    h3 = empty(X, (plan.rows, F), dt) if save else None
+    Y = empty(X, (T, H))
+    h1 = empty(X, (plan.rows, F)) if save else None
+    h3 = empty(X, (plan.rows, F)) if save else None
     _kfuse.moe_mlp_forward(storage, layout, X, gates, w1, w3, w2, Y, h1, h3,
                            **execution(X, stream))
     return (Y, h1, h3) if save else Y
@@ -221,10 +220,9 @@ def moe_mlp_backward(plan, X, gates, w1, w3, w2, dY, h1=None, h3=None, *, stream
     shapes = [tuple(int(s) for s in w.shape) for w in (w1, w3, w2)]
     w1, w3, w2 = (_weights(op, n, w, plan.experts) for n, w in (("w1", w1), ("w3", w3), ("w2", w2)))
     T, H = shape2(op, "X", X)
-    dt = dtype_name(X)
-    dX = empty(X, (T, H), dt)
+    dX = empty(X, (T, H))
     dgates = empty(X, (plan.tokens, plan.top_k), "float32")
-    dws = [empty(X, s, dt) for s in shapes]
+    dws = [empty(X, s) for s in shapes]
     flat = [d.reshape(int(w.shape[0]), int(w.shape[1])) for d, w in zip(dws, (w1, w3, w2))]
     _kfuse.moe_mlp_backward(storage, layout, X, gates, w1, w3, w2, dY, h1, h3, dX, dgates, *flat,
                             **execution(X, stream))

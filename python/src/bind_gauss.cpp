@@ -1,6 +1,8 @@
 // Bindings of the Gaussian kernel family (kfuse/gauss.hpp).
 #include <nanobind/stl/optional.h>
 
+#include <chrono>
+
 #include "arrays.hpp"
 
 namespace kfuse_py {
@@ -98,6 +100,22 @@ void mmd2(const In& X, const In& Y, const Out& out, double sigma, bool unbiased,
   });
 }
 
+// The C++ call's own cost, for bench/python_overhead.py: `iterations` calls of
+// kfuse::gauss_matvec on views made once, timed in C++ (seconds in all).
+double gauss_matvec_cpp_loop(const In& X, const In& Y, const In& V, const Out& out,
+                             std::int64_t iterations) {
+  Call c("gauss_matvec", 0, false);
+  const auto x = c.matrix<const float>(X, "X"), y = c.matrix<const float>(Y, "Y"),
+             v = c.matrix<const float>(V, "V");
+  const auto o = c.matrix<float>(out, "out");
+  kfuse::Context& ctx = c.context();
+  nb::gil_scoped_release release;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::int64_t i = 0; i < iterations; ++i) kfuse::gauss_matvec(ctx, x, y, v, o, {});
+  ctx.synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace
 
 void register_gauss(nb::module_& m) {
@@ -129,6 +147,8 @@ void register_gauss(nb::module_& m) {
   m.def("gauss_matvec", &gauss_matvec, "X"_a, "Y"_a, "V"_a, "out"_a, nb::kw_only(),
         "sigma"_a = mv.sigma, "alpha"_a = mv.alpha, "beta"_a = mv.beta,
         "precision"_a = mv.precision, "stream"_a = 0, "torch_workspace"_a = false);
+  m.def("_gauss_matvec_cpp_loop", &gauss_matvec_cpp_loop, "X"_a, "Y"_a, "V"_a, "out"_a,
+        "iterations"_a, "float32 only; the seconds that `iterations` C++ calls take");
   m.def("kde", &kde, "queries"_a, "Y"_a, "weights"_a.none(), "out"_a, nb::kw_only(),
         "sigma"_a = kd.sigma, "log"_a = kd.log, "precision"_a = kd.precision, "stream"_a = 0,
         "torch_workspace"_a = false);
