@@ -192,3 +192,27 @@ def test_gaussian_kernel_operator():
     torch.testing.assert_close(K.kde(X), dens.log())
     with pytest.raises(NotImplementedError, match="queries only"):
         kt.kde(X.requires_grad_(), Y.clone().requires_grad_()).sum().backward()
+
+
+# ------------------------------------------------------------------ AMP
+
+def test_autocast_bf16():
+    torch.manual_seed(3)
+    model = TinyClip()
+    images, texts = torch.randn(8, 20), torch.randn(8, 12)
+    ref = model(images, texts)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(images, texts)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, ref, rtol=3e-2, atol=3e-2)  # bf16 features: 8-bit mantissas
+    loss.backward()
+    assert model.image.weight.grad.dtype == torch.float32
+    layer = TinyMoeLayer()
+    x = torch.randn(2, 6, 16)
+    want = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)
+        assert layer.moe(x).dtype == torch.bfloat16  # the experts ran in bf16
+    torch.testing.assert_close(got.float(), want, rtol=5e-2, atol=5e-2)
+    got.float().pow(2).mean().backward()
+    assert layer.moe.w1.grad.dtype == torch.float32

@@ -24,6 +24,18 @@ def _scalar_tensor(x, like):
     return torch.tensor(float(x), dtype=torch.float32, device=like.device)
 
 
+def _autocast(tensors, allowed):
+    """Under torch.autocast on the tensors' device, the floating tensors cast to the
+    autocast dtype when the op takes it (`allowed`); otherwise the tensors as given.
+    (torch.library.register_autocast would also cast the fp32 scalars t and b.)"""
+    device = tensors[0].device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        if dtype in allowed:
+            return [t.to(dtype) if t.is_floating_point() else t for t in tensors]
+    return tensors
+
+
 # ----------------------------------------------------------------- contrastive
 
 
@@ -76,8 +88,10 @@ clip_loss_fwd.register_autograd(_clip_backward, setup_context=_clip_setup)
 def clip_loss(A, B, logit_scale, *, label_smoothing=0.0, deterministic=True):
     """The symmetric CLIP loss of A [N x d] and B [N x d] (float32, bfloat16 or float16)
     with logits exp(logit_scale) A B^T; differentiable in A, B and logit_scale (t, the
-    log of the scale: open_clip's parameter before .exp())."""
+    log of the scale: open_clip's parameter before .exp()). Under torch.autocast, A and
+    B are cast to the autocast dtype (tensor cores on a GPU); the loss is float32."""
     t = _scalar_tensor(logit_scale, A)
+    A, B = _autocast([A, B], (torch.bfloat16, torch.float16))
     return clip_loss_fwd(A.contiguous(), B.contiguous(), t, float(label_smoothing),
                          bool(deterministic))[0]
 
@@ -125,8 +139,9 @@ siglip_loss_fwd.register_autograd(_siglip_backward, setup_context=_siglip_setup)
 def siglip_loss(A, B, logit_scale, logit_bias, *, deterministic=True):
     """The SigLIP loss (1/N) sum_ij softplus(-z_ij S_ij), S = exp(logit_scale) A B^T +
     logit_bias; differentiable in A, B, logit_scale (t, a log) and logit_bias."""
-    return siglip_loss_fwd(A.contiguous(), B.contiguous(), _scalar_tensor(logit_scale, A),
-                           _scalar_tensor(logit_bias, A), bool(deterministic))
+    t, b = _scalar_tensor(logit_scale, A), _scalar_tensor(logit_bias, A)
+    A, B = _autocast([A, B], (torch.bfloat16, torch.float16))
+    return siglip_loss_fwd(A.contiguous(), B.contiguous(), t, b, bool(deterministic))
 
 
 # ----------------------------------------------------------------- Gaussian kernel
@@ -443,7 +458,9 @@ moe_mlp_fwd.register_autograd(_mlp_backward, setup_context=_mlp_setup)
 def moe_mlp(X, gates, ids, w1, w3, w2):
     """SwiGLU experts: Y [T x H] = sum_j gates[t, j] (silu(x W1_e) * (x W3_e)) W2_e for
     e = ids[t, j]; w1, w3 [E x H x F], w2 [E x F x H]. Differentiable in X, gates and
-    the weights (float32 or bfloat16; gates float32)."""
+    the weights (float32 or bfloat16; gates float32). Under torch.autocast with bfloat16
+    the experts run in bfloat16."""
+    X, w1, w3, w2 = _autocast([X, w1, w3, w2], (torch.bfloat16,))
     return moe_mlp_fwd(X.contiguous(), gates.to(torch.float32).contiguous(),
                        ids.to(torch.int32).contiguous(), w1.contiguous(), w3.contiguous(),
                        w2.contiguous())[0]
