@@ -96,9 +96,9 @@ class Call {
     const kfuse::DType want = kfuse::dtype_of<T>::value;
     const kfuse::DType got = dtype_of(a.dtype(), op_, name);
     if (got != want)
-      throw nb::type_error((prefix(name) + "has dtype " + dtype_label(got) + ", expected " +
-                            dtype_label(want))
-                               .c_str());
+      throw nb::type_error(
+          (prefix(name) + "has dtype " + dtype_label(got) + ", expected " + dtype_label(want))
+              .c_str());
   }
   template <class A>
   kfuse::Memory locate(const A& a, const char* name) {
@@ -130,9 +130,12 @@ kfuse::DType dtype(const A& a, const char* op, const char* name) {
 template <class F>
 void dispatch_real(kfuse::DType dtype, const char* op, const char* name, F&& f) {
   switch (dtype) {
-    case kfuse::DType::F32: return f(float{});
-    case kfuse::DType::F64: return f(double{});
-    default: unsupported_dtype(op, name, dtype, "float32 or float64");
+    case kfuse::DType::F32:
+      return f(float{});
+    case kfuse::DType::F64:
+      return f(double{});
+    default:
+      unsupported_dtype(op, name, dtype, "float32 or float64");
   }
 }
 
@@ -140,16 +143,19 @@ void dispatch_real(kfuse::DType dtype, const char* op, const char* name, F&& f) 
 template <bool WithF64, class F>
 void dispatch_storage(kfuse::DType dtype, const char* op, const char* name, F&& f) {
   switch (dtype) {
-    case kfuse::DType::F32: return f(float{});
-    case kfuse::DType::BF16: return f(kfuse::bf16{});
-    case kfuse::DType::F16: return f(kfuse::f16{});
+    case kfuse::DType::F32:
+      return f(float{});
+    case kfuse::DType::BF16:
+      return f(kfuse::bf16{});
+    case kfuse::DType::F16:
+      return f(kfuse::f16{});
     case kfuse::DType::F64:
       if constexpr (WithF64) return f(double{});
       [[fallthrough]];
     default:
-      unsupported_dtype(op, name, dtype,
-                        WithF64 ? "float32, float64, bfloat16 or float16"
-                                : "float32, bfloat16 or float16");
+      unsupported_dtype(
+          op, name, dtype,
+          WithF64 ? "float32, float64, bfloat16 or float16" : "float32, bfloat16 or float16");
   }
 }
 

@@ -34,10 +34,10 @@ kfuse::ClipLossOptions clip_options(Call& c, kfuse::ClipDirection direction, dou
   return o;
 }
 
-kfuse::SiglipLossOptions siglip_options(Call& c, double logit_scale,
-                                        const OptIn& logit_scale_array, double bias,
-                                        const OptIn& bias_array, kfuse::Precision precision,
-                                        bool deterministic, bool check_device_labels) {
+kfuse::SiglipLossOptions siglip_options(Call& c, double logit_scale, const OptIn& logit_scale_array,
+                                        double bias, const OptIn& bias_array,
+                                        kfuse::Precision precision, bool deterministic,
+                                        bool check_device_labels) {
   kfuse::SiglipLossOptions o;
   o.logit_scale = scalar(c, logit_scale, logit_scale_array, "logit_scale");
   o.bias = scalar(c, bias, bias_array, "bias");
@@ -200,15 +200,15 @@ void register_contrastive(nb::module_& m) {
         "precision"_a = co.precision, "deterministic"_a = co.deterministic,
         "check_device_labels"_a = co.check_device_labels, "stream"_a = 0,
         "torch_workspace"_a = false);
-  m.def("clip_loss_backward", &clip_backward, "A"_a, "B"_a, "labels"_a.none(),
-        "lse_rows"_a.none(), "lse_cols"_a.none(), "dA"_a.none(), "dB"_a.none(), "dt"_a.none(),
-        "db"_a.none(), nb::kw_only(), "grad_loss"_a = 1.0,
-        "grad_loss_array"_a.none() = nb::none(), "direction"_a = co.direction,
-        "logit_scale"_a = co.logit_scale.value, "logit_scale_array"_a.none() = nb::none(),
-        "bias"_a = co.bias.value, "bias_array"_a.none() = nb::none(),
-        "label_smoothing"_a = co.label_smoothing, "precision"_a = co.precision,
-        "deterministic"_a = co.deterministic, "check_device_labels"_a = co.check_device_labels,
-        "stream"_a = 0, "torch_workspace"_a = false);
+  m.def("clip_loss_backward", &clip_backward, "A"_a, "B"_a, "labels"_a.none(), "lse_rows"_a.none(),
+        "lse_cols"_a.none(), "dA"_a.none(), "dB"_a.none(), "dt"_a.none(), "db"_a.none(),
+        nb::kw_only(), "grad_loss"_a = 1.0, "grad_loss_array"_a.none() = nb::none(),
+        "direction"_a = co.direction, "logit_scale"_a = co.logit_scale.value,
+        "logit_scale_array"_a.none() = nb::none(), "bias"_a = co.bias.value,
+        "bias_array"_a.none() = nb::none(), "label_smoothing"_a = co.label_smoothing,
+        "precision"_a = co.precision, "deterministic"_a = co.deterministic,
+        "check_device_labels"_a = co.check_device_labels, "stream"_a = 0,
+        "torch_workspace"_a = false);
   m.def("siglip_loss_forward", &siglip_forward, "A"_a, "B"_a, "labels"_a.none(), "loss"_a,
         "row_losses"_a.none(), nb::kw_only(), "logit_scale"_a = so.logit_scale.value,
         "logit_scale_array"_a.none() = nb::none(), "bias"_a = so.bias.value,

@@ -117,8 +117,8 @@ void cross_modal(kfuse::Modality modality, const In& shared, const In& expert, c
     const auto s = c.matrix<const T>(shared, "shared"), e = c.matrix<const T>(expert, "expert");
     const auto o = c.matrix<FuseOut<T>>(out, "out");
     kfuse::Context& ctx = c.context();
-    const auto opt = cross_options(C, image_dim, text_dim, shared_side, image_side, text_side,
-                                   seed, distribution, scaling, precision);
+    const auto opt = cross_options(C, image_dim, text_dim, shared_side, image_side, text_side, seed,
+                                   distribution, scaling, precision);
     nb::gil_scoped_release release;
     if constexpr (Rp)
       kfuse::cross_modal_rp(ctx, modality, s, e, o, opt);
@@ -161,8 +161,8 @@ void tensor_sketch(const In& A, const In& B, const Out& out, const kfuse::FuseSi
   });
 }
 
-void product_kernel_topk(const In& Q1, const In& Q2, const In& G1, const In& G2,
-                         const Out& indices, const Out& scores, const kfuse::FuseSide& side1,
+void product_kernel_topk(const In& Q1, const In& Q2, const In& G1, const In& G2, const Out& indices,
+                         const Out& scores, const kfuse::FuseSide& side1,
                          const kfuse::FuseSide& side2, double C, kfuse::Precision precision,
                          std::uintptr_t stream, bool torch_ws) {
   Call c("product_kernel_topk", stream, torch_ws);
@@ -185,9 +185,12 @@ void product_kernel_topk(const In& Q1, const In& Q2, const In& G1, const In& G2,
 
 const char* side_kernel_label(kfuse::SideKernel k) {
   switch (k) {
-    case kfuse::SideKernel::Linear: return "Linear";
-    case kfuse::SideKernel::Cosine: return "Cosine";
-    case kfuse::SideKernel::Rbf: return "Rbf";
+    case kfuse::SideKernel::Linear:
+      return "Linear";
+    case kfuse::SideKernel::Cosine:
+      return "Cosine";
+    case kfuse::SideKernel::Rbf:
+      return "Rbf";
   }
   return "?";
 }
@@ -285,13 +288,13 @@ void register_fuse(nb::module_& m) {
         "scaling"_a = rp.scaling, "precision"_a = rp.precision, "stream"_a = 0,
         "torch_workspace"_a = false);
   m.def("cross_modal_kron", &cross_modal<false>, "modality"_a, "shared"_a, "expert"_a, "out"_a,
-        nb::kw_only(), "C"_a = cm.C, "image_dim"_a, "text_dim"_a, "shared_side"_a,
-        "image_side"_a, "text_side"_a, "seed"_a = cm.seed, "distribution"_a = cm.distribution,
+        nb::kw_only(), "C"_a = cm.C, "image_dim"_a, "text_dim"_a, "shared_side"_a, "image_side"_a,
+        "text_side"_a, "seed"_a = cm.seed, "distribution"_a = cm.distribution,
         "scaling"_a = cm.scaling, "precision"_a = cm.precision, "stream"_a = 0,
         "torch_workspace"_a = false);
   m.def("cross_modal_rp", &cross_modal<true>, "modality"_a, "shared"_a, "expert"_a, "out"_a,
-        nb::kw_only(), "C"_a = cm.C, "image_dim"_a, "text_dim"_a, "shared_side"_a,
-        "image_side"_a, "text_side"_a, "seed"_a = cm.seed, "distribution"_a = cm.distribution,
+        nb::kw_only(), "C"_a = cm.C, "image_dim"_a, "text_dim"_a, "shared_side"_a, "image_side"_a,
+        "text_side"_a, "seed"_a = cm.seed, "distribution"_a = cm.distribution,
         "scaling"_a = cm.scaling, "precision"_a = cm.precision, "stream"_a = 0,
         "torch_workspace"_a = false);
   m.def("rff_fuse", &rff_fuse, "inputs"_a, "out"_a, nb::kw_only(), "sigmas"_a, "seed"_a = rf.seed,

@@ -111,7 +111,8 @@ double gauss_matvec_cpp_loop(const In& X, const In& Y, const In& V, const Out& o
   kfuse::Context& ctx = c.context();
   nb::gil_scoped_release release;
   const auto t0 = std::chrono::steady_clock::now();
-  for (std::int64_t i = 0; i < iterations; ++i) kfuse::gauss_matvec(ctx, x, y, v, o, {});
+  for (std::int64_t i = 0; i < iterations; ++i)
+    kfuse::gauss_matvec(ctx, x, y, v, o, {});
   ctx.synchronize();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -41,9 +41,12 @@ kfuse::MoePlan plan_of(Call& c, const A& storage, const Layout& l, bool check_de
 template <class F>
 void dispatch_moe(kfuse::DType dtype, const char* op, const char* name, F&& f) {
   switch (dtype) {
-    case kfuse::DType::F32: return f(float{});
-    case kfuse::DType::BF16: return f(kfuse::bf16{});
-    default: unsupported_dtype(op, name, dtype, "float32 or bfloat16");
+    case kfuse::DType::F32:
+      return f(float{});
+    case kfuse::DType::BF16:
+      return f(kfuse::bf16{});
+    default:
+      unsupported_dtype(op, name, dtype, "float32 or bfloat16");
   }
 }
 
@@ -277,25 +280,25 @@ void register_moe(nb::module_& m) {
         nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
   m.def("moe_gather", &gather, "storage"_a, "layout"_a, "Yp"_a, "gates"_a, "Y"_a, nb::kw_only(),
         "stream"_a = 0, "torch_workspace"_a = false);
-  m.def("moe_gather_backward", &gather_backward, "storage"_a, "layout"_a, "Yp"_a, "gates"_a,
-        "dY"_a, "dYp"_a, "dgates"_a, nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
+  m.def("moe_gather_backward", &gather_backward, "storage"_a, "layout"_a, "Yp"_a, "gates"_a, "dY"_a,
+        "dYp"_a, "dgates"_a, nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
   m.def("moe_grouped_gemm", &grouped_gemm<Gemm::Grouped>, "storage"_a, "layout"_a, "Xp"_a, "W"_a,
         "Yp"_a, nb::kw_only(), "transpose_w"_a = go.transpose_w, "stream"_a = 0,
         "torch_workspace"_a = false);
   m.def("moe_gather_gemm", &grouped_gemm<Gemm::Gather>, "storage"_a, "layout"_a, "X"_a, "W"_a,
         "Yp"_a, nb::kw_only(), "transpose_w"_a = go.transpose_w, "stream"_a = 0,
         "torch_workspace"_a = false);
-  m.def("moe_gemm_combine", &gemm_combine, "storage"_a, "layout"_a, "Hp"_a, "W"_a, "gates"_a,
-        "Y"_a, nb::kw_only(), "transpose_w"_a = go.transpose_w, "stream"_a = 0,
+  m.def("moe_gemm_combine", &gemm_combine, "storage"_a, "layout"_a, "Hp"_a, "W"_a, "gates"_a, "Y"_a,
+        nb::kw_only(), "transpose_w"_a = go.transpose_w, "stream"_a = 0,
         "torch_workspace"_a = false);
   m.def("moe_grouped_gemm_wgrad", &gemm_wgrad, "storage"_a, "layout"_a, "Xp"_a, "dYp"_a, "dW"_a,
         nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
-  m.def("moe_mlp_forward", &mlp_forward, "storage"_a, "layout"_a, "X"_a, "gates"_a, "w1"_a,
-        "w3"_a, "w2"_a, "Y"_a, "h1"_a.none() = nb::none(), "h3"_a.none() = nb::none(),
-        nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
+  m.def("moe_mlp_forward", &mlp_forward, "storage"_a, "layout"_a, "X"_a, "gates"_a, "w1"_a, "w3"_a,
+        "w2"_a, "Y"_a, "h1"_a.none() = nb::none(), "h3"_a.none() = nb::none(), nb::kw_only(),
+        "stream"_a = 0, "torch_workspace"_a = false);
   m.def("moe_mlp_backward", &mlp_backward, "storage"_a, "layout"_a, "X"_a, "gates"_a, "w1"_a,
-        "w3"_a, "w2"_a, "dY"_a, "h1"_a.none(), "h3"_a.none(), "dX"_a, "dgates"_a, "dw1"_a,
-        "dw3"_a, "dw2"_a, nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
+        "w3"_a, "w2"_a, "dY"_a, "h1"_a.none(), "h3"_a.none(), "dX"_a, "dgates"_a, "dw1"_a, "dw3"_a,
+        "dw2"_a, nb::kw_only(), "stream"_a = 0, "torch_workspace"_a = false);
 }
 
 }  // namespace kfuse_py

@@ -33,12 +33,18 @@ kfuse::DType dtype_of(const nb::dlpack::dtype& t, const char* op, const char* na
 
 const char* dtype_label(kfuse::DType dtype) {
   switch (dtype) {
-    case kfuse::DType::F32: return "float32";
-    case kfuse::DType::F64: return "float64";
-    case kfuse::DType::BF16: return "bfloat16";
-    case kfuse::DType::F16: return "float16";
-    case kfuse::DType::I32: return "int32";
-    case kfuse::DType::I64: return "int64";
+    case kfuse::DType::F32:
+      return "float32";
+    case kfuse::DType::F64:
+      return "float64";
+    case kfuse::DType::BF16:
+      return "bfloat16";
+    case kfuse::DType::F16:
+      return "float16";
+    case kfuse::DType::I32:
+      return "int32";
+    case kfuse::DType::I64:
+      return "int64";
   }
   return "?";
 }
@@ -67,7 +73,9 @@ kfuse::Memory Call::locate(int device_type, int device_id, const char* name) {
   int device = -1;
   switch (device_type) {
     case nb::device::cpu::value:
-    case nb::device::cuda_host::value: memory = kfuse::Memory::Host; break;
+    case nb::device::cuda_host::value:
+      memory = kfuse::Memory::Host;
+      break;
     case nb::device::cuda::value:
     case nb::device::cuda_managed::value:
       memory = kfuse::Memory::Device;
@@ -86,7 +94,8 @@ kfuse::Memory Call::locate(int device_type, int device_id, const char* name) {
     first_ = name;
   } else if (memory != memory_ || device != device_) {
     auto where = [](kfuse::Memory m, int d) {
-      return m == kfuse::Memory::Host ? std::string("the host") : "CUDA device " + std::to_string(d);
+      return m == kfuse::Memory::Host ? std::string("the host")
+                                      : "CUDA device " + std::to_string(d);
     };
     throw nb::value_error((prefix(name) + "is on " + where(memory, device) + " but '" + first_ +
                            "' is on " + where(memory_, device_) +
@@ -102,7 +111,8 @@ kfuse::Memory Call::locate(int device_type, int device_id, const char* name) {
 // stream is the context's stream, so the caching allocator orders its reuse on it.
 class PythonAllocator final : public kfuse::Allocator {
  public:
-  PythonAllocator(nb::object callback, int device) : callback_(std::move(callback)), device_(device) {}
+  PythonAllocator(nb::object callback, int device)
+      : callback_(std::move(callback)), device_(device) {}
   ~PythonAllocator() override {
     nb::gil_scoped_acquire gil;
     blocks_.clear();
@@ -175,12 +185,21 @@ void register_common(nb::module_& m) {
       switch (e.status()) {
         case kfuse::Status::InvalidArgument:
         case kfuse::Status::ShapeMismatch:
-        case kfuse::Status::MemoryLocation: type = PyExc_ValueError; break;
-        case kfuse::Status::Unsupported: type = PyExc_NotImplementedError; break;
-        case kfuse::Status::OutOfMemory: type = PyExc_MemoryError; break;
-        default: type = PyExc_RuntimeError; break;
+        case kfuse::Status::MemoryLocation:
+          type = PyExc_ValueError;
+          break;
+        case kfuse::Status::Unsupported:
+          type = PyExc_NotImplementedError;
+          break;
+        case kfuse::Status::OutOfMemory:
+          type = PyExc_MemoryError;
+          break;
+        default:
+          type = PyExc_RuntimeError;
+          break;
       }
-      PyErr_SetString(type, (std::string(kfuse::status_name(e.status())) + ": " + e.what()).c_str());
+      PyErr_SetString(type,
+                      (std::string(kfuse::status_name(e.status())) + ": " + e.what()).c_str());
     }
   });
 
