@@ -460,6 +460,10 @@ def moe_mlp(X, gates, ids, w1, w3, w2):
     e = ids[t, j]; w1, w3 [E x H x F], w2 [E x F x H]. Differentiable in X, gates and
     the weights (float32 or bfloat16; gates float32). Under torch.autocast with bfloat16
     the experts run in bfloat16."""
+    for name, w in (("w1", w1), ("w3", w3), ("w2", w2)):
+        if w.dim() != 3:
+            raise ValueError(f"kfuse.torch.moe_mlp: argument '{name}' has {w.dim()} dimensions, "
+                             "expected 3 (experts x in x out)")
     X, w1, w3, w2 = _autocast([X, w1, w3, w2], (torch.bfloat16,))
     return moe_mlp_fwd(X.contiguous(), gates.to(torch.float32).contiguous(),
                        ids.to(torch.int32).contiguous(), w1.contiguous(), w3.contiguous(),
