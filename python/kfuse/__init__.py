@@ -22,9 +22,11 @@ from .contrastive import (
     clip_loss,
     clip_loss_backward,
     clip_loss_forward,
+    clip_loss_forward_backward,
     siglip_loss,
     siglip_loss_backward,
     siglip_loss_forward,
+    siglip_loss_forward_backward,
 )
 from .fuse import (
     cross_modal_kron,

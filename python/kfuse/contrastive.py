@@ -88,6 +88,30 @@ def clip_loss_backward(A, B, lse_rows, lse_cols, labels=None, *, grad_loss=1.0,
     return g
 
 
+def clip_loss_forward_backward(A, B, labels=None, *, grad_loss=1.0, need=("dA", "dB", "dt"),
+                               grad_dtype=None, logit_scale=0.0, bias=0.0, label_smoothing=0.0,
+                               direction=ClipDirection.Both, precision=Precision.Exact,
+                               deterministic=True, check_device_labels=True, row_losses=False,
+                               col_losses=False, stream=None):
+    """The loss and its gradients in one call (the statistics stay in the workspace):
+    (ClipForward with lse_rows and lse_cols None, LossGradients)."""
+    op = "clip_loss_forward_backward"
+    A, B, labels, Na, Nb, d = _common(op, A, B, labels)
+    opts = _clip_options(op, direction, logit_scale, bias, label_smoothing, precision,
+                         deterministic, check_device_labels)
+    rows = opts["direction"] in (ClipDirection.Both, ClipDirection.AtoB)
+    cols = opts["direction"] in (ClipDirection.Both, ClipDirection.BtoA)
+    f = ClipForward(empty(A, (), "float32"),
+                    empty(A, (Na,), "float32") if rows and row_losses else None,
+                    empty(A, (Nb,), "float32") if cols and col_losses else None, None, None)
+    gl, gl_array = scalar(grad_loss, op, "grad_loss")
+    g = _grads(op, A, B, Na, Nb, d, need, grad_dtype)
+    _kfuse.clip_loss_forward_backward(A, B, labels, f.loss, f.row_losses, f.col_losses, *g,
+                                      grad_loss=gl, grad_loss_array=gl_array, **opts,
+                                      **execution(A, stream))
+    return f, g
+
+
 def clip_loss(A, B, labels=None, **options):
     """The CLIP loss alone (a 0-d float32 array); options as clip_loss_forward's."""
     return clip_loss_forward(A, B, labels, **options).loss
@@ -128,6 +152,25 @@ def siglip_loss_backward(A, B, labels=None, *, grad_loss=1.0, need=("dA", "dB", 
                                                   deterministic, check_device_labels),
                                 **execution(A, stream))
     return g
+
+
+def siglip_loss_forward_backward(A, B, labels=None, *, grad_loss=1.0,
+                                 need=("dA", "dB", "dt", "db"), grad_dtype=None,
+                                 logit_scale=2.302585092994046, bias=-10.0,
+                                 precision=Precision.Exact, deterministic=True,
+                                 check_device_labels=True, row_losses=False, stream=None):
+    """The loss and its gradients in the backward's passes: (SiglipForward, LossGradients)."""
+    op = "siglip_loss_forward_backward"
+    A, B, labels, Na, Nb, d = _common(op, A, B, labels)
+    f = SiglipForward(empty(A, (), "float32"), empty(A, (Na,), "float32") if row_losses else None)
+    gl, gl_array = scalar(grad_loss, op, "grad_loss")
+    g = _grads(op, A, B, Na, Nb, d, need, grad_dtype)
+    _kfuse.siglip_loss_forward_backward(A, B, labels, *f, *g, grad_loss=gl,
+                                        grad_loss_array=gl_array,
+                                        **_siglip_options(op, logit_scale, bias, precision,
+                                                          deterministic, check_device_labels),
+                                        **execution(A, stream))
+    return f, g
 
 
 def siglip_loss(A, B, labels=None, **options):

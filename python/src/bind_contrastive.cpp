@@ -167,6 +167,67 @@ void siglip_backward(const In& A, const In& B, const OptIn& labels, const OptOut
   });
 }
 
+void clip_forward_backward(const In& A, const In& B, const OptIn& labels, const Out& loss,
+                           const OptOut& row_losses, const OptOut& col_losses, const OptOut& dA,
+                           const OptOut& dB, const OptOut& dt, const OptOut& db, double grad_loss,
+                           const OptIn& grad_loss_array, kfuse::ClipDirection direction,
+                           double logit_scale, const OptIn& logit_scale_array, double bias,
+                           const OptIn& bias_array, double label_smoothing,
+                           kfuse::Precision precision, bool deterministic, bool check_device_labels,
+                           std::uintptr_t stream, bool torch_ws) {
+  Call c("clip_loss_forward_backward", stream, torch_ws);
+  dispatch_grads(c, A, dA, dB, [&](auto ttag, auto gtag) {
+    using T = decltype(ttag);
+    using G = decltype(gtag);
+    const auto a = c.matrix<const T>(A, "A"), b = c.matrix<const T>(B, "B");
+    const auto lab = c.vector<const std::int64_t>(labels, "labels");
+    kfuse::ClipForwardOutputs out;
+    out.loss = c.vector<float>(loss, "loss");
+    out.row_losses = c.vector<float>(row_losses, "row_losses");
+    out.col_losses = c.vector<float>(col_losses, "col_losses");
+    kfuse::ContrastiveGradients<G> g;
+    g.dA = c.matrix<G>(dA, "dA");
+    g.dB = c.matrix<G>(dB, "dB");
+    g.dt = c.vector<float>(dt, "dt");
+    g.db = c.vector<float>(db, "db");
+    const auto dl = scalar(c, grad_loss, grad_loss_array, "grad_loss");
+    const auto opt = clip_options(c, direction, logit_scale, logit_scale_array, bias, bias_array,
+                                  label_smoothing, precision, deterministic, check_device_labels);
+    kfuse::Context& ctx = c.context();
+    nb::gil_scoped_release release;
+    kfuse::clip_loss_forward_backward(ctx, a, b, lab, out, dl, g, opt);
+  });
+}
+
+void siglip_forward_backward(const In& A, const In& B, const OptIn& labels, const Out& loss,
+                             const OptOut& row_losses, const OptOut& dA, const OptOut& dB,
+                             const OptOut& dt, const OptOut& db, double grad_loss,
+                             const OptIn& grad_loss_array, double logit_scale,
+                             const OptIn& logit_scale_array, double bias, const OptIn& bias_array,
+                             kfuse::Precision precision, bool deterministic,
+                             bool check_device_labels, std::uintptr_t stream, bool torch_ws) {
+  Call c("siglip_loss_forward_backward", stream, torch_ws);
+  dispatch_grads(c, A, dA, dB, [&](auto ttag, auto gtag) {
+    using T = decltype(ttag);
+    using G = decltype(gtag);
+    const auto a = c.matrix<const T>(A, "A"), b = c.matrix<const T>(B, "B");
+    const auto lab = c.vector<const std::int64_t>(labels, "labels");
+    const auto l = c.vector<float>(loss, "loss");
+    const auto rl = c.vector<float>(row_losses, "row_losses");
+    kfuse::ContrastiveGradients<G> g;
+    g.dA = c.matrix<G>(dA, "dA");
+    g.dB = c.matrix<G>(dB, "dB");
+    g.dt = c.vector<float>(dt, "dt");
+    g.db = c.vector<float>(db, "db");
+    const auto dl = scalar(c, grad_loss, grad_loss_array, "grad_loss");
+    const auto opt = siglip_options(c, logit_scale, logit_scale_array, bias, bias_array, precision,
+                                    deterministic, check_device_labels);
+    kfuse::Context& ctx = c.context();
+    nb::gil_scoped_release release;
+    kfuse::siglip_loss_forward_backward(ctx, a, b, lab, l, rl, dl, g, opt);
+  });
+}
+
 }  // namespace
 
 void register_contrastive(nb::module_& m) {
@@ -209,6 +270,22 @@ void register_contrastive(nb::module_& m) {
         "precision"_a = co.precision, "deterministic"_a = co.deterministic,
         "check_device_labels"_a = co.check_device_labels, "stream"_a = 0,
         "torch_workspace"_a = false);
+  m.def("clip_loss_forward_backward", &clip_forward_backward, "A"_a, "B"_a, "labels"_a.none(),
+        "loss"_a, "row_losses"_a.none(), "col_losses"_a.none(), "dA"_a.none(), "dB"_a.none(),
+        "dt"_a.none(), "db"_a.none(), nb::kw_only(), "grad_loss"_a = 1.0,
+        "grad_loss_array"_a.none() = nb::none(), "direction"_a = co.direction,
+        "logit_scale"_a = co.logit_scale.value, "logit_scale_array"_a.none() = nb::none(),
+        "bias"_a = co.bias.value, "bias_array"_a.none() = nb::none(),
+        "label_smoothing"_a = co.label_smoothing, "precision"_a = co.precision,
+        "deterministic"_a = co.deterministic, "check_device_labels"_a = co.check_device_labels,
+        "stream"_a = 0, "torch_workspace"_a = false);
+  m.def("siglip_loss_forward_backward", &siglip_forward_backward, "A"_a, "B"_a, "labels"_a.none(),
+        "loss"_a, "row_losses"_a.none(), "dA"_a.none(), "dB"_a.none(), "dt"_a.none(), "db"_a.none(),
+        nb::kw_only(), "grad_loss"_a = 1.0, "grad_loss_array"_a.none() = nb::none(),
+        "logit_scale"_a = so.logit_scale.value, "logit_scale_array"_a.none() = nb::none(),
+        "bias"_a = so.bias.value, "bias_array"_a.none() = nb::none(), "precision"_a = so.precision,
+        "deterministic"_a = so.deterministic, "check_device_labels"_a = so.check_device_labels,
+        "stream"_a = 0, "torch_workspace"_a = false);
   m.def("siglip_loss_forward", &siglip_forward, "A"_a, "B"_a, "labels"_a.none(), "loss"_a,
         "row_losses"_a.none(), nb::kw_only(), "logit_scale"_a = so.logit_scale.value,
         "logit_scale_array"_a.none() = nb::none(), "bias"_a = so.bias.value,

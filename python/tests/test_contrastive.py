@@ -107,3 +107,19 @@ def test_bf16_inputs_with_float32_gradients(rng):
     gb = kfuse.clip_loss_backward(A, B, f.lse_rows, f.lse_cols, logit_scale=2.0)
     assert gb.dA.dtype == torch.bfloat16
     np.testing.assert_allclose(gb.dA.float().numpy(), dA, rtol=1e-2, atol=1e-3)
+
+
+def test_fused_forward_backward(rng):
+    A, B = features(rng, 19, 8), features(rng, 19, 8)
+    loss, dA, dB, dt = clip_reference(A, B, 1.5, eps=0.05)
+    f, g = kfuse.clip_loss_forward_backward(A, B, logit_scale=1.5, label_smoothing=0.05,
+                                            row_losses=True)
+    np.testing.assert_allclose(f.loss, loss, rtol=1e-5)
+    assert f.row_losses.shape == (19,) and f.lse_rows is None
+    for got, want in zip((g.dA, g.dB, g.dt), (dA, dB, dt)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    sl, sdA, sdB, sdt, sdb = siglip_reference(A, B, 1.5, -3.0)
+    f, g = kfuse.siglip_loss_forward_backward(A, B, logit_scale=1.5, bias=-3.0)
+    np.testing.assert_allclose(f.loss, sl, rtol=1e-5)
+    for got, want in zip(g, (sdA, sdB, sdt, sdb)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
