@@ -293,7 +293,15 @@ def mmd2(X, Y, *, sigma=1.0, unbiased=False):
 
 
 def _plan_size(T, k, E, pad_to=1, capacity=0):
-    return kfuse._kfuse.moe_plan_layout(int(T), int(k), int(E), int(pad_to), int(capacity))
+    """(rows, storage elements) of a plan, as moe_plan_layout computes them
+    (kernels/common/moe_math.hpp), in arithmetic that also takes symbolic token counts
+    (the fake implementations under torch.compile with dynamic shapes)."""
+    slots = T * k
+    kept = torch.sym_min(E * capacity, slots) if capacity > 0 else slots
+    rows = kept + (pad_to - 1) * torch.sym_min(E, kept)
+    if capacity > 0:
+        rows = torch.sym_min(rows, E * (-(-capacity // pad_to) * pad_to))
+    return rows, E + (E + 1) + rows + slots
 
 
 @torch.library.custom_op(_lib + "moe_plan", mutates_args=())
