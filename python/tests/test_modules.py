@@ -190,6 +190,8 @@ def test_gaussian_kernel_operator():
     assert K.shape == (20, 20) and K(X).shape == (7, 20)
     dens = ref.mean(1) * (2 * math.pi * 0.81) ** -1.5
     torch.testing.assert_close(K.kde(X), dens.log())
+    k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * 0.81))  # noqa: E731
+    torch.testing.assert_close(K.mmd2(X), k(Y, Y).mean() + k(X, X).mean() - 2 * k(Y, X).mean())
     with pytest.raises(NotImplementedError, match="queries only"):
         kt.kde(X.requires_grad_(), Y.clone().requires_grad_()).sum().backward()
 
