@@ -66,12 +66,6 @@ def empty(like, shape, dtype=None):
     return np.empty(shape, dtype=dtype)
 
 
-def zeros(like, shape, dtype):
-    out = empty(like, shape, dtype)
-    out[...] = 0
-    return out
-
-
 def _set_torch_allocator():
     global _torch_allocator_set
     if _torch_allocator_set:

@@ -4,7 +4,7 @@ bfloat16 or float16 (float64 too for the exact Kronecker forms); outputs float32
 "cosine", "rbf") or a tuple (kernel, sigma[, rff_features])."""
 
 from . import _kfuse
-from ._arrays import as_array, empty, enum, execution, shape2, side
+from ._arrays import as_array, dtype_name, empty, enum, execution, shape2, side
 from ._kfuse import Modality, Precision, RpDistribution, RpScaling
 
 
@@ -15,15 +15,13 @@ def _inputs(op, inputs):
     return inputs
 
 
-def _sides(op, sides, n):
+def _sides(op, sides):
     if sides is None:
         return []
     return [side(s, op, f"sides[{j}]") for j, s in enumerate(sides)]
 
 
 def _out_dtype(x):
-    from ._arrays import dtype_name
-
     return "float64" if dtype_name(x) == "float64" else "float32"
 
 
@@ -32,7 +30,7 @@ def kron_fuse(inputs, *, sides=None, seed=0, stream=None):
     [n x w0 w1 ...]."""
     op = "kron_fuse"
     inputs = _inputs(op, inputs)
-    sides = _sides(op, sides, len(inputs))
+    sides = _sides(op, sides)
     n = shape2(op, "inputs[0]", inputs[0])[0]
     width = 1
     for j, a in enumerate(inputs):
@@ -43,8 +41,8 @@ def kron_fuse(inputs, *, sides=None, seed=0, stream=None):
     return out
 
 
-def _rp_kwargs(op, sides, n, seed, distribution, scaling, precision):
-    return dict(sides=_sides(op, sides, n), seed=seed,
+def _rp_kwargs(op, sides, seed, distribution, scaling, precision):
+    return dict(sides=_sides(op, sides), seed=seed,
                 distribution=enum(RpDistribution, distribution, op, "distribution"),
                 scaling=enum(RpScaling, scaling, op, "scaling"),
                 precision=enum(Precision, precision, op, "precision"))
@@ -57,7 +55,7 @@ def rp_fuse(inputs, l, *, sides=None, seed=0, distribution=RpDistribution.Unifor
     inputs = _inputs(op, inputs)
     n = shape2(op, "inputs[0]", inputs[0])[0]
     out = empty(inputs[0], (n, l), "float32")
-    _kfuse.rp_fuse(inputs, out, **_rp_kwargs(op, sides, len(inputs), seed, distribution,
+    _kfuse.rp_fuse(inputs, out, **_rp_kwargs(op, sides, seed, distribution,
                                              scaling, precision),
                    **execution(inputs[0], stream))
     return out
@@ -71,7 +69,7 @@ def rp_projection_matrix(input, rows, l, *, sides=None, seed=0,
     op = "rp_projection_matrix"
     out = empty(like, (rows, l), "float32")
     _kfuse.rp_projection_matrix(int(input), out,
-                                **_rp_kwargs(op, sides, 0, seed, distribution, scaling, precision),
+                                **_rp_kwargs(op, sides, seed, distribution, scaling, precision),
                                 **execution(out, stream))
     return out
 

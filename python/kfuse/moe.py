@@ -3,6 +3,8 @@ weights float32 or bfloat16, gates float32, ids int32. Expert weights are [E x K
 arrays (or their [E*K x N] matrix view); gradients come back in the shape given.
 A MoePlan (from moe_plan) groups the T k (token, choice) slots by expert."""
 
+import numpy as np
+
 from . import _kfuse
 from ._arrays import as_array, empty, enum, execution, shape2
 from ._kfuse import RouterMode
@@ -87,8 +89,6 @@ def moe_plan(ids, experts, *, pad_to=1, capacity=0, check_device_ids=False, host
     T, k = shape2(op, "ids", ids)
     _, size = _kfuse.moe_plan_layout(T, k, int(experts), pad_to, capacity)
     storage = empty(ids, (size,), "int32")
-    import numpy as np
-
     counts = np.empty((int(experts),), np.int32) if host_counts else None
     layout = [T, k, int(experts), int(pad_to), int(capacity)]
     _kfuse.moe_plan(ids, storage, layout, check_device_ids=check_device_ids,

@@ -3,7 +3,6 @@ AOT dispatch), gradients (gradcheck in float64 where the op has fp64; against a 
 PyTorch reference otherwise) and torch.compile(fullgraph=True)."""
 import math
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
