@@ -80,6 +80,9 @@ def test_opcheck_moe():
     opcheck(ops.moe_scatter_op, (X, plan.storage, k, E, 1, 0))
     Yp = torch.randn(plan.rows, 8, requires_grad=True)
     opcheck(ops.moe_gather_op, (Yp, gates, plan.storage, E, 1, 0))
+    opcheck(ops.moe_scatter_backward_op, (Yp.detach(), plan.storage, T, k, E, 1, 0))
+    opcheck(ops.moe_gather_backward_op, (Yp.detach(), gates.detach(), torch.randn(T, 8),
+                                         plan.storage, E, 1, 0))
     Y, storage, h1, h3 = ops.moe_mlp_fwd(X, gates, ids, w1, w3, w2)
     opcheck(ops.moe_mlp_bwd, tuple(a.detach() for a in (storage, X, gates, w1, w3, w2)) +
             (torch.randn_like(Y), h1.detach(), h3.detach()))
