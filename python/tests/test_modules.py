@@ -142,6 +142,38 @@ def test_sparse_moe_routing_variants():
         kt.SparseMoeBlock(8, 12, 4, 2, routing="sinkhorn")
 
 
+@pytest.mark.parametrize("norm_topk_prob", [False, True])
+def test_sparse_moe_block_matches_olmoe(norm_topk_prob):
+    # OLMoE's router: softmax, top-k, renormalised only with norm_topk_prob.
+    olmoe = pytest.importorskip("transformers.models.olmoe.modeling_olmoe")
+    from transformers import OlmoeConfig
+
+    cfg = OlmoeConfig(hidden_size=16, intermediate_size=24, num_experts=6, num_experts_per_tok=2,
+                      norm_topk_prob=norm_topk_prob)
+    hf = olmoe.OlmoeSparseMoeBlock(cfg)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.normal_(0, 0.2)
+    ours = kt.SparseMoeBlock.from_hf(hf)
+    assert ours.renormalize == norm_topk_prob
+    x = torch.randn(2, 5, 16)
+    want = hf(x)
+    want = want[0] if isinstance(want, tuple) else want
+    got = ours(x)
+    got = got[0] if isinstance(got, tuple) else got
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_shared_experts_are_refused():
+    qwen = pytest.importorskip("transformers.models.qwen2_moe.modeling_qwen2_moe")
+    from transformers import Qwen2MoeConfig
+
+    cfg = Qwen2MoeConfig(hidden_size=16, moe_intermediate_size=24, num_experts=4,
+                         num_experts_per_tok=2, shared_expert_intermediate_size=32)
+    with pytest.raises(NotImplementedError, match="shared_expert"):
+        kt.SparseMoeBlock.from_hf(qwen.Qwen2MoeSparseMoeBlock(cfg))
+
+
 def test_unsupported_hf_variant_is_named():
     hf = mixtral_block(router_jitter_noise=0.1)
     with pytest.raises(NotImplementedError, match="jitter"):
