@@ -1,0 +1,478 @@
+"""kfuse's operations as torch.library custom operators (namespace ``kfuse``).
+
+Each op with a backward in the library has a fake implementation (shapes only, for
+torch.compile) and a registered autograd formula whose backward is itself a kfuse
+custom op. On CUDA tensors the ops run on PyTorch's current stream, with workspace
+from PyTorch's caching allocator (kfuse._arrays.execution).
+
+Scalars that a training loop learns (CLIP/SigLIP's t and b) are 0-d float32 tensors in
+the inputs' memory: the library reads them on the device, no host synchronisation.
+"""
+
+import torch
+from torch import Tensor
+
+import kfuse
+
+_lib = "kfuse::"
+
+
+def _scalar_tensor(x, like):
+    """A 0-d float32 tensor on like's device (numbers become constants)."""
+    if isinstance(x, Tensor):
+        return x.reshape(()).to(dtype=torch.float32, device=like.device).contiguous()
+    return torch.tensor(float(x), dtype=torch.float32, device=like.device)
+
+
+def _autocast(tensors, allowed):
+    """Under torch.autocast on the tensors' device, the floating tensors cast to the
+    autocast dtype when the op takes it (`allowed`); otherwise the tensors as given.
+    (torch.library.register_autocast would also cast the fp32 scalars t and b.)"""
+    device = tensors[0].device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        if dtype in allowed:
+            return [t.to(dtype) if t.is_floating_point() else t for t in tensors]
+    return tensors
+
+
+# ----------------------------------------------------------------- contrastive
+
+
+@torch.library.custom_op(_lib + "clip_loss_fwd", mutates_args=())
+def clip_loss_fwd(A: Tensor, B: Tensor, t: Tensor, label_smoothing: float,
+                  deterministic: bool) -> tuple[Tensor, Tensor, Tensor]:
+    f = kfuse.clip_loss_forward(A, B, logit_scale=t, label_smoothing=label_smoothing,
+                                deterministic=deterministic)
+    return f.loss, f.lse_rows, f.lse_cols
+
+
+@clip_loss_fwd.register_fake
+def _(A, B, t, label_smoothing, deterministic):
+    f32 = torch.float32
+    return (A.new_empty((), dtype=f32), A.new_empty((A.shape[0],), dtype=f32),
+            A.new_empty((B.shape[0],), dtype=f32))
+
+
+@torch.library.custom_op(_lib + "clip_loss_bwd", mutates_args=())
+def clip_loss_bwd(A: Tensor, B: Tensor, t: Tensor, lse_rows: Tensor, lse_cols: Tensor,
+                  grad_loss: Tensor, label_smoothing: float,
+                  deterministic: bool) -> tuple[Tensor, Tensor, Tensor]:
+    g = kfuse.clip_loss_backward(A, B, lse_rows, lse_cols, grad_loss=grad_loss, logit_scale=t,
+                                 label_smoothing=label_smoothing, deterministic=deterministic)
+    return g.dA, g.dB, g.dt
+
+
+@clip_loss_bwd.register_fake
+def _(A, B, t, lse_rows, lse_cols, grad_loss, label_smoothing, deterministic):
+    return torch.empty_like(A), torch.empty_like(B), t.new_empty(())
+
+
+def _clip_setup(ctx, inputs, output):
+    A, B, t, label_smoothing, deterministic = inputs
+    _, lse_rows, lse_cols = output
+    ctx.save_for_backward(A, B, t, lse_rows, lse_cols)
+    ctx.options = (label_smoothing, deterministic)
+
+
+def _clip_backward(ctx, grad_loss, _grad_lse_rows, _grad_lse_cols):
+    A, B, t, lse_rows, lse_cols = ctx.saved_tensors
+    dA, dB, dt = clip_loss_bwd(A, B, t, lse_rows, lse_cols,
+                               grad_loss.to(torch.float32).contiguous(), *ctx.options)
+    return dA, dB, dt, None, None
+
+
+clip_loss_fwd.register_autograd(_clip_backward, setup_context=_clip_setup)
+
+
+def clip_loss(A, B, logit_scale, *, label_smoothing=0.0, deterministic=True):
+    """The symmetric CLIP loss of A [N x d] and B [N x d] (float32, bfloat16 or float16)
+    with logits exp(logit_scale) A B^T; differentiable in A, B and logit_scale (t, the
+    log of the scale: open_clip's parameter before .exp()). Under torch.autocast, A and
+    B are cast to the autocast dtype (tensor cores on a GPU); the loss is float32."""
+    t = _scalar_tensor(logit_scale, A)
+    A, B = _autocast([A, B], (torch.bfloat16, torch.float16))
+    return clip_loss_fwd(A.contiguous(), B.contiguous(), t, float(label_smoothing),
+                         bool(deterministic))[0]
+
+
+@torch.library.custom_op(_lib + "siglip_loss_fwd", mutates_args=())
+def siglip_loss_fwd(A: Tensor, B: Tensor, t: Tensor, b: Tensor, deterministic: bool) -> Tensor:
+    return kfuse.siglip_loss_forward(A, B, logit_scale=t, bias=b,
+                                     deterministic=deterministic).loss
+
+
+@siglip_loss_fwd.register_fake
+def _(A, B, t, b, deterministic):
+    return A.new_empty((), dtype=torch.float32)
+
+
+@torch.library.custom_op(_lib + "siglip_loss_bwd", mutates_args=())
+def siglip_loss_bwd(A: Tensor, B: Tensor, t: Tensor, b: Tensor, grad_loss: Tensor,
+                    deterministic: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    g = kfuse.siglip_loss_backward(A, B, grad_loss=grad_loss, logit_scale=t, bias=b,
+                                   deterministic=deterministic)
+    return g.dA, g.dB, g.dt, g.db
+
+
+@siglip_loss_bwd.register_fake
+def _(A, B, t, b, grad_loss, deterministic):
+    return torch.empty_like(A), torch.empty_like(B), t.new_empty(()), b.new_empty(())
+
+
+def _siglip_setup(ctx, inputs, output):
+    A, B, t, b, deterministic = inputs
+    ctx.save_for_backward(A, B, t, b)
+    ctx.deterministic = deterministic
+
+
+def _siglip_backward(ctx, grad_loss):
+    A, B, t, b = ctx.saved_tensors
+    dA, dB, dt, db = siglip_loss_bwd(A, B, t, b, grad_loss.to(torch.float32).contiguous(),
+                                     ctx.deterministic)
+    return dA, dB, dt, db, None
+
+
+siglip_loss_fwd.register_autograd(_siglip_backward, setup_context=_siglip_setup)
+
+
+def siglip_loss(A, B, logit_scale, logit_bias, *, deterministic=True):
+    """The SigLIP loss (1/N) sum_ij softplus(-z_ij S_ij), S = exp(logit_scale) A B^T +
+    logit_bias; differentiable in A, B, logit_scale (t, a log) and logit_bias."""
+    t, b = _scalar_tensor(logit_scale, A), _scalar_tensor(logit_bias, A)
+    A, B = _autocast([A, B], (torch.bfloat16, torch.float16))
+    return siglip_loss_fwd(A.contiguous(), B.contiguous(), t, b, bool(deterministic))
+
+
+# ----------------------------------------------------------------- Gaussian kernel
+
+
+@torch.library.custom_op(_lib + "gauss_matvec", mutates_args=())
+def gauss_matvec_op(X: Tensor, Y: Tensor, V: Tensor, sigma: float) -> Tensor:
+    return kfuse.gauss_matvec(X, Y, V, sigma=sigma)
+
+
+@gauss_matvec_op.register_fake
+def _(X, Y, V, sigma):
+    return X.new_empty((X.shape[0], V.shape[1]))
+
+
+@torch.library.custom_op(_lib + "gauss_matvec_grad_x", mutates_args=())
+def gauss_matvec_grad_x_op(X: Tensor, Y: Tensor, V: Tensor, U: Tensor, sigma: float) -> Tensor:
+    return kfuse.gauss_matvec_grad_x(X, Y, V, U, sigma=sigma)
+
+
+@gauss_matvec_grad_x_op.register_fake
+def _(X, Y, V, U, sigma):
+    return torch.empty_like(X)
+
+
+def _gauss_setup(ctx, inputs, output):
+    X, Y, V, sigma = inputs
+    ctx.save_for_backward(X, Y, V)
+    ctx.sigma = sigma
+
+
+def _gauss_backward(ctx, g):
+    X, Y, V = ctx.saved_tensors
+    g = g.contiguous()
+    need_x, need_y, need_v, _ = ctx.needs_input_grad
+    # <g, K(X, Y) V>: dX by the library's gradient; dY the same with the roles of
+    # (X, g) and (Y, V) exchanged (K is symmetric); dV = K(Y, X) g.
+    dX = gauss_matvec_grad_x_op(X, Y, V, g, ctx.sigma) if need_x else None
+    dY = gauss_matvec_grad_x_op(Y, X, g, V, ctx.sigma) if need_y else None
+    dV = gauss_matvec_op(Y, X, g, ctx.sigma) if need_v else None
+    return dX, dY, dV, None
+
+
+gauss_matvec_op.register_autograd(_gauss_backward, setup_context=_gauss_setup)
+
+
+def gauss_matvec(X, Y, V, sigma=1.0):
+    """K(X, Y) @ V, differentiable in X, Y and V (float32 or float64)."""
+    vector = V.dim() == 1
+    out = gauss_matvec_op(X.contiguous(), Y.contiguous(),
+                          (V.reshape(-1, 1) if vector else V).contiguous(), float(sigma))
+    return out.reshape(-1) if vector else out
+
+
+@torch.library.custom_op(_lib + "kde", mutates_args=())
+def kde_op(Q: Tensor, Y: Tensor, weights: Tensor | None, sigma: float, log: bool) -> Tensor:
+    return kfuse.kde(Q, Y, weights, sigma=sigma, log=log)
+
+
+@kde_op.register_fake
+def _(Q, Y, weights, sigma, log):
+    return Q.new_empty((Q.shape[0],))
+
+
+@torch.library.custom_op(_lib + "mean_shift_step", mutates_args=())
+def mean_shift_step_op(X: Tensor, Y: Tensor, weights: Tensor | None, sigma: float) -> Tensor:
+    return kfuse.mean_shift_step(X, Y, weights, sigma=sigma)
+
+
+@mean_shift_step_op.register_fake
+def _(X, Y, weights, sigma):
+    return torch.empty_like(X)
+
+
+def _kde_setup(ctx, inputs, output):
+    Q, Y, weights, sigma, log = inputs
+    ctx.save_for_backward(Q, Y, weights, output)
+    ctx.options = (sigma, log)
+
+
+def _kde_backward(ctx, g):
+    Q, Y, weights, out = ctx.saved_tensors
+    sigma, log = ctx.options
+    if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+        raise NotImplementedError("kfuse.torch.kde: gradients flow to the queries only, "
+                                  "not to the sample Y or the weights")
+    # grad log p(q) = (mean_shift(q) - q) / sigma^2; grad p = p grad log p.
+    step = (mean_shift_step_op(Q, Y, weights, sigma) - Q) / (sigma * sigma)
+    scale = g if log else g * out
+    return scale[:, None] * step, None, None, None, None
+
+
+kde_op.register_autograd(_kde_backward, setup_context=_kde_setup)
+
+
+def kde(queries, Y, weights=None, *, sigma=1.0, log=True):
+    """(Log-)density of each query under the Gaussian KDE of Y, differentiable in the
+    queries."""
+    w = None if weights is None else weights.contiguous()
+    return kde_op(queries.contiguous(), Y.contiguous(), w, float(sigma), bool(log))
+
+
+@torch.library.custom_op(_lib + "mmd2", mutates_args=())
+def mmd2_op(X: Tensor, Y: Tensor, sigma: float, unbiased: bool) -> Tensor:
+    return kfuse.mmd2(X, Y, sigma=sigma, unbiased=unbiased)
+
+
+@mmd2_op.register_fake
+def _(X, Y, sigma, unbiased):
+    return X.new_empty(())
+
+
+def _mmd2_setup(ctx, inputs, output):
+    X, Y, sigma, unbiased = inputs
+    ctx.save_for_backward(X, Y)
+    ctx.options = (sigma, unbiased)
+
+
+def _mmd2_backward(ctx, g):
+    X, Y = ctx.saved_tensors
+    sigma, unbiased = ctx.options
+    m, n = X.shape[0], Y.shape[0]
+    cxx = 1.0 / (m * (m - 1)) if unbiased else 1.0 / (m * m)
+    cyy = 1.0 / (n * (n - 1)) if unbiased else 1.0 / (n * n)
+    cxy = 1.0 / (m * n)
+    ones_m = g.reshape(1, 1).expand(m, 1).contiguous()
+    ones_n = g.reshape(1, 1).expand(n, 1).contiguous()
+    one_m, one_n = torch.ones_like(ones_m), torch.ones_like(ones_n)
+    # d/dX sum_ij K(x_i, x_j) = 2 grad_x(X, X) (both slots; the diagonal's gradient is 0).
+    dX = dY = None
+    if ctx.needs_input_grad[0]:
+        dX = (2 * cxx) * gauss_matvec_grad_x_op(X, X, one_m, ones_m, sigma) \
+            - (2 * cxy) * gauss_matvec_grad_x_op(X, Y, one_n, ones_m, sigma)
+    if ctx.needs_input_grad[1]:
+        dY = (2 * cyy) * gauss_matvec_grad_x_op(Y, Y, one_n, ones_n, sigma) \
+            - (2 * cxy) * gauss_matvec_grad_x_op(Y, X, one_m, ones_n, sigma)
+    return dX, dY, None, None
+
+
+mmd2_op.register_autograd(_mmd2_backward, setup_context=_mmd2_setup)
+
+
+def mmd2(X, Y, *, sigma=1.0, unbiased=False):
+    """Squared MMD between the samples X and Y (0-d), differentiable in X and Y."""
+    return mmd2_op(X.contiguous(), Y.contiguous(), float(sigma), bool(unbiased))
+
+
+# ----------------------------------------------------------------- mixture of experts
+
+
+def _plan_size(T, k, E, pad_to=1, capacity=0):
+    """(rows, storage elements) of a plan, as moe_plan_layout computes them
+    (kernels/common/moe_math.hpp), in arithmetic that also takes symbolic token counts
+    (the fake implementations under torch.compile with dynamic shapes)."""
+    slots = T * k
+    kept = torch.sym_min(E * capacity, slots) if capacity > 0 else slots
+    rows = kept + (pad_to - 1) * torch.sym_min(E, kept)
+    if capacity > 0:
+        rows = torch.sym_min(rows, E * (-(-capacity // pad_to) * pad_to))
+    return rows, E + (E + 1) + rows + slots
+
+
+@torch.library.custom_op(_lib + "moe_plan", mutates_args=())
+def moe_plan_op(ids: Tensor, experts: int, pad_to: int, capacity: int) -> Tensor:
+    return kfuse.moe_plan(ids, experts, pad_to=pad_to, capacity=capacity).storage
+
+
+@moe_plan_op.register_fake
+def _(ids, experts, pad_to, capacity):
+    _, size = _plan_size(ids.shape[0], ids.shape[1], experts, pad_to, capacity)
+    return ids.new_empty((size,), dtype=torch.int32)
+
+
+def moe_plan(ids, experts, *, pad_to=1, capacity=0):
+    """The plan of ids [T x k] as a kfuse.MoePlan whose storage is an int32 tensor."""
+    ids = ids.to(torch.int32).contiguous()
+    storage = moe_plan_op(ids, int(experts), int(pad_to), int(capacity))
+    return kfuse.MoePlan(storage, ids.shape[0], ids.shape[1], experts, pad_to, capacity)
+
+
+def _plan_of(storage, T, k, E, pad_to, capacity):
+    return kfuse.MoePlan(storage, T, k, E, pad_to, capacity)
+
+
+@torch.library.custom_op(_lib + "moe_scatter", mutates_args=())
+def moe_scatter_op(X: Tensor, storage: Tensor, top_k: int, experts: int, pad_to: int,
+                   capacity: int) -> Tensor:
+    plan = _plan_of(storage, X.shape[0], top_k, experts, pad_to, capacity)
+    return kfuse.moe_scatter(plan, X)
+
+
+@moe_scatter_op.register_fake
+def _(X, storage, top_k, experts, pad_to, capacity):
+    rows, _ = _plan_size(X.shape[0], top_k, experts, pad_to, capacity)
+    return X.new_empty((rows, X.shape[1]))
+
+
+@torch.library.custom_op(_lib + "moe_scatter_backward", mutates_args=())
+def moe_scatter_backward_op(dXp: Tensor, storage: Tensor, tokens: int, top_k: int, experts: int,
+                            pad_to: int, capacity: int) -> Tensor:
+    plan = _plan_of(storage, tokens, top_k, experts, pad_to, capacity)
+    return kfuse.moe_scatter_backward(plan, dXp)
+
+
+@moe_scatter_backward_op.register_fake
+def _(dXp, storage, tokens, top_k, experts, pad_to, capacity):
+    return dXp.new_empty((tokens, dXp.shape[1]))
+
+
+def _scatter_setup(ctx, inputs, output):
+    X, storage, top_k, experts, pad_to, capacity = inputs
+    ctx.save_for_backward(storage)
+    ctx.layout = (X.shape[0], top_k, experts, pad_to, capacity)
+
+
+def _scatter_backward(ctx, dXp):
+    (storage,) = ctx.saved_tensors
+    return moe_scatter_backward_op(dXp.contiguous(), storage, *ctx.layout), None, None, None, \
+        None, None
+
+
+moe_scatter_op.register_autograd(_scatter_backward, setup_context=_scatter_setup)
+
+
+def moe_scatter(plan, X):
+    """Xp [rows x H] = X[token of each row] (differentiable in X)."""
+    T, k, E, pad_to, capacity = plan.layout
+    return moe_scatter_op(X.contiguous(), plan.storage, k, E, pad_to, capacity)
+
+
+@torch.library.custom_op(_lib + "moe_gather", mutates_args=())
+def moe_gather_op(Yp: Tensor, gates: Tensor, storage: Tensor, experts: int, pad_to: int,
+                  capacity: int) -> Tensor:
+    plan = _plan_of(storage, gates.shape[0], gates.shape[1], experts, pad_to, capacity)
+    return kfuse.moe_gather(plan, Yp, gates)
+
+
+@moe_gather_op.register_fake
+def _(Yp, gates, storage, experts, pad_to, capacity):
+    return Yp.new_empty((gates.shape[0], Yp.shape[1]))
+
+
+@torch.library.custom_op(_lib + "moe_gather_backward", mutates_args=())
+def moe_gather_backward_op(Yp: Tensor, gates: Tensor, dY: Tensor, storage: Tensor, experts: int,
+                           pad_to: int, capacity: int) -> tuple[Tensor, Tensor]:
+    plan = _plan_of(storage, gates.shape[0], gates.shape[1], experts, pad_to, capacity)
+    return kfuse.moe_gather_backward(plan, Yp, gates, dY)
+
+
+@moe_gather_backward_op.register_fake
+def _(Yp, gates, dY, storage, experts, pad_to, capacity):
+    return torch.empty_like(Yp), torch.empty_like(gates)
+
+
+def _gather_setup(ctx, inputs, output):
+    Yp, gates, storage, experts, pad_to, capacity = inputs
+    ctx.save_for_backward(Yp, gates, storage)
+    ctx.layout = (experts, pad_to, capacity)
+
+
+def _gather_backward(ctx, dY):
+    Yp, gates, storage = ctx.saved_tensors
+    dYp, dgates = moe_gather_backward_op(Yp, gates, dY.contiguous(), storage, *ctx.layout)
+    return dYp, dgates, None, None, None, None
+
+
+moe_gather_op.register_autograd(_gather_backward, setup_context=_gather_setup)
+
+
+def moe_gather(plan, Yp, gates):
+    """Y [T x H] = sum_j gates[t, j] Yp[row of (t, j)] (differentiable in Yp and gates)."""
+    T, k, E, pad_to, capacity = plan.layout
+    return moe_gather_op(Yp.contiguous(), gates.to(torch.float32).contiguous(), plan.storage, E,
+                         pad_to, capacity)
+
+
+@torch.library.custom_op(_lib + "moe_mlp_fwd", mutates_args=())
+def moe_mlp_fwd(X: Tensor, gates: Tensor, ids: Tensor, w1: Tensor, w3: Tensor,
+                w2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    plan = kfuse.moe_plan(ids, w1.shape[0])
+    Y, h1, h3 = kfuse.moe_mlp_forward(plan, X, gates, w1, w3, w2)
+    return Y, plan.storage, h1, h3
+
+
+@moe_mlp_fwd.register_fake
+def _(X, gates, ids, w1, w3, w2):
+    rows, size = _plan_size(ids.shape[0], ids.shape[1], w1.shape[0])
+    F = w1.shape[2]
+    return (torch.empty_like(X), ids.new_empty((size,), dtype=torch.int32),
+            X.new_empty((rows, F)), X.new_empty((rows, F)))
+
+
+@torch.library.custom_op(_lib + "moe_mlp_bwd", mutates_args=())
+def moe_mlp_bwd(storage: Tensor, X: Tensor, gates: Tensor, w1: Tensor, w3: Tensor, w2: Tensor,
+                dY: Tensor, h1: Tensor,
+                h3: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    plan = _plan_of(storage, X.shape[0], gates.shape[1], w1.shape[0], 1, 0)
+    return tuple(kfuse.moe_mlp_backward(plan, X, gates, w1, w3, w2, dY, h1, h3))
+
+
+@moe_mlp_bwd.register_fake
+def _(storage, X, gates, w1, w3, w2, dY, h1, h3):
+    return (torch.empty_like(X), torch.empty_like(gates), torch.empty_like(w1),
+            torch.empty_like(w3), torch.empty_like(w2))
+
+
+def _mlp_setup(ctx, inputs, output):
+    X, gates, ids, w1, w3, w2 = inputs
+    _, storage, h1, h3 = output
+    ctx.save_for_backward(storage, X, gates, w1, w3, w2, h1, h3)
+
+
+def _mlp_backward(ctx, dY, _dstorage, _dh1, _dh3):
+    storage, X, gates, w1, w3, w2, h1, h3 = ctx.saved_tensors
+    dX, dgates, dw1, dw3, dw2 = moe_mlp_bwd(storage, X, gates, w1, w3, w2, dY.contiguous(), h1, h3)
+    return dX, dgates, None, dw1, dw3, dw2
+
+
+moe_mlp_fwd.register_autograd(_mlp_backward, setup_context=_mlp_setup)
+
+
+def moe_mlp(X, gates, ids, w1, w3, w2):
+    """SwiGLU experts: Y [T x H] = sum_j gates[t, j] (silu(x W1_e) * (x W3_e)) W2_e for
+    e = ids[t, j]; w1, w3 [E x H x F], w2 [E x F x H]. Differentiable in X, gates and
+    the weights (float32 or bfloat16; gates float32). Under torch.autocast with bfloat16
+    the experts run in bfloat16."""
+    for name, w in (("w1", w1), ("w3", w3), ("w2", w2)):
+        if w.dim() != 3:
+            raise ValueError(f"kfuse.torch.moe_mlp: argument '{name}' has {w.dim()} dimensions, "
+                             "expected 3 (experts x in x out)")
+    X, w1, w3, w2 = _autocast([X, w1, w3, w2], (torch.bfloat16,))
+    return moe_mlp_fwd(X.contiguous(), gates.to(torch.float32).contiguous(),
+                       ids.to(torch.int32).contiguous(), w1.contiguous(), w3.contiguous(),
+                       w2.contiguous())[0]

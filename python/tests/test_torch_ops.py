@@ -1,0 +1,257 @@
+"""kfuse.torch's custom operators: opcheck (schema, fake tensors, autograd registration,
+AOT dispatch), gradients (gradcheck in float64 where the op has fp64; against a float64
+PyTorch reference otherwise) and torch.compile(fullgraph=True)."""
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import kfuse.torch as kt  # noqa: E402
+from kfuse.torch import ops  # noqa: E402
+
+F = torch.nn.functional
+
+
+def rand(*shape, dtype=torch.float64, grad=True, scale=1.0):
+    return (torch.randn(*shape, dtype=dtype) * scale).requires_grad_(grad)
+
+
+def unit(n, d, grad=True):
+    return F.normalize(torch.randn(n, d), dim=1).requires_grad_(grad)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+def kernel(X, Y, sigma):
+    return torch.exp(-torch.cdist(X, Y) ** 2 / (2 * sigma**2))
+
+
+# ------------------------------------------------------------------ opcheck
+
+def opcheck(op, args):
+    torch.library.opcheck(op, args)
+
+
+def test_opcheck_contrastive():
+    A, B, t = unit(9, 6), unit(9, 6), torch.tensor(2.0, requires_grad=True)
+    opcheck(ops.clip_loss_fwd, (A, B, t, 0.1, True))
+    f = ops.clip_loss_fwd(A, B, t, 0.1, True)
+    opcheck(ops.clip_loss_bwd, (A.detach(), B.detach(), t.detach(), f[1].detach(),
+                                f[2].detach(), torch.tensor(1.0), 0.1, True))
+    b = torch.tensor(-3.0, requires_grad=True)
+    opcheck(ops.siglip_loss_fwd, (A, B, t, b, True))
+    opcheck(ops.siglip_loss_bwd, (A.detach(), B.detach(), t.detach(), b.detach(),
+                                  torch.tensor(1.0), True))
+
+
+def test_opcheck_gauss():
+    X, Y, V = rand(7, 3), rand(5, 3), rand(5, 2)
+    opcheck(ops.gauss_matvec_op, (X, Y, V, 0.9))
+    opcheck(ops.gauss_matvec_grad_x_op, (X.detach(), Y.detach(), V.detach(),
+                                         rand(7, 2, grad=False), 0.9))
+    opcheck(ops.kde_op, (X, Y.detach(), None, 0.9, True))
+    opcheck(ops.kde_op, (X, Y.detach(), torch.rand(5, dtype=torch.float64) + 0.1, 0.9, False))
+    opcheck(ops.mean_shift_step_op, (X.detach(), Y.detach(), None, 0.9))
+    opcheck(ops.mmd2_op, (X, Y, 0.9, False))
+
+
+def moe_inputs(T=11, k=2, E=4, H=8, Fd=12, dtype=torch.float32, grad=True):
+    torch.manual_seed(1)
+    X = (torch.randn(T, H, dtype=dtype)).requires_grad_(grad)
+    logits = torch.randn(T, E)
+    gates, ids = torch.topk(logits.softmax(-1), k)
+    gates = gates.detach().requires_grad_(grad)
+    w1 = (torch.randn(E, H, Fd, dtype=dtype) * 0.3).requires_grad_(grad)
+    w3 = (torch.randn(E, H, Fd, dtype=dtype) * 0.3).requires_grad_(grad)
+    w2 = (torch.randn(E, Fd, H, dtype=dtype) * 0.3).requires_grad_(grad)
+    return X, gates, ids.to(torch.int32), w1, w3, w2
+
+
+def test_opcheck_moe():
+    X, gates, ids, w1, w3, w2 = moe_inputs()
+    E = w1.shape[0]
+    opcheck(ops.moe_plan_op, (ids, E, 1, 0))
+    opcheck(ops.moe_mlp_fwd, (X, gates, ids, w1, w3, w2))
+    plan = kt.moe_plan(ids, E)
+    T, k = ids.shape
+    opcheck(ops.moe_scatter_op, (X, plan.storage, k, E, 1, 0))
+    Yp = torch.randn(plan.rows, 8, requires_grad=True)
+    opcheck(ops.moe_gather_op, (Yp, gates, plan.storage, E, 1, 0))
+    opcheck(ops.moe_scatter_backward_op, (Yp.detach(), plan.storage, T, k, E, 1, 0))
+    opcheck(ops.moe_gather_backward_op, (Yp.detach(), gates.detach(), torch.randn(T, 8),
+                                         plan.storage, E, 1, 0))
+    Y, storage, h1, h3 = ops.moe_mlp_fwd(X, gates, ids, w1, w3, w2)
+    opcheck(ops.moe_mlp_bwd, tuple(a.detach() for a in (storage, X, gates, w1, w3, w2)) +
+            (torch.randn_like(Y), h1.detach(), h3.detach()))
+
+
+# ------------------------------------------------------------------ gradients
+
+def test_gradcheck_gauss_float64():
+    X, Y, V = rand(6, 3), rand(5, 3), rand(5, 2)
+    assert torch.autograd.gradcheck(lambda x, y, v: kt.gauss_matvec(x, y, v, 0.8), (X, Y, V))
+    Q, S = rand(4, 2), rand(7, 2, grad=False)
+    w = torch.rand(7, dtype=torch.float64) + 0.2
+    assert torch.autograd.gradcheck(lambda q: kt.kde(q, S, w, sigma=0.7), (Q,))
+    assert torch.autograd.gradcheck(lambda q: kt.kde(q, S, sigma=0.7, log=False), (Q,))
+    for unbiased in (False, True):
+        assert torch.autograd.gradcheck(lambda x, y: kt.mmd2(x, y, sigma=1.2, unbiased=unbiased),
+                                        (rand(5, 3), rand(6, 3)))
+
+
+def test_gauss_matvec_forward_against_reference():
+    X, Y, V = rand(6, 3), rand(5, 3), rand(5, 2)
+    torch.testing.assert_close(kt.gauss_matvec(X, Y, V, 0.8), kernel(X, Y, 0.8) @ V)
+
+
+def clip_ref(A, B, t, eps=0.0):
+    S = t.exp() * A @ B.T
+    lab = torch.arange(A.shape[0])
+    return (F.cross_entropy(S, lab, label_smoothing=eps) +
+            F.cross_entropy(S.T, lab, label_smoothing=eps)) / 2
+
+
+def test_clip_loss_gradients_against_float64_reference():
+    A, B = unit(16, 8), unit(16, 8)
+    t = torch.tensor(math.log(1 / 0.07), requires_grad=True)
+    loss = kt.clip_loss(A, B, t, label_smoothing=0.1)
+    loss.backward()
+    A64, B64, t64 = (x.detach().double().requires_grad_() for x in (A, B, t))
+    ref = clip_ref(A64, B64, t64, 0.1)
+    ref.backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
+    for got, want in ((A.grad, A64.grad), (B.grad, B64.grad), (t.grad, t64.grad)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Input #:UserWarning")
+def test_clip_loss_finite_differences_fp32():
+    # The library's losses have no fp64 path: a finite-difference check in fp32. With
+    # eps = 1e-2 on a loss of size ~3 the central difference's rounding error is about
+    # 3 * 2^-24 / 1e-2 ~ 2e-5 and its truncation error eps^2 |f'''| / 6 ~ 1e-4 for
+    # unit-norm features and tau = 2; atol = 2e-3 leaves a 10x margin.
+    A, B = unit(6, 4), unit(6, 4)
+    t = torch.tensor(math.log(2.0), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, s: kt.clip_loss(a, b, s), (A, B, t), eps=1e-2,
+                                    atol=2e-3, rtol=1e-2, fast_mode=False)
+    bias = torch.tensor(-1.0, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, s, c: kt.siglip_loss(a, b, s, c),
+                                    (A, B, t, bias), eps=1e-2, atol=2e-3, rtol=1e-2)
+
+
+def test_siglip_gradients_against_float64_reference():
+    A, B = unit(12, 8), unit(12, 8)
+    t, b = torch.tensor(math.log(10.0), requires_grad=True), torch.tensor(-10.0, requires_grad=True)
+    loss = kt.siglip_loss(A, B, t, b)
+    loss.backward()
+    A64, B64, t64, b64 = (x.detach().double().requires_grad_() for x in (A, B, t, b))
+    S = t64.exp() * A64 @ B64.T + b64
+    z = 2 * torch.eye(12, dtype=torch.float64) - 1
+    ref = -F.logsigmoid(z * S).sum() / 12
+    ref.backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
+    for got, want in ((A.grad, A64.grad), (B.grad, B64.grad), (t.grad, t64.grad), (b.grad, b64.grad)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
+
+
+def moe_reference(X, gates, ids, w1, w3, w2):
+    Y = torch.zeros_like(X)
+    T, k = ids.shape
+    for t in range(T):
+        for j in range(k):
+            e = int(ids[t, j])
+            a = F.silu(X[t] @ w1[e]) * (X[t] @ w3[e])
+            Y = Y.index_add(0, torch.tensor([t]), (gates[t, j] * (a @ w2[e]))[None])
+    return Y
+
+
+def test_moe_mlp_gradients_against_reference():
+    X, gates, ids, w1, w3, w2 = moe_inputs()
+    dY = torch.randn(X.shape)
+    Y = kt.moe_mlp(X, gates, ids, w1, w3, w2)
+    Y.backward(dY)
+    ref_in = [x.detach().double().requires_grad_() for x in (X, gates, w1, w3, w2)]
+    R = moe_reference(ref_in[0], ref_in[1], ids, *ref_in[2:])
+    R.backward(dY.double())
+    torch.testing.assert_close(Y.double(), R, rtol=1e-4, atol=1e-5)
+    for got, ref in zip((X, gates, w1, w3, w2), ref_in):
+        torch.testing.assert_close(got.grad.double(), ref.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_moe_scatter_gather_gradients():
+    X, gates, ids, *_ = moe_inputs()
+    plan = kt.moe_plan(ids, 4)
+    Xp = kt.moe_scatter(plan, X)
+    Y = kt.moe_gather(plan, Xp * 2, gates)
+    Y.sum().backward()
+    # Y[t] = 2 X[t] sum_j g_tj: dX = 2 sum_j g_tj, dg_tj = 2 sum_h X[t, h].
+    torch.testing.assert_close(X.grad, 2 * gates.detach().sum(1, keepdim=True).expand_as(X))
+    torch.testing.assert_close(gates.grad, 2 * X.detach().sum(1, keepdim=True).expand_as(gates))
+
+
+# ------------------------------------------------------------------ torch.compile
+
+def test_compiled_gauss_and_mmd():
+    X, Y, V = rand(6, 3, dtype=torch.float32), rand(5, 3, dtype=torch.float32), rand(5, 2, dtype=torch.float32)
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(x, y, v):
+        return kt.gauss_matvec(x, y, v, 0.8).sum() + kt.mmd2(x, y) + kt.kde(x, y.detach()).sum()
+
+    out = f(X, Y, V)
+    out.backward()
+    assert X.grad is not None and V.grad is not None and torch.isfinite(out)
+
+
+def test_compiled_siglip_and_moe_rows():
+    A, B = unit(8, 6), unit(8, 6)
+    t, b = torch.tensor(1.0, requires_grad=True), torch.tensor(-2.0, requires_grad=True)
+    X, gates, ids, *_ = moe_inputs()
+    plan = kt.moe_plan(ids, 4)
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(a, bb, t, b, x, g):
+        y = kt.moe_gather(plan, kt.moe_scatter(plan, x) * 2, g)
+        return kt.siglip_loss(a, bb, t, b) + y.pow(2).mean()
+
+    out = f(A, B, t, b, X, gates)
+    out.backward()
+    ref_in = [z.detach().clone().requires_grad_() for z in (A, B, t, b, X, gates)]
+    ref = kt.siglip_loss(*ref_in[:4]) + kt.moe_gather(
+        plan, kt.moe_scatter(plan, ref_in[4]) * 2, ref_in[5]).pow(2).mean()
+    ref.backward()
+    torch.testing.assert_close(out, ref)
+    for got, want in zip((A, B, t, b, X, gates), ref_in):
+        torch.testing.assert_close(got.grad, want.grad)
+
+
+def test_fake_plan_sizes_are_the_library_layout():
+    import itertools
+
+    from kfuse import _kfuse
+
+    for T, k, E, pad, cap in itertools.product((0, 1, 7, 64), (1, 2, 3), (3, 8), (1, 4, 16),
+                                               (0, 1, 5, 40)):
+        if k > E:
+            continue
+        assert ops._plan_size(T, k, E, pad, cap) == _kfuse.moe_plan_layout(T, k, E, pad, cap), \
+            (T, k, E, pad, cap)
+
+
+def test_compiled_moe_with_dynamic_token_counts():
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    block = kt.SparseMoeBlock(8, 16, 4, 2)
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(block, fullgraph=True, dynamic=True, backend=counter)
+    for tokens in (5, 9, 13):
+        x = torch.randn(tokens, 8, requires_grad=True)
+        y = step(x)
+        y.sum().backward()
+        torch.testing.assert_close(y, block(x))
+    # The fake plan sizes are symbolic in the token count: one graph for every count.
+    assert counter.frame_count == 1
