@@ -39,9 +39,15 @@ struct TopkLaunch {
   int* part_idx = nullptr;
 };
 
-struct TopkSmem {
+// The operand slabs and the score tile are never live together (a barrier separates
+// the last slab's products from the scores' stores), so they share their bytes: with
+// the lists of k = 256 the block then fits sm_80's 163 KiB (45824 + 512 k bytes did not).
+struct TopkSlabs {
   float q[BK][BM + kPad];
   float g[BK][BN + kPad];
+};
+union TopkSmem {
+  TopkSlabs slab;
   float s[BM][BN + 1];
   // followed by the lists: float scores[BM][k], int idx[BM][k]
 };
@@ -57,13 +63,13 @@ __device__ __forceinline__ void side_tile(const detail::TopkSide& side, std::int
   const std::int64_t d = side.q.width;
   for (std::int64_t k0 = 0; k0 < d; k0 += BK) {
     __syncthreads();  // the previous slab (or the previous tile's scores) is consumed
-    load_operand_slab<BM>(side.q, row0, m, k0, sm.q);
-    load_operand_slab<BN>(side.g, j0, j_end, k0, sm.g);
+    load_operand_slab<BM>(side.q, row0, m, k0, sm.slab.q);
+    load_operand_slab<BN>(side.g, j0, j_end, k0, sm.slab.g);
     __syncthreads();
     if (side.kind == PairKernel::Rbf)
-      slab_chain<PairKernel::Rbf>(sm.q, sm.g, ty, tx, acc);
+      slab_chain<PairKernel::Rbf>(sm.slab.q, sm.slab.g, ty, tx, acc);
     else
-      slab_chain<PairKernel::Dot>(sm.q, sm.g, ty, tx, acc);
+      slab_chain<PairKernel::Dot>(sm.slab.q, sm.slab.g, ty, tx, acc);
   }
 }
 
@@ -91,6 +97,7 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(const TopkLaunch L) {
     fill(acc1, 0.0f);
     side_tile(p.side[0], p.m, row0, j_end, j0, sm, ty, tx, acc0);
     side_tile(p.side[1], p.m, row0, j_end, j0, sm, ty, tx, acc1);
+    __syncthreads();  // every thread is done with the last slab, which the scores overlay
 #pragma unroll
     for (int a = 0; a < TM; ++a)
 #pragma unroll
@@ -109,7 +116,7 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(const TopkLaunch L) {
         detail::topk_insert(ls, li, &count, k, sm.s[mine][c], static_cast<int>(j0 + c));
     }
     // The next tile's first barrier (in side_tile) orders these reads before the
-    // scores are overwritten.
+    // slabs overwrite the scores.
   }
 
   if (!owner) return;
