@@ -32,6 +32,6 @@ set_source_files_properties(${KFUSE_CUDA_SOURCES} PROPERTIES
 
 add_library(kfuse_cuda ${KFUSE_SOURCES} ${KFUSE_CUDA_SOURCES} src/device_cuda.cpp
                        ${KFUSE_EMU_SOURCES})
-target_compile_definitions(kfuse_cuda PRIVATE KFUSE_HAS_CUDA=1 KFUSE_CUDA_EMULATION=1)
+target_compile_definitions(kfuse_cuda PRIVATE KFUSE_CUDA_EMULATION=1)
 target_link_libraries(kfuse_cuda PRIVATE kfuse_emu_headers Threads::Threads)
 target_include_directories(kfuse_cuda PRIVATE ${PROJECT_SOURCE_DIR}/emu/src)

@@ -10,10 +10,11 @@
 #pragma once
 
 #include "kfuse/context.hpp"
+#include "kfuse/version.hpp"  // KFUSE_BUILT_WITH_CUDA: the one "built with CUDA" macro
 
 namespace kfuse::detail {
 
-#ifdef KFUSE_HAS_CUDA
+#if KFUSE_BUILT_WITH_CUDA
 inline constexpr bool kBuiltWithCuda = true;
 #define KFUSE_DISPATCH(ctx, cuda_call, cpu_call) \
   (((ctx).backend() == ::kfuse::Backend::Cuda) ? (cuda_call) : (cpu_call))

@@ -3,13 +3,15 @@
 #include <stdexcept>
 #include <string>
 
-#ifdef KFUSE_HAS_CUDA
+#include "kfuse/version.hpp"
+
+#if KFUSE_BUILT_WITH_CUDA
 #include <cuda_runtime.h>
 #endif
 
 namespace kfuse::support {
 
-#ifdef KFUSE_HAS_CUDA
+#if KFUSE_BUILT_WITH_CUDA
 namespace {
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess)

@@ -126,6 +126,10 @@ def launches(args):
             failures.append(f"not in the manifest: {name} {row}")
         elif any(a > b for a, b in zip(row, have)):
             failures.append(f"launched beyond the manifest: {name} {row} > {have}")
+    # Every recorded kernel launched: otherwise the resource check would vouch for launches
+    # no test makes any more (or a Cuda context has stopped reaching the kernels at all).
+    for name in sorted(set(committed) - set(merged)):
+        failures.append(f"in the manifest but launched by no test: {name}")
     print(f"{len(merged)} kernels launched by the tests; {len(committed)} in the manifest")
     for f in failures:
         print("FAIL", f)
