@@ -263,7 +263,9 @@ TEST(ContrastivePlan, LayoutsAreAlignedAndDisjoint) {
                                         f.loss_x,   f.lse_y,    f.loss_y, f.sums};
     for (std::size_t k = 0; k < offsets.size(); ++k) {
       EXPECT_EQ(offsets[k] % 256, 0u);
-      if (k > 0) EXPECT_GT(offsets[k], offsets[k - 1]);
+      if (k > 0) {
+        EXPECT_GT(offsets[k], offsets[k - 1]);
+      }
     }
     EXPECT_GE(f.bytes, f.sums + 4 * sizeof(double));
     const BackwardLayout b = backward_layout(m, 1000, 777, 96, m.gpu);

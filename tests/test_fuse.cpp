@@ -36,10 +36,6 @@ std::vector<double> inputs_of<double>(std::size_t n, std::uint64_t seed, double 
   return uniform<double>(n, seed, lo, hi);
 }
 
-double l2(const std::vector<double>& v) {
-  return std::sqrt(dot(v, v));
-}
-
 class Fuse : public ::testing::TestWithParam<Backend> {
  protected:
   Backend b() const { return GetParam(); }
@@ -620,7 +616,9 @@ TEST_P(Fuse, CrossModalRpMatchesTheProjectionReference) {
       ref.insert(ref.end(), z.begin(), z.end());
     }
     EXPECT_LE(relative_error(out.values(), ref), 1e-5);
-    if (b() == Backend::Cpu) EXPECT_LE(relative_error(out_tf32.values(), ref), 1e-5) << "TF32";
+    if (b() == Backend::Cpu) {
+      EXPECT_LE(relative_error(out_tf32.values(), ref), 1e-5) << "TF32";
+    }
   }
 }
 
@@ -899,7 +897,9 @@ TEST_P(Fuse, TopkMatchesBruteForce) {
         const double here = ref.scores(i, order[t]);
         const bool clear_above = t == 0 || ref.scores(i, order[t - 1]) - here > 2 * tol;
         const bool clear_below = t + 1 == c.N || here - ref.scores(i, order[t + 1]) > 2 * tol;
-        if (clear_above && clear_below) EXPECT_EQ(j, order[t]) << "query " << i << " rank " << t;
+        if (clear_above && clear_below) {
+          EXPECT_EQ(j, order[t]) << "query " << i << " rank " << t;
+        }
       }
       ASSERT_EQ(gi[i * ldi + c.k], -7) << "indices padding written";
       ASSERT_TRUE(std::isnan(gs[i * lds + c.k])) << "scores padding written";
@@ -1205,7 +1205,9 @@ TEST_P(NumericEdges, TopkCosineOfExtremeQueries) {
       }
       EXPECT_NEAR(gs[i * N + t], double(qg / std::sqrt(qq * gg)), 1e-6)
           << "query " << i << " rank " << t;
-      if (t > 0) EXPECT_GE(gs[i * N + t - 1], gs[i * N + t]);
+      if (t > 0) {
+        EXPECT_GE(gs[i * N + t - 1], gs[i * N + t]);
+      }
     }
 }
 

@@ -365,8 +365,8 @@ TEST(FuseMath, PairKernels) {
 
 TEST(FuseMath, TopkInsertKeepsTheBestWithTiesToTheLowerIndex) {
   const int k = 3;
-  float s[k];
-  std::int64_t j[k];
+  float s[k] = {};  // initialised for the compiler: entries are read only once written
+  std::int64_t j[k] = {};
   int count = 0;
   EXPECT_TRUE(topk_insert(s, j, &count, k, 1.0f, std::int64_t(5)));
   EXPECT_TRUE(topk_insert(s, j, &count, k, 2.0f, std::int64_t(9)));

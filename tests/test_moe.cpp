@@ -81,7 +81,9 @@ TEST_P(MoeCase, PlanMatchesBruteForceAndIsStable) {
       EXPECT_LT(row_slot[row - 1], row_slot[row]) << "expert " << e << " row " << row;
   }
   for (std::int64_t s = 0; s < slots; ++s)
-    if (slot_row[s] >= 0) EXPECT_EQ(row_slot[slot_row[s]], s);
+    if (slot_row[s] >= 0) {
+      EXPECT_EQ(row_slot[slot_row[s]], s);
+    }
   // Host counts on request.
   std::vector<std::int32_t> host_counts(static_cast<std::size_t>(E), -7);
   TestArray<std::int32_t> ids(backend(), r.ids);
@@ -246,11 +248,12 @@ void check_gemms(Context& ctx, Backend b, const Case& c) {
   const auto dw_got = dw.values();
   EXPECT_LE(rel_err(values_of(dw_got, E * K, N, ldn), want_dw), tol<T>());
   EXPECT_TRUE(untouched(dw_got, E * K, N, ldn, E * K));
-  for (std::int64_t e = 0; e < E; ++e)
-    if (p.counts[e] == 0)
-      for (std::int64_t i = 0; i < K; ++i)
-        for (std::int64_t j = 0; j < N; ++j)
-          ASSERT_EQ(to_d(dw_got[(e * K + i) * ldn + j]), 0.0) << "empty expert " << e;
+  for (std::int64_t e = 0; e < E; ++e) {
+    if (p.counts[e] != 0) continue;
+    for (std::int64_t i = 0; i < K; ++i)
+      for (std::int64_t j = 0; j < N; ++j)
+        ASSERT_EQ(to_d(dw_got[(e * K + i) * ldn + j]), 0.0) << "empty expert " << e;
+  }
 }
 
 TEST_P(MoeCase, GroupedGemmsF32) {

@@ -22,24 +22,27 @@
 namespace fuzz {
 namespace {
 
+// Span arithmetic that cannot overflow for any int64 extents (GCC/Clang extension).
+__extension__ typedef __int128 i128;
+
 // ------------------------------------------------------------------ byte spans
 
 // The bytes a matrix view spans, in 128-bit arithmetic (no overflow); 0 if empty,
 // -1 if an extent is negative or the dtype unknown.
-__int128 span_bytes(const kfuse_matrix_t& m, int esize) {
+i128 span_bytes(const kfuse_matrix_t& m, int esize) {
   if (m.rows < 0 || m.cols < 0 || esize <= 0) return -1;
   if (m.rows == 0 || m.cols == 0) return 0;
   // (rows - 1) * ld fits 127 bits; times the element size it may not: saturate.
-  const __int128 elements = (__int128)(m.rows - 1) * m.ld + m.cols;
-  __int128 bytes;
-  if (__builtin_mul_overflow(elements, (__int128)esize, &bytes)) return ((__int128)1) << 120;
+  const i128 elements = (i128)(m.rows - 1) * m.ld + m.cols;
+  i128 bytes;
+  if (__builtin_mul_overflow(elements, (i128)esize, &bytes)) return ((i128)1) << 120;
   return bytes;
 }
-__int128 span_bytes(const kfuse_vector_t& v, int esize) {
+i128 span_bytes(const kfuse_vector_t& v, int esize) {
   if (v.size < 0 || esize <= 0) return -1;
-  return (__int128)v.size * esize;
+  return (i128)v.size * esize;
 }
-__int128 span_bytes(const Arg& a) {
+i128 span_bytes(const Arg& a) {
   if (a.kind == Kind::Matrix) return span_bytes(a.m, a.esize);
   if (a.kind == Kind::Vector) return span_bytes(a.v, a.esize);
   return a.raw_bytes;
@@ -48,25 +51,19 @@ const void* data_of(const Arg& a) {
   return a.kind == Kind::Matrix ? a.m.data : (a.kind == Kind::Vector ? a.v.data : a.raw);
 }
 bool overlap(const Arg& a, const Arg& b) {
-  const __int128 sa = span_bytes(a), sb = span_bytes(b);
+  const i128 sa = span_bytes(a), sb = span_bytes(b);
   if (sa <= 0 || sb <= 0 || data_of(a) == nullptr || data_of(b) == nullptr) return false;
-  const __int128 pa = (__int128)reinterpret_cast<std::uintptr_t>(data_of(a));
-  const __int128 pb = (__int128)reinterpret_cast<std::uintptr_t>(data_of(b));
+  const i128 pa = (i128) reinterpret_cast<std::uintptr_t>(data_of(a));
+  const i128 pb = (i128) reinterpret_cast<std::uintptr_t>(data_of(b));
   return pa < pb + sb && pb < pa + sa;
 }
-constexpr __int128 kMaxSpan = INT64_MAX;
+constexpr i128 kMaxSpan = INT64_MAX;
 
 // ------------------------------------------------------------------ mutations
 
-std::string fmt(double v) {
-  char s[64];
-  std::snprintf(s, sizeof s, "%g", v);
-  return s;
-}
-
-bool has_buffer_of(const Case& c, const Arg& a, __int128 bytes) {
+bool has_buffer_of(const Case& c, const Arg& a, i128 bytes) {
   for (const auto& b : c.buffers)
-    if (b->data() == data_of(a)) return (__int128)b->bytes() >= bytes;
+    if (b->data() == data_of(a)) return (i128)b->bytes() >= bytes;
   return false;
 }
 
@@ -358,16 +355,16 @@ std::vector<bool> writable(const Case& c, const Buffer& b) {
     const auto* p = static_cast<const unsigned char*>(data_of(a));
     if (p < lo || p > lo + b.bytes()) continue;
     const std::size_t off = static_cast<std::size_t>(p - lo) + Buffer::kGuard;
-    auto mark = [&](__int128 from, __int128 bytes) {
-      for (__int128 i = from; i < from + bytes && off + i < w.size(); ++i)
+    auto mark = [&](i128 from, i128 bytes) {
+      for (i128 i = from; i < from + bytes && off + i < w.size(); ++i)
         w[static_cast<std::size_t>(off + i)] = true;
     };
     if (a.kind == Kind::Matrix) {
-      if (a.m.rows <= 0 || a.m.cols <= 0 || (__int128)a.m.rows * a.m.cols > 100000000) continue;
+      if (a.m.rows <= 0 || a.m.cols <= 0 || (i128)a.m.rows * a.m.cols > 100000000) continue;
       for (std::int64_t r = 0; r < a.m.rows; ++r) {
-        const __int128 start = (__int128)r * a.m.ld * a.esize;
-        if (start >= (__int128)b.total()) break;
-        mark(start, (__int128)a.m.cols * a.esize);
+        const i128 start = (i128)r * a.m.ld * a.esize;
+        if (start >= (i128)b.total()) break;
+        mark(start, (i128)a.m.cols * a.esize);
       }
     } else {
       mark(0, span_bytes(a));
