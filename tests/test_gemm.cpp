@@ -14,31 +14,42 @@
 namespace kfuse::cpu {
 namespace {
 
-TEST(CpuGemm, ExactOnSmallIntegersForEveryTranspose) {
-  const std::int64_t m = 7, n = 13, k = 5;
+// C = 2 op(A) op(B) - C for every transpose combination, with padded leading
+// dimensions, against a triple loop; the padding of C stays untouched. `product` is
+// called as product(ta, tb, m, n, k, A, lda, B, ldb, C, ldc).
+template <class Product>
+void check_small_integers(std::int64_t m, std::int64_t n, std::int64_t k, Product product) {
   for (Trans ta : {Trans::No, Trans::Yes})
     for (Trans tb : {Trans::No, Trans::Yes}) {
-      const std::int64_t lda = (ta == Trans::No ? k : m) + 2, ldb = (tb == Trans::No ? n : k) + 1;
-      const std::int64_t ldc = n + 3;
+      const std::int64_t lda = (ta == Trans::No ? k : m) + 2;
+      const std::int64_t ldb = (tb == Trans::No ? n : k) + 1, ldc = n + 3;
       std::vector<float> A((ta == Trans::No ? m : k) * lda), B((tb == Trans::No ? k : n) * ldb);
       for (std::size_t t = 0; t < A.size(); ++t)
         A[t] = float(int(t * 7 % 11) - 5);
       for (std::size_t t = 0; t < B.size(); ++t)
         B[t] = float(int(t * 5 % 9) - 4);
       std::vector<float> C(m * ldc, 2.0f);
-      gemm<float>(ta, tb, m, n, k, 2.0, A.data(), lda, B.data(), ldb, -1.0, C.data(), ldc);
+      product(ta, tb, m, n, k, A.data(), lda, B.data(), ldb, C.data(), ldc);
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < n; ++j) {
           double ref = 0;
           for (std::int64_t p = 0; p < k; ++p)
             ref += (ta == Trans::No ? A[i * lda + p] : A[p * lda + i]) *
                    (tb == Trans::No ? B[p * ldb + j] : B[j * ldb + p]);
-          EXPECT_EQ(C[i * ldc + j], float(2 * ref - 2)) << i << "," << j;
+          ASSERT_EQ(C[i * ldc + j], float(2 * ref - 2)) << m << "x" << n << " " << i << "," << j;
         }
       for (std::int64_t i = 0; i < m; ++i)  // padding untouched
         for (std::int64_t j = n; j < ldc; ++j)
-          EXPECT_EQ(C[i * ldc + j], 2.0f);
+          ASSERT_EQ(C[i * ldc + j], 2.0f);
     }
+}
+
+TEST(CpuGemm, ExactOnSmallIntegersForEveryTranspose) {
+  check_small_integers(
+      7, 13, 5,
+      [](Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* A,
+         std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+         std::int64_t ldc) { gemm<float>(ta, tb, m, n, k, 2.0, A, lda, B, ldb, -1.0, C, ldc); });
 }
 
 TEST(CpuGemm, BetaZeroDoesNotReadC) {
@@ -52,31 +63,11 @@ TEST(CpuSgemm, ExactOnSmallIntegersForEveryTranspose) {
   // Sizes past the BLAS's register blocks and its small-matrix paths.
   for (const std::int64_t m : {1, 7, 37})
     for (const std::int64_t n : {1, 13, 70})
-      for (Trans ta : {Trans::No, Trans::Yes})
-        for (Trans tb : {Trans::No, Trans::Yes}) {
-          const std::int64_t k = 29;
-          const std::int64_t lda = (ta == Trans::No ? k : m) + 2;
-          const std::int64_t ldb = (tb == Trans::No ? n : k) + 1, ldc = n + 3;
-          std::vector<float> A((ta == Trans::No ? m : k) * lda), B((tb == Trans::No ? k : n) * ldb);
-          for (std::size_t t = 0; t < A.size(); ++t)
-            A[t] = float(int(t * 7 % 11) - 5);
-          for (std::size_t t = 0; t < B.size(); ++t)
-            B[t] = float(int(t * 5 % 9) - 4);
-          std::vector<float> C(m * ldc, 2.0f);
-          sgemm(ta, tb, m, n, k, 2.0f, A.data(), lda, B.data(), ldb, -1.0f, C.data(), ldc);
-          for (std::int64_t i = 0; i < m; ++i)
-            for (std::int64_t j = 0; j < n; ++j) {
-              double ref = 0;
-              for (std::int64_t p = 0; p < k; ++p)
-                ref += (ta == Trans::No ? A[i * lda + p] : A[p * lda + i]) *
-                       (tb == Trans::No ? B[p * ldb + j] : B[j * ldb + p]);
-              ASSERT_EQ(C[i * ldc + j], float(2 * ref - 2))
-                  << m << "x" << n << " " << i << "," << j;
-            }
-          for (std::int64_t i = 0; i < m; ++i)  // padding untouched
-            for (std::int64_t j = n; j < ldc; ++j)
-              ASSERT_EQ(C[i * ldc + j], 2.0f);
-        }
+      check_small_integers(
+          m, n, 29,
+          [](Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* A,
+             std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+             std::int64_t ldc) { sgemm(ta, tb, m, n, k, 2.0f, A, lda, B, ldb, -1.0f, C, ldc); });
 }
 
 TEST(CpuSgemm, BetaZeroDoesNotReadC) {
