@@ -143,8 +143,8 @@ void check_clip(Backend backend, const Shape& s, const ClipSetup& c, std::uint64
       row_losses(backend, nan_filled<float>(s.na)), lse_rows(backend, nan_filled<float>(s.na)),
       col_losses(backend, nan_filled<float>(s.nb)), lse_cols(backend, nan_filled<float>(s.nb)),
       dt(backend, nan_filled<float>(1)), db(backend, nan_filled<float>(1));
-  TestArray<G> dA(backend, std::vector<G>(s.na * ldg, nan_value<G>())),
-      dB(backend, std::vector<G>(s.nb * ldg, nan_value<G>()));
+  TestArray<G> dA(backend, std::vector<G>(s.na * ldg, nan_of<G>())),
+      dB(backend, std::vector<G>(s.nb * ldg, nan_of<G>()));
   ClipLossOptions o;
   o.direction = c.dir;
   o.logit_scale.value = c.t;
@@ -208,8 +208,8 @@ void check_siglip(Backend backend, const Shape& s, const SiglipSetup& c, std::ui
   TestArray<float> loss(backend, nan_filled<float>(1)),
       row_losses(backend, nan_filled<float>(s.na)), dt(backend, nan_filled<float>(1)),
       db(backend, nan_filled<float>(1));
-  TestArray<G> dA(backend, std::vector<G>(s.na * ldg, nan_value<G>())),
-      dB(backend, std::vector<G>(s.nb * ldg, nan_value<G>()));
+  TestArray<G> dA(backend, std::vector<G>(s.na * ldg, nan_of<G>())),
+      dB(backend, std::vector<G>(s.nb * ldg, nan_of<G>()));
   SiglipLossOptions o;
   o.logit_scale.value = c.t;
   o.bias.value = c.bias;

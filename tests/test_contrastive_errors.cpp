@@ -259,7 +259,7 @@ TEST_P(ContrastiveErrors, ClipBackward) {
 TEST_P(ContrastiveErrors, ClipForwardBackwardAndBf16) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b());
   TestArray<bf16> A16(b(), embeddings<bf16>(Na, d, d, 5)), B16(b(), embeddings<bf16>(Nb, d, d, 6));
-  TestArray<bf16> dA16(b(), std::vector<bf16>(Na * d, nan_value<bf16>()));
+  TestArray<bf16> dA16(b(), std::vector<bf16>(Na * d, nan_of<bf16>()));
   ClipLossOptions o;
   const ClipForwardOutputs outs{loss(), row_losses(), col_losses(), lse_rows(), lse_cols()};
   reject(
@@ -285,7 +285,7 @@ TEST_P(ContrastiveErrors, ClipForwardBackwardAndBf16) {
                                    ContrastiveGradients<bf16>{dA16.matrix(Na, d + 1), {}}, o);
       },
       Status::ShapeMismatch, "'dA'");
-  EXPECT_TRUE(bitwise_equal(dA16.values(), std::vector<bf16>(Na * d, nan_value<bf16>())));
+  EXPECT_TRUE(bitwise_equal(dA16.values(), std::vector<bf16>(Na * d, nan_of<bf16>())));
 }
 
 TEST_P(ContrastiveErrors, Siglip) {

@@ -252,7 +252,7 @@ void check_gemms(Context& ctx, Backend b, const Case& c) {
     if (p.counts[e] != 0) continue;
     for (std::int64_t i = 0; i < K; ++i)
       for (std::int64_t j = 0; j < N; ++j)
-        ASSERT_EQ(to_d(dw_got[(e * K + i) * ldn + j]), 0.0) << "empty expert " << e;
+        ASSERT_EQ(as_double(dw_got[(e * K + i) * ldn + j]), 0.0) << "empty expert " << e;
   }
 }
 
@@ -352,9 +352,9 @@ void check_mlp(Context& ctx, Backend b, const Case& c, bool keep) {
     if (p.counts[e] != 0) continue;
     for (std::int64_t i = 0; i < H; ++i)
       for (std::int64_t f = 0; f < F; ++f) {
-        ASSERT_EQ(to_d(got.dW1[(e * H + i) * ldf + f]), 0.0);
-        ASSERT_EQ(to_d(got.dW3[(e * H + i) * ldf + f]), 0.0);
-        ASSERT_EQ(to_d(got.dW2[(e * F + f) * ldh + i]), 0.0);
+        ASSERT_EQ(as_double(got.dW1[(e * H + i) * ldf + f]), 0.0);
+        ASSERT_EQ(as_double(got.dW3[(e * H + i) * ldf + f]), 0.0);
+        ASSERT_EQ(as_double(got.dW2[(e * F + f) * ldh + i]), 0.0);
       }
   }
 }
@@ -398,11 +398,12 @@ void expect_directional(const std::function<double(const std::vector<float>&)>& 
   EXPECT_NEAR(fd, analytic, 1e-3 * std::sqrt(gnorm * vnorm) + 1e-6) << what;
 }
 
+// The values as doubles, NaN (an unwritten entry) as 0.
 template <class T>
-std::vector<double> as_double(const std::vector<T>& v) {
+std::vector<double> doubles_of(const std::vector<T>& v) {
   std::vector<double> out(v.size());
   for (std::size_t i = 0; i < v.size(); ++i)
-    out[i] = is_nan(v[i]) ? 0.0 : to_d(v[i]);
+    out[i] = is_nan(v[i]) ? 0.0 : as_double(v[i]);
   return out;
 }
 
@@ -436,35 +437,35 @@ TEST_P(MoeCase, BackwardsMatchFiniteDifferences) {
         m.X.host = x;
         return f_mlp(m);
       },
-      d.X.host, as_double(grads.dX), 1, "dX");
+      d.X.host, doubles_of(grads.dX), 1, "dX");
   expect_directional(
       [&](const std::vector<float>& g) {
         MlpData<float> m = d;
         m.r.gates = g;
         return f_mlp(m);
       },
-      d.r.gates, as_double(grads.dgates), 2, "dgates");
+      d.r.gates, doubles_of(grads.dgates), 2, "dgates");
   expect_directional(
       [&](const std::vector<float>& w) {
         MlpData<float> m = d;
         m.W1.host = w;
         return f_mlp(m);
       },
-      d.W1.host, as_double(grads.dW1), 3, "dW1");
+      d.W1.host, doubles_of(grads.dW1), 3, "dW1");
   expect_directional(
       [&](const std::vector<float>& w) {
         MlpData<float> m = d;
         m.W3.host = w;
         return f_mlp(m);
       },
-      d.W3.host, as_double(grads.dW3), 4, "dW3");
+      d.W3.host, doubles_of(grads.dW3), 4, "dW3");
   expect_directional(
       [&](const std::vector<float>& w) {
         MlpData<float> m = d;
         m.W2.host = w;
         return f_mlp(m);
       },
-      d.W2.host, as_double(grads.dW2), 5, "dW2");
+      d.W2.host, doubles_of(grads.dW2), 5, "dW2");
 
   // The building blocks: f = <G, scatter(X)>, f = <dY, gather(Yp, gates)>,
   // f = <dYp, grouped_gemm(Xp, W)>; their backwards give the gradients.
@@ -482,7 +483,7 @@ TEST_P(MoeCase, BackwardsMatchFiniteDifferences) {
   TestArray<float> dx(b, nan_mat<float>(T, H, ldh).host);
   moe_scatter_backward(ctx, bp.plan, g_in.cmatrix(rows, H, ldh), dx.matrix(T, H, ldh));
   ctx.synchronize();
-  expect_directional(scatter_f, d.X.host, as_double(dx.values()), 8, "scatter");
+  expect_directional(scatter_f, d.X.host, doubles_of(dx.values()), 8, "scatter");
 
   auto gather_f = [&](const std::vector<float>& yp, const std::vector<float>& gt) {
     TestArray<float> yin(b, yp), gin(b, gt), y(b, nan_mat<float>(T, H, ldh).host);
@@ -496,9 +497,9 @@ TEST_P(MoeCase, BackwardsMatchFiniteDifferences) {
                       dy_in.cmatrix(T, H, ldh), dyp.matrix(rows, H, ldh), dgates.matrix(T, k));
   ctx.synchronize();
   expect_directional([&](const std::vector<float>& yp) { return gather_f(yp, d.r.gates); }, G.host,
-                     as_double(dyp.values()), 9, "gather dYp");
+                     doubles_of(dyp.values()), 9, "gather dYp");
   expect_directional([&](const std::vector<float>& gt) { return gather_f(G.host, gt); }, d.r.gates,
-                     as_double(dgates.values()), 10, "gather dgates");
+                     doubles_of(dgates.values()), 10, "gather dgates");
 
   const Mat<float> W = random_mat<float>(E * H, F, ldf, 11);
   const Mat<float> dYp = random_mat<float>(rows, F, ldf, 12);
@@ -522,10 +523,10 @@ TEST_P(MoeCase, BackwardsMatchFiniteDifferences) {
                    dxp.matrix(rows, H, ldh), t);
   ctx.synchronize();
   expect_directional([&](const std::vector<float>& w) { return gemm_f(G.host, w); }, W.host,
-                     as_double(dw.values()), 13, "wgrad");
+                     doubles_of(dw.values()), 13, "wgrad");
   // Padding rows of Xp do not reach the output: the transposed product there is 0.
   expect_directional([&](const std::vector<float>& xp) { return gemm_f(xp, W.host); }, G.host,
-                     as_double(dxp.values()), 14, "grouped gemm dXp");
+                     doubles_of(dxp.values()), 14, "grouped gemm dXp");
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, MoeCase,
@@ -556,7 +557,7 @@ void check_router(Context& ctx, Backend b, std::int64_t T, std::int64_t E, std::
   Mat<L> logits = random_mat<L>(T, E, ld, seed, -4.0, 4.0);
   if (ties)
     for (auto& v : logits.host)
-      if (!is_nan(v)) v = from_d<L>(std::floor(to_d(v)) * 0.5);
+      if (!is_nan(v)) v = from_double<L>(std::floor(as_double(v)) * 0.5);
   const RefMat l = logits.ref();
   TestArray<L> in(b, logits.host);
   for (RouterMode mode : {RouterMode::SoftmaxTopK, RouterMode::TopKSoftmax})
@@ -694,7 +695,7 @@ TEST_P(MoeFamily, BeyondInt32Elements) {
   std::vector<bf16> x(static_cast<std::size_t>(c.T * H));
   for (std::int64_t t = 0; t < c.T; ++t)
     for (std::int64_t j = 0; j < H; ++j)
-      x[t * H + j] = from_d<bf16>(double((t * 7 + j) % 61) - 30.0);  // exact in bf16
+      x[t * H + j] = from_double<bf16>(double((t * 7 + j) % 61) - 30.0);  // exact in bf16
   std::unique_ptr<TestArray<bf16>> X, Xp, Y;
   std::unique_ptr<TestArray<float>> gates;
   try {
@@ -722,7 +723,7 @@ TEST_P(MoeFamily, BeyondInt32Elements) {
   const auto y = Y->values();  // every token: k copies of its row, summed exactly
   for (std::int64_t t = c.T - 3; t < c.T; ++t)
     for (std::int64_t j = 0; j < H; ++j)
-      ASSERT_EQ(to_d(y[t * H + j]), double(c.k) * to_d(x[t * H + j]));
+      ASSERT_EQ(as_double(y[t * H + j]), double(c.k) * as_double(x[t * H + j]));
 }
 
 // More output columns than a GPU grid has column blocks (grid.y <= 65535 blocks of
@@ -800,7 +801,7 @@ TEST_P(NumericEdges, RouterRowOfMinusInfinityGetsZeroGates) {
   TestArray<float> in_f(GetParam(), flat);
   std::vector<bf16> flat_b;
   for (float x : flat)
-    flat_b.push_back(from_d<bf16>(x));
+    flat_b.push_back(from_double<bf16>(x));
   TestArray<bf16> in_b(GetParam(), flat_b);
   for (RouterMode mode : {RouterMode::SoftmaxTopK, RouterMode::TopKSoftmax})
     for (bool renorm : {false, true}) {
@@ -824,7 +825,7 @@ TEST_P(NumericEdges, RouterRowOfMinusInfinityGetsZeroGates) {
         for (std::int64_t t = 0; t < T; ++t) {
           std::vector<float> row, v;
           for (std::int64_t e = 0; e < E; ++e)
-            row.push_back(bf ? static_cast<float>(to_d(flat_b[t * E + e])) : flat[t * E + e]);
+            row.push_back(bf ? static_cast<float>(as_double(flat_b[t * E + e])) : flat[t * E + e]);
           for (std::int64_t j = 0; j < k; ++j)
             v.push_back(row[got_ids[t * k + j]]);
           const bool nan_row = t == 3 && !over_k;

@@ -10,36 +10,11 @@
 #include <random>
 #include <vector>
 
-#include "../../kernels/common/float16.hpp"
 #include "contrastive_reference.hpp"
+#include "element_values.hpp"
 #include "kfuse/view.hpp"
 
 namespace kfuse::test {
-
-inline double as_double(float v) {
-  return v;
-}
-inline double as_double(bf16 v) {
-  return detail::to_float(v);
-}
-inline double as_double(f16 v) {
-  return detail::to_float(v);
-}
-
-template <class T>
-T from_double(double v) {
-  return detail::from_float<T>(static_cast<float>(v));
-}
-
-template <class T>
-T nan_value() {
-  return from_double<T>(std::numeric_limits<double>::quiet_NaN());
-}
-
-template <class T>
-bool is_nan(T v) {
-  return std::isnan(as_double(v));
-}
 
 // rows x d embeddings with leading dimension ld (padding NaN), entries uniform
 // in [-1, 1] / sqrt(d): dot products stay O(1) for every d.
@@ -48,7 +23,7 @@ std::vector<T> embeddings(std::int64_t rows, std::int64_t d, std::int64_t ld, st
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> dist(-1.0, 1.0);
   const double scale = 1.0 / std::sqrt(double(d));
-  std::vector<T> v(static_cast<std::size_t>(rows * ld), nan_value<T>());
+  std::vector<T> v(static_cast<std::size_t>(rows * ld), nan_of<T>());
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t k = 0; k < d; ++k)
       v[i * ld + k] = from_double<T>(dist(gen) * scale);

@@ -9,7 +9,7 @@
 #include <numeric>
 #include <vector>
 
-#include "../../kernels/common/float16.hpp"  // bf16/fp16 decoding (tested in test_float16)
+#include "element_values.hpp"
 #include "kfuse/fuse.hpp"
 #include "kfuse/view.hpp"
 
@@ -26,26 +26,13 @@ struct RefMatrix {
   }
 };
 
-inline float value_of(float x) {
-  return x;
-}
-inline double value_of(double x) {
-  return x;
-}
-inline float value_of(bf16 x) {
-  return detail::to_float(x);
-}
-inline float value_of(f16 x) {
-  return detail::to_float(x);
-}
-
 template <class T>
 RefMatrix ref_from(const std::vector<T>& data, std::int64_t rows, std::int64_t cols,
                    std::int64_t ld) {
   RefMatrix m{rows, cols, std::vector<double>(static_cast<std::size_t>(rows * cols))};
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j)
-      m(i, j) = static_cast<double>(value_of(data[i * ld + j]));
+      m(i, j) = as_double(data[i * ld + j]);
   return m;
 }
 

@@ -13,32 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/common/float16.hpp"
 #include "kfuse/moe.hpp"
+#include "support/element_values.hpp"
 #include "support/moe_reference.hpp"
 #include "support/test_memory.hpp"
 #include "support/test_util.hpp"
 
 namespace kfuse::test {
 
-inline double to_d(float v) {
-  return v;
-}
-inline double to_d(bf16 v) {
-  return detail::to_float(v);
-}
-template <class T>
-T from_d(double v) {
-  return detail::from_float<T>(static_cast<float>(v));
-}
-template <class T>
-T nan_of() {
-  return from_d<T>(std::numeric_limits<double>::quiet_NaN());
-}
-template <class T>
-bool is_nan(T v) {
-  return std::isnan(to_d(v));
-}
 template <class T>
 const char* type_name() {
   return std::is_same_v<T, float> ? "f32" : "bf16";
@@ -74,7 +56,7 @@ struct Mat {
     RefMat m(rows, cols);
     for (std::int64_t i = 0; i < rows; ++i)
       for (std::int64_t j = 0; j < cols; ++j)
-        m(i, j) = to_d(host[i * ld + j]);
+        m(i, j) = as_double(host[i * ld + j]);
     return m;
   }
 };
@@ -90,7 +72,7 @@ Mat<T> random_mat(std::int64_t rows, std::int64_t cols, std::int64_t ld, std::ui
   std::uniform_real_distribution<double> dist(lo, hi);
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j)
-      m.host[i * ld + j] = from_d<T>(dist(gen));
+      m.host[i * ld + j] = from_double<T>(dist(gen));
   return m;
 }
 template <class T>
@@ -98,7 +80,7 @@ RefMat values_of(const std::vector<T>& v, std::int64_t rows, std::int64_t cols, 
   RefMat m(rows, cols);
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j)
-      m(i, j) = to_d(v[i * ld + j]);
+      m(i, j) = as_double(v[i * ld + j]);
   return m;
 }
 
