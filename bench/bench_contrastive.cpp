@@ -13,9 +13,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "../kernels/common/float16.hpp"
 #include "bench.hpp"
 #include "buffers.hpp"
+#include "kernels/core/float16.hpp"
 #include "kfuse/contrastive.hpp"
 
 namespace kfuse::bench {

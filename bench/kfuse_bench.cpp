@@ -15,9 +15,9 @@
 #include "bench.hpp"
 #include "kfuse/kfuse.hpp"
 // The CPU path's descriptions (internal functions of the library, as in the tests).
-#include "../src/cpu/blas.hpp"
-#include "../src/cpu/fft.hpp"
-#include "../src/cpu/isa.hpp"
+#include "src/core/blas.hpp"
+#include "src/core/fft.hpp"
+#include "src/core/isa.hpp"
 
 namespace kfuse::bench {
 namespace {

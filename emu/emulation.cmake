@@ -20,7 +20,7 @@ set(KFUSE_EMU_SOURCES
   ${KFUSE_EMU_LIB_SOURCES})
 
 # The kernels are C++ here. Device code paths (KFUSE_EMULATED_DEVICE_CODE: the
-# __*_rn branches of fuse_math.hpp etc.), the device language force-included as nvcc
+# __*_rn branches of kernels/fuse/math.hpp etc.), the device language force-included as nvcc
 # force-includes cuda_runtime.h, no contraction of a * b + c (the explicit _rn chains
 # must round as written), type punning through shared tiles as the GPU allows it,
 # and no warning for nvcc's #pragma unroll.
@@ -30,7 +30,7 @@ set_source_files_properties(${KFUSE_CUDA_SOURCES} PROPERTIES
   COMPILE_OPTIONS "-xc++;-include;kfuse_emu/device.hpp;-ffp-contract=off;-fno-strict-aliasing;-Wno-unknown-pragmas"
   COMPILE_DEFINITIONS "KFUSE_EMULATED_DEVICE_CODE=1")
 
-add_library(kfuse_cuda ${KFUSE_SOURCES} ${KFUSE_CUDA_SOURCES} src/device_cuda.cpp
+add_library(kfuse_cuda ${KFUSE_SOURCES} ${KFUSE_CUDA_SOURCES} src/core/device_cuda.cpp
                        ${KFUSE_EMU_SOURCES})
 target_compile_definitions(kfuse_cuda PRIVATE KFUSE_CUDA_EMULATION=1)
 target_link_libraries(kfuse_cuda PRIVATE kfuse_emu_headers Threads::Threads)

@@ -3,7 +3,7 @@
 # rounding modifier (.rn: never contracted, never approximated), and no
 # approximate instruction (ex2/lg2/sin/cos/rcp/rsqrt/div .approx, .full, .ftz)
 # appears. The one exception is the exact power-of-two scale (x * 2^-24) of the
-# fp16 decoding in kernels/common/float16.hpp.
+# fp16 decoding in kernels/core/float16.hpp.
 #   cmake -DPTX_FILES="a.ptx;b.ptx" -P fuse_ptx_check.cmake
 set(failures 0)
 foreach(ptx IN LISTS PTX_FILES)

@@ -1,5 +1,5 @@
-// The contrastive family's shared math (kernels/common/contrastive_math.hpp) and
-// its work plans and workspace layouts (contrastive_plan.hpp), on the CPU.
+// The contrastive family's shared math (kernels/contrastive/math.hpp) and
+// its work plans and workspace layouts (kernels/contrastive/plan.hpp), on the CPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "../kernels/common/contrastive_math.hpp"
-#include "../kernels/common/contrastive_plan.hpp"
+#include "kernels/contrastive/math.hpp"
+#include "kernels/contrastive/plan.hpp"
 
 namespace kfuse::detail::contrastive {
 namespace {

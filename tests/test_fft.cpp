@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
-#include "../kernels/common/fuse_problem.hpp"
-#include "../src/cpu/fft.hpp"
-#include "../src/cpu/fuse.hpp"
+#include "kernels/fuse/problem.hpp"
+#include "src/core/fft.hpp"
+#include "src/fuse/cpu.hpp"
 
 namespace kfuse::cpu {
 namespace {

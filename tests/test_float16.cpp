@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "../kernels/common/float16.hpp"
+#include "kernels/core/float16.hpp"
 
 namespace kfuse::detail {
 namespace {

@@ -14,7 +14,7 @@
 #include <tuple>
 #include <vector>
 
-#include "../kernels/common/fuse_math.hpp"  // draws, tested in test_fuse_math
+#include "kernels/fuse/math.hpp"  // draws, tested in test_fuse_math
 #include "kfuse/fuse.hpp"
 #include "support/fuse_reference.hpp"
 #include "support/test_memory.hpp"

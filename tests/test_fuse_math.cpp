@@ -1,4 +1,4 @@
-// The fusion family's shared math (kernels/common/fuse_math.hpp): the exactly
+// The fusion family's shared math (kernels/fuse/math.hpp): the exactly
 // rounded operations, the library's own log / sin / cos / exp2, the random draws
 // (against independent computations from the Philox words, and their moments with
 // statistical bounds), operands, top-k insertion and merging, Kronecker indexing.
@@ -13,9 +13,9 @@
 #include <random>
 #include <vector>
 
-#include "../kernels/common/fuse_math.hpp"
-#include "../kernels/common/fuse_problem.hpp"
-#include "../src/cpu/fuse.hpp"
+#include "kernels/fuse/math.hpp"
+#include "kernels/fuse/problem.hpp"
+#include "src/fuse/cpu.hpp"
 
 namespace kfuse::detail {
 namespace {

@@ -6,8 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "../kernels/common/gauss_math.hpp"
-#include "../kernels/common/gauss_problem.hpp"
+#include "kernels/gauss/math.hpp"
+#include "kernels/gauss/problem.hpp"
 
 namespace kfuse::detail {
 namespace {

@@ -8,8 +8,8 @@
 #include <limits>
 #include <vector>
 
-#include "../src/cpu/blas.hpp"
-#include "../src/cpu/gemm.hpp"
+#include "src/core/blas.hpp"
+#include "src/core/gemm.hpp"
 
 namespace kfuse::cpu {
 namespace {

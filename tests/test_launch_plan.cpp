@@ -2,7 +2,7 @@
 // across blocks), checked on the CPU since the kernels themselves may not run here.
 #include <gtest/gtest.h>
 
-#include "../kernels/common/launch_plan.hpp"
+#include "kernels/core/launch_plan.hpp"
 
 namespace kfuse::detail {
 namespace {

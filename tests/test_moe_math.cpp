@@ -1,5 +1,5 @@
 // The mixture-of-experts math shared by the CPU path and the kernels
-// (kernels/common/moe_math.hpp), against plain double arithmetic and brute force.
+// (kernels/moe/math.hpp), against plain double arithmetic and brute force.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "../kernels/common/moe_math.hpp"
+#include "kernels/moe/math.hpp"
 #include "support/moe_reference.hpp"
 
 namespace kfuse::detail {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <set>
 
-#include "../kernels/common/philox.hpp"
+#include "kernels/core/philox.hpp"
 
 namespace kfuse::detail {
 namespace {

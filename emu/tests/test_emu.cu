@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
-#include "../../kernels/common/device.cuh"
 #include "emulator.hpp"
+#include "kernels/core/device.cuh"
 #include "kfuse/error.hpp"
 
 namespace {

@@ -1,6 +1,6 @@
 // The emulated cuFFT (emu/lib/cufft.cpp) against a direct DFT in long double: R2C, C2R and C2C
 // at power-of-two and other sizes, round trips, the basic layout (in and out of place) and
-// advanced layouts with strides and distances, kfuse's own plans (fuse_sketch.cu), the work
+// advanced layouts with strides and distances, kfuse's own plans (kernels/fuse/sketch.cu), the work
 // area protocol, the plan's stream (nothing before synchronisation) and the argument checks.
 #include <cuda_runtime_api.h>
 #include <cufft.h>
@@ -202,8 +202,8 @@ TEST(EmuCufft, AdvancedLayoutWithStridesAndDistances) {
     }
 }
 
-// fuse_sketch.cu's plans: R2C over rows of l with distance l into rows of l/2+1, then C2R from
-// rows of l/2+1 into rows of ldo > l; no auto allocation, a work area of the size reported.
+// kernels/fuse/sketch.cu's plans: R2C over rows of l with distance l into rows of l/2+1, then C2R
+// from rows of l/2+1 into rows of ldo > l; no auto allocation, a work area of the size reported.
 TEST(EmuCufft, KfuseSketchPlansWithAWorkArea) {
   std::mt19937 rng(5);
   Stream stream;

@@ -19,7 +19,7 @@
 // (fp64 too for kron_fuse); outputs and accumulation are fp32 (fp64 for fp64).
 //
 // Randomness: every random object is a pure function of (seed, input j, row,
-// column) drawn from Philox (kernels/common/philox.hpp), and the exact paths
+// column) drawn from Philox (kernels/core/philox.hpp), and the exact paths
 // compute every output as the same chain of exactly rounded fp32 operations on the
 // CPU and the GPU: the same seed gives bitwise the same U and the same rp_fuse,
 // rff_fuse and cross_modal_rp outputs on both (Precision::Exact; TF32/BF16 are

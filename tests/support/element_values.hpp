@@ -1,12 +1,12 @@
 // One vocabulary for element values in the tests: any element type to double and
-// back (bf16/fp16 decoded and rounded to nearest even by kernels/common/float16.hpp,
+// back (bf16/fp16 decoded and rounded to nearest even by kernels/core/float16.hpp,
 // itself tested in test_float16), a NaN of the type, and a NaN test.
 #pragma once
 
 #include <cmath>
 #include <limits>
 
-#include "../../kernels/common/float16.hpp"
+#include "kernels/core/float16.hpp"
 #include "kfuse/view.hpp"
 
 namespace kfuse::test {

@@ -26,7 +26,7 @@
 #define __launch_bounds__(...)
 #endif
 // Shared memory is per block: declare it with KFUSE_SHARED / KFUSE_DYNAMIC_SHARED
-// (kernels/common/device.cuh). A plain __shared__ would be one variable per thread here.
+// (kernels/core/device.cuh). A plain __shared__ would be one variable per thread here.
 #undef __shared__
 #define __shared__ KFUSE_EMU_error_use_KFUSE_SHARED_for_shared_memory
 

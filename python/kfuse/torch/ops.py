@@ -294,7 +294,7 @@ def mmd2(X, Y, *, sigma=1.0, unbiased=False):
 
 def _plan_size(T, k, E, pad_to=1, capacity=0):
     """(rows, storage elements) of a plan, as moe_plan_layout computes them
-    (kernels/common/moe_math.hpp), in arithmetic that also takes symbolic token counts
+    (kernels/moe/math.hpp), in arithmetic that also takes symbolic token counts
     (the fake implementations under torch.compile with dynamic shapes)."""
     slots = T * k
     kept = torch.sym_min(E * capacity, slots) if capacity > 0 else slots

@@ -1,0 +1,181 @@
+// The dispatch plan on the GPU, without host synchronisation:
+//   1. keys[s] = expert of slot s (E for an id out of range), values[s] = s;
+//   2. a stable LSD radix sort of (key, slot) over the bits of E (CUB): within an
+//      expert the slots stay in increasing order, the same on every run;
+//   3. per expert, a binary search of the sorted keys gives its first position and
+//      its routed count; capacity and padding give counts and padded sizes;
+//   4. an exclusive scan of the padded sizes (CUB) gives the offsets;
+//   5. sorted position i of expert e with rank i - first[e] < counts[e] takes row
+//      offsets[e] + rank; the rest are dropped.
+// The result equals the CPU path's bit for bit (the same arithmetic from kernels/moe/math.hpp).
+#include <cuda_runtime.h>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
+
+#include <algorithm>
+
+#include "kernels/core/cuda_check.hpp"
+#include "kernels/core/device.cuh"
+#include "kernels/moe/launch.hpp"
+#include "kernels/moe/math.hpp"
+#include "src/core/scratch.hpp"
+
+namespace kfuse::cuda {
+namespace moe {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(std::int64_t n) {
+  return static_cast<unsigned>(detail::moe_ceil_div(n, kThreads));
+}
+
+__device__ __forceinline__ std::int32_t id_of(const detail::PlanArgs& a, std::int64_t s) {
+  return a.ids[(s / a.top_k) * a.ld_ids + s % a.top_k];
+}
+
+// Keys are unsigned: the radix sort then orders the low bits it is given plainly.
+__global__ void keys_kernel(const __grid_constant__ detail::PlanArgs a, std::uint32_t* keys,
+                            std::int32_t* slots) {
+  const std::int64_t s = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (s >= a.tokens * a.top_k) return;
+  const std::int32_t id = id_of(a, s);
+  keys[s] = static_cast<std::uint32_t>(id >= 0 && id < a.experts ? id : a.experts);
+  slots[s] = static_cast<std::int32_t>(s);
+}
+
+// The first position of a key >= e in sorted[0..n).
+__device__ __forceinline__ std::int64_t lower_bound(const std::uint32_t* sorted, std::int64_t n,
+                                                    std::uint32_t e) {
+  std::int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (sorted[mid] < e)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+// Per expert: first sorted position, kept count, padded size (sizes[E] = 0 so that
+// the exclusive scan's last entry is the total).
+__global__ void experts_kernel(const __grid_constant__ detail::PlanArgs a,
+                               const std::uint32_t* sorted, std::int32_t* first,
+                               std::int32_t* sizes) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e > a.experts) return;
+  if (e == a.experts) {
+    sizes[e] = 0;
+    return;
+  }
+  const std::int64_t n = a.tokens * a.top_k;
+  const std::int64_t lo = lower_bound(sorted, n, static_cast<std::uint32_t>(e));
+  const std::int64_t hi = lower_bound(sorted, n, static_cast<std::uint32_t>(e + 1));
+  first[e] = static_cast<std::int32_t>(lo);
+  a.counts[e] = static_cast<std::int32_t>(detail::kept_rows(hi - lo, a.capacity));
+  sizes[e] = static_cast<std::int32_t>(detail::padded_rows(hi - lo, a.capacity, a.pad_to));
+}
+
+__global__ void fill_kernel(const __grid_constant__ detail::PlanArgs a, const std::uint32_t* sorted,
+                            const std::int32_t* slots, const std::int32_t* first) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= a.tokens * a.top_k) return;
+  const std::int32_t e = static_cast<std::int32_t>(sorted[i]), s = slots[i];
+  if (e >= a.experts) {  // an id out of range: dropped
+    a.slot_row[s] = -1;
+    return;
+  }
+  const std::int32_t rank = static_cast<std::int32_t>(i) - first[e];
+  if (rank >= a.counts[e]) {  // beyond the capacity: dropped
+    a.slot_row[s] = -1;
+    return;
+  }
+  const std::int32_t row = a.offsets[e] + rank;
+  a.slot_row[s] = row;
+  a.row_slot[row] = s;
+}
+
+__global__ void check_ids_kernel(const std::int32_t* ids, std::int64_t ld, std::int64_t rows,
+                                 std::int64_t cols, std::int64_t experts, int* bad) {
+  const std::int64_t s = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (s >= rows * cols) return;
+  const std::int32_t id = ids[(s / cols) * ld + s % cols];
+  if (id < 0 || id >= experts) atomicOr(bad, 1);  // an integer flag: order-free
+}
+
+int key_bits(std::int64_t experts) {
+  int bits = 1;
+  while ((std::int64_t(1) << bits) <= experts)  // keys go up to E (out of range)
+    ++bits;
+  return bits;
+}
+
+}  // namespace
+}  // namespace moe
+
+void moe_plan(Context& ctx, const detail::PlanArgs& a) {
+  detail::DeviceGuard guard(ctx.device());
+  cudaStream_t stream = ctx.stream();
+  const std::int64_t slots = a.tokens * a.top_k, E = a.experts;
+  if (a.rows > 0)
+    KFUSE_CUDA_TRY(cudaMemsetAsync(a.row_slot, 0xff, static_cast<std::size_t>(a.rows) * 4, stream));
+  if (slots == 0) {
+    KFUSE_CUDA_TRY(cudaMemsetAsync(a.counts, 0, static_cast<std::size_t>(E) * 4, stream));
+    KFUSE_CUDA_TRY(cudaMemsetAsync(a.offsets, 0, static_cast<std::size_t>(E + 1) * 4, stream));
+    return;
+  }
+  const int n = static_cast<int>(slots);  // < 2^31, validated
+  // Work arrays: keys and slots in and out, per-expert first positions and sizes.
+  detail::Scratch work(ctx, static_cast<std::size_t>(4 * slots + 2 * (E + 1)) * 4);
+  std::uint32_t* keys_in = work.as<std::uint32_t>();
+  std::uint32_t* keys_out = keys_in + slots;
+  std::int32_t* slots_in = reinterpret_cast<std::int32_t*>(keys_out + slots);
+  std::int32_t* slots_out = slots_in + slots;
+  std::int32_t* first = slots_out + slots;
+  std::int32_t* sizes = first + (E + 1);
+  const int end_bit = moe::key_bits(E);
+  std::size_t sort_bytes = 0, scan_bytes = 0;
+  KFUSE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys_in, keys_out, slots_in,
+                                                 slots_out, n, 0, end_bit, stream));
+  KFUSE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, sizes, a.offsets,
+                                               static_cast<int>(E + 1), stream));
+  detail::Scratch temp(ctx, std::max(sort_bytes, scan_bytes));
+
+  KFUSE_LAUNCH(moe::keys_kernel, moe::blocks_for(slots), moe::kThreads, 0, stream, a, keys_in,
+               slots_in);
+  KFUSE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp.as<void>(), sort_bytes, keys_in, keys_out,
+                                                 slots_in, slots_out, n, 0, end_bit, stream));
+  KFUSE_LAUNCH(moe::experts_kernel, moe::blocks_for(E + 1), moe::kThreads, 0, stream, a, keys_out,
+               first, sizes);
+  KFUSE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp.as<void>(), scan_bytes, sizes, a.offsets,
+                                               static_cast<int>(E + 1), stream));
+  KFUSE_LAUNCH(moe::fill_kernel, moe::blocks_for(slots), moe::kThreads, 0, stream, a, keys_out,
+               slots_out, first);
+}
+
+bool moe_ids_valid(Context& ctx, const std::int32_t* ids, std::int64_t ld, std::int64_t rows,
+                   std::int64_t cols, std::int64_t experts) {
+  if (rows * cols == 0) return true;
+  detail::DeviceGuard guard(ctx.device());
+  cudaStream_t stream = ctx.stream();
+  detail::Scratch flag(ctx, sizeof(int));
+  KFUSE_CUDA_TRY(cudaMemsetAsync(flag.as<int>(), 0, sizeof(int), stream));
+  KFUSE_LAUNCH(moe::check_ids_kernel, moe::blocks_for(rows * cols), moe::kThreads, 0, stream, ids,
+               ld, rows, cols, experts, flag.as<int>());
+  int bad = 0;
+  KFUSE_CUDA_TRY(
+      cudaMemcpyAsync(&bad, flag.as<int>(), sizeof(int), cudaMemcpyDeviceToHost, stream));
+  KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));
+  return bad == 0;
+}
+
+void moe_copy_to_host(Context& ctx, const std::int32_t* values, std::int64_t n,
+                      std::int32_t* host) {
+  detail::DeviceGuard guard(ctx.device());
+  KFUSE_CUDA_TRY(cudaMemcpyAsync(host, values, static_cast<std::size_t>(n) * 4,
+                                 cudaMemcpyDeviceToHost, ctx.stream()));
+  KFUSE_CUDA_TRY(cudaStreamSynchronize(ctx.stream()));
+}
+
+}  // namespace kfuse::cuda

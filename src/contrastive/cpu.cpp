@@ -1,0 +1,636 @@
+// CPU path of the contrastive loss family: the same passes as the GPU, with the
+// dot products in fp32 and everything after them in double.
+//
+// Logits are formed tile by tile (16 rows x 64 columns); no more than a tile of
+// them exists at any time, so a 64k-pair call needs megabytes, not the 16 GiB of S.
+// Operands are packed in fp32: a block of 16 rows transposed (16 floats per k, two
+// vectors), a tile's 64 columns as contiguous rows (padded so that their stride is
+// not a multiple of 256 bytes). The logit product keeps a 16 x 6 block of dot
+// products in 12 vector accumulators, fp32 FMAs over d in order (as the GPU's fp32
+// path accumulates); each dot product then becomes a double logit, and the
+// log-sum-exp states, dS' = dL/dS, the loss and scalar-gradient sums are double.
+// The dX product (dS' rounded to fp32, an O(1) factor) keeps a 6 rows x 16 d-columns
+// block in 12 accumulators over a tile's columns, then adds it to a double dX
+// accumulator once per tile. The per-pair terms (exponentials, softplus) run over a
+// whole tile row in a branch-free loop that the compiler vectorises, with every
+// pair as a negative, then the row's positives again.
+//
+// Forward: OpenMP over the rectangles of the plan, whose partial states are merged
+// afterwards in a fixed order. Backward: OpenMP over tasks of 4 blocks of 16 rows
+// (sharing each packed column tile), each walking all columns; the logits are
+// formed again there (once per pass, so 5 products for a CLIP forward + backward
+// against the 3 of a materialised S). Every sum has a fixed order, so the results
+// do not depend on the number of threads.
+#include "src/contrastive/cpu.hpp"
+#include "src/core/isa.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/core/float16.hpp"
+
+namespace kfuse::cpu {
+namespace {
+
+using namespace detail::contrastive;
+
+constexpr std::int64_t kRows = 16;  // geometry(cpu).block_rows
+constexpr std::int64_t kCols = 64;  // geometry(cpu).tile_cols
+constexpr int kColBlock = 6;        // columns per register block of the logit product
+// Packed column rows of a tile: kCols rounded up to whole register blocks (zero).
+constexpr std::int64_t kColsPacked = (kCols + kColBlock - 1) / kColBlock * kColBlock;
+constexpr int kStrip = 16;  // d-columns (two fp32 vectors) per register block of dX
+// Row blocks of a forward rectangle packed at a time (256 rows: 1 MiB at d = 1024).
+constexpr std::int64_t kPackBlocks = 16;
+// Row blocks of one backward task, which share each packed column tile.
+constexpr std::int64_t kTaskBlocks = 4;
+
+// Below this many merged states, a parallel region costs more than it saves.
+constexpr std::int64_t kParallelMin = 1 << 16;
+
+#define KFUSE_CPU_HOT inline __attribute__((always_inline))
+
+// Packed columns (rows of y, in fp32) are padded with zeros to a multiple of kStrip,
+// and by one more strip when that is a multiple of 256 bytes: the gradient product
+// walks 64 of them at this stride, which at 2 KiB (d = 512) would map them all to
+// the same few L1 sets.
+std::int64_t packed_ld(std::int64_t d) {
+  const std::int64_t ld = (d + kStrip - 1) / kStrip * kStrip;
+  return ld % 64 == 0 ? ld + kStrip : ld;
+}
+
+struct Scalars {
+  double tau, bias;
+};
+
+Scalars resolve(const Logits& s) {
+  const double t = s.t.ptr != nullptr ? double(*s.t.ptr) : s.t.value;
+  const double b = s.b.ptr != nullptr ? double(*s.b.ptr) : s.b.value;
+  return {std::exp(t), b};
+}
+
+double resolve(const Scalar& v) {
+  return v.ptr != nullptr ? double(*v.ptr) : v.value;
+}
+
+// Calls f with src cast to its element type (bf16, f16 or float).
+template <class F>
+void with_type(DType dtype, const void* src, F&& f) {
+  switch (dtype) {
+    case DType::BF16:
+      return f(static_cast<const bf16*>(src));
+    case DType::F16:
+      return f(static_cast<const f16*>(src));
+    default:
+      return f(static_cast<const float*>(src));
+  }
+}
+
+// dst [capacity x ldp] = rows [row0, row0 + rows) of src in fp32, zero elsewhere:
+// the columns of a tile, one contiguous row each.
+void pack_cols(DType dtype, const void* src, std::int64_t ld, std::int64_t row0, std::int64_t rows,
+               std::int64_t d, std::int64_t ldp, std::int64_t capacity, float* dst) {
+  with_type(dtype, src, [&](const auto* in_base) {
+    for (std::int64_t r = 0; r < capacity; ++r) {
+      float* out = dst + r * ldp;
+      std::int64_t k = 0;
+      if (r < rows) {
+        const auto* in = in_base + (row0 + r) * ld;
+        for (; k < d; ++k)
+          out[k] = detail::to_float(in[k]);
+      }
+      std::fill(out + k, out + ldp, 0.0f);
+    }
+  });
+}
+
+// dst [d x kRows] = rows [row0, row0 + rows) of src in fp32, transposed (zero in
+// the lanes of missing rows): a block of rows, kRows values per k, so that the
+// logit product loads one block column as two vectors.
+void pack_rows_t(DType dtype, const void* src, std::int64_t ld, std::int64_t row0,
+                 std::int64_t rows, std::int64_t d, float* dst) {
+  with_type(dtype, src, [&](const auto* in_base) {
+    for (std::int64_t r = 0; r < kRows; ++r) {
+      if (r >= rows) {
+        for (std::int64_t k = 0; k < d; ++k)
+          dst[k * kRows + r] = 0.0f;
+        continue;
+      }
+      const auto* in = in_base + (row0 + r) * ld;
+      for (std::int64_t k = 0; k < d; ++k)
+        dst[k * kRows + r] = detail::to_float(in[k]);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ hot loops
+// Always inlined into the per-ISA entry points at the end of the file, so that
+// each is compiled whole for its instruction set.
+
+// Eight floats in one (256-bit) vector: GCC/Clang vector extensions, so that the
+// accumulators of a register block are values the compiler keeps in registers
+// (the loops over them are fully unrolled). The baseline entry point lowers them
+// to pairs of 128-bit operations.
+typedef float v8f __attribute__((vector_size(32)));
+
+KFUSE_CPU_HOT v8f load8(const float* p) {
+  v8f v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+KFUSE_CPU_HOT void store8(float* p, v8f v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// out[c][r] = x_r . y_c for the kRows rows of a transposed block xt [d x kRows]
+// and C packed columns y: 2 C vector accumulators (rows 0-7 and 8-15 of each
+// column), fp32 FMAs over k in order.
+template <int C>
+KFUSE_CPU_HOT void dot_block(const float* __restrict xt, const float* __restrict y,
+                             std::int64_t ldp, std::int64_t d, float (&out)[C][kRows]) {
+  v8f lo[C], hi[C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+    lo[c] = hi[c] = v8f{};
+  for (std::int64_t k = 0; k < d; ++k) {
+    const v8f x0 = load8(xt + k * kRows), x1 = load8(xt + k * kRows + 8);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const float yc = y[c * ldp + k];
+      lo[c] += x0 * yc;
+      hi[c] += x1 * yc;
+    }
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) {
+    store8(out[c], lo[c]);
+    store8(out[c] + 8, hi[c]);
+  }
+}
+
+// s [kRows x kCols] = tau * xt^T yp^T + b in double, from fp32 dot products over
+// whole packed blocks (padding rows and columns give b). Columns in register
+// blocks of kColBlock; yp holds kColsPacked >= kCols rows, the extra ones zero.
+KFUSE_CPU_HOT void logit_tile(const float* xt, const float* yp, std::int64_t ldp, std::int64_t d,
+                              const Scalars& sc, double* s) {
+  for (int c0 = 0; c0 < kCols; c0 += kColBlock) {
+    float dot[kColBlock][kRows];
+    dot_block<kColBlock>(xt, yp + c0 * ldp, ldp, d, dot);
+    const int nc = std::min<int>(kColBlock, kCols - c0);
+    for (int r = 0; r < kRows; ++r)
+      for (int c = 0; c < nc; ++c)
+        s[r * kCols + c0 + c] = logit(double(dot[c][r]), sc.tau, sc.bias);
+  }
+}
+
+// acc [R x ldp] += g [R x kCols] yp [kCols x ldp] over the first `cols` columns
+// of g, for d-columns [k0, k0 + kStrip): 2 R vector accumulators in fp32 over the
+// tile's columns, added to the double accumulator once per tile.
+template <int R>
+KFUSE_CPU_HOT void grad_block(const float* __restrict g, const float* __restrict yp,
+                              std::int64_t cols, std::int64_t ldp, std::int64_t k0,
+                              double* __restrict acc) {
+  v8f lo[R], hi[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    lo[r] = hi[r] = v8f{};
+  for (std::int64_t j = 0; j < cols; ++j) {
+    const v8f y0 = load8(yp + j * ldp + k0), y1 = load8(yp + j * ldp + k0 + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float gr = g[r * kCols + j];
+      lo[r] += gr * y0;
+      hi[r] += gr * y1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float part[kStrip];
+    store8(part, lo[r]);
+    store8(part + 8, hi[r]);
+    double* a = acc + r * ldp + k0;
+    for (int q = 0; q < kStrip; ++q)
+      a[q] += double(part[q]);
+  }
+}
+
+// acc [kRows x ldp] += g [kRows x kCols] yp [kCols x ldp] over the first `cols`
+// columns of g: strips of kStrip d-columns (one strip of yp, 64 rows x 64 bytes,
+// stays in L1 across the row blocks), row blocks of 6, 6 and 4.
+KFUSE_CPU_HOT void accumulate_tile(const float* g, const float* yp, std::int64_t cols,
+                                   std::int64_t ldp, double* acc) {
+  static_assert(kRows == 16, "row blocks 6 + 6 + 4");
+  for (std::int64_t k0 = 0; k0 < ldp; k0 += kStrip) {
+    grad_block<6>(g, yp, cols, ldp, k0, acc);
+    grad_block<6>(g + 6 * kCols, yp, cols, ldp, k0, acc + 6 * ldp);
+    grad_block<4>(g + 12 * kCols, yp, cols, ldp, k0, acc + 12 * ldp);
+  }
+}
+
+// ------------------------------------------------------------------ per-pair terms
+
+// out[c] = f(c, positive) over one row of a tile, zero beyond `cols`: every pair
+// as a negative first, in a branch-free loop over the whole tile that the compiler
+// vectorises (the exponentials and logarithms are most of the non-product work),
+// then the row's few positive columns pos[0, npos) again.
+template <class F>
+KFUSE_CPU_HOT void row_terms(std::int64_t cols, const std::int64_t* pos, int npos, double* out,
+                             F&& f) {
+  for (std::int64_t c = 0; c < kCols; ++c)
+    out[c] = f(c, false);
+  for (std::int64_t c = cols; c < kCols; ++c)
+    out[c] = 0.0;
+  for (int q = 0; q < npos; ++q)
+    out[pos[q]] = f(pos[q], true);
+}
+
+// The sum of a row of kCols terms, in a fixed (vector lane) order.
+KFUSE_CPU_HOT double row_sum(const double* t) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t c = 0; c < kCols; ++c)
+    sum += t[c];
+  return sum;
+}
+
+// ------------------------------------------------------------------ forward
+
+// A partial state in the workspace: kStateFloats doubles.
+struct State {
+  Lse<double> lse;
+  double sum;
+};
+
+void store_state(double* part, const State& st) {
+  part[0] = st.lse.m;
+  part[1] = st.lse.s;
+  part[2] = st.sum;
+}
+
+// Folds one tile of logits (rows [i0, i0 + nr), columns [j0, j0 + cols)) into the
+// states of its rows (rows[0, nr)) and of its columns (col[0, cols)), and records
+// the positives' logits.
+KFUSE_CPU_HOT void tile_stats(const Forward& p, const double* tile, std::int64_t i0,
+                              std::int64_t nr, std::int64_t j0, std::int64_t cols, State* rows,
+                              State* col) {
+  const Logits& s = p.s;
+  const bool clip = p.loss == Loss::Clip;
+  for (std::int64_t r = 0; r < nr; ++r) {
+    const std::int64_t i = i0 + r;
+    const double* srow = tile + r * kCols;
+    State& st = rows[r];
+    // The row's positive column, as a tile offset or -1 (a forward pass has
+    // its labels on its rows: modes Identity and Rows only).
+    const std::int64_t target = s.label_mode == LabelMode::Rows
+                                    ? s.labels[i]
+                                    : (s.label_mode == LabelMode::Identity ? i : -1);
+    const std::int64_t pc = target >= j0 && target < j0 + cols ? target - j0 : -1;
+    if (!clip) {
+      const std::int64_t pos[1] = {pc};
+      double terms[kCols];
+      row_terms(cols, pos, pc >= 0 ? 1 : 0, terms,
+                [&](std::int64_t c, bool positive) { return siglip_term(srow[c], positive); });
+      st.sum += row_sum(terms);
+      continue;
+    }
+    double block_max = -INFINITY, sum = 0.0;
+#pragma omp simd reduction(max : block_max) reduction(+ : sum)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      block_max = std::max(block_max, srow[c]);
+      sum += srow[c];
+    }
+    const double m = std::max(st.lse.m, block_max);
+    double e = 0.0;
+#pragma omp simd reduction(+ : e)
+    for (std::int64_t c = 0; c < cols; ++c)
+      e += c_exp(srow[c] - m);
+    st.lse = lse_merge(st.lse, Lse<double>{m, e});
+    st.sum += sum;
+    if (pc >= 0) {
+      p.pos_x[i] = static_cast<float>(srow[pc]);
+      if (p.want_cols) p.pos_y[j0 + pc] = static_cast<float>(srow[pc]);
+    }
+  }
+  if (!clip || !p.want_cols) return;
+  // Column by column, vectorised across the tile's columns.
+  double cmax[kCols], csum[kCols], cexp[kCols];
+  for (std::int64_t c = 0; c < kCols; ++c) {
+    cmax[c] = -INFINITY;
+    csum[c] = 0.0;
+    cexp[c] = 0.0;
+  }
+  for (std::int64_t r = 0; r < nr; ++r) {
+    const double* srow = tile + r * kCols;
+#pragma omp simd
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      cmax[c] = std::max(cmax[c], srow[c]);
+      csum[c] += srow[c];
+    }
+  }
+  for (std::int64_t c = 0; c < cols; ++c)
+    cmax[c] = std::max(cmax[c], col[c].lse.m);
+  for (std::int64_t r = 0; r < nr; ++r) {
+    const double* srow = tile + r * kCols;
+#pragma omp simd
+    for (std::int64_t c = 0; c < kCols; ++c)
+      cexp[c] += c_exp(srow[c] - cmax[c]);
+  }
+  for (std::int64_t c = 0; c < cols; ++c) {
+    col[c].lse = lse_merge(col[c].lse, Lse<double>{cmax[c], cexp[c]});
+    col[c].sum += csum[c];
+  }
+}
+
+// One rectangle of the plan, in chunks of up to kPackBlocks row blocks (packed once
+// per chunk, so that the packed rows stay bounded); in a chunk, column tiles outer
+// (each packed once), row blocks inner. Row and column states persist across the
+// rectangle; each column's state meets the row blocks in increasing order.
+KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h) {
+  const RectPlan& plan = p.plan;
+  const Logits& s = p.s;
+  const Scalars sc = resolve(s);
+  const std::int64_t ldp = packed_ld(s.d);
+  const std::int64_t r_begin = g * plan.blocks_per_group * kRows;
+  const std::int64_t r_end = std::min(s.nx, r_begin + plan.blocks_per_group * kRows);
+  const std::int64_t c_begin = h * plan.tiles_per_group * kCols;
+  const std::int64_t c_end = std::min(s.ny, c_begin + plan.tiles_per_group * kCols);
+  if (r_begin >= r_end || c_begin >= c_end) return;
+
+  std::vector<float> xt(static_cast<std::size_t>(kPackBlocks * kRows * s.d));
+  std::vector<float> yp(static_cast<std::size_t>(kColsPacked * ldp));
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  std::vector<State> rows(static_cast<std::size_t>(r_end - r_begin),
+                          State{lse_empty<double>(), 0.0});
+  std::vector<State> cols_st(static_cast<std::size_t>(c_end - c_begin),
+                             State{lse_empty<double>(), 0.0});
+
+  for (std::int64_t k0 = r_begin; k0 < r_end; k0 += kPackBlocks * kRows) {
+    const std::int64_t k1 = std::min(r_end, k0 + kPackBlocks * kRows);
+    for (std::int64_t i0 = k0; i0 < k1; i0 += kRows)
+      pack_rows_t(s.dtype, s.x, s.ldx, i0, std::min(kRows, k1 - i0), s.d,
+                  xt.data() + (i0 - k0) * s.d);
+    for (std::int64_t j0 = c_begin; j0 < c_end; j0 += kCols) {
+      const std::int64_t cols = std::min(kCols, c_end - j0);
+      pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, ldp, kColsPacked, yp.data());
+      for (std::int64_t i0 = k0; i0 < k1; i0 += kRows) {
+        logit_tile(xt.data() + (i0 - k0) * s.d, yp.data(), ldp, s.d, sc, tile.data());
+        tile_stats(p, tile.data(), i0, std::min(kRows, k1 - i0), j0, cols,
+                   rows.data() + (i0 - r_begin), cols_st.data() + (j0 - c_begin));
+      }
+    }
+  }
+  auto* row_part = static_cast<double*>(p.row_part);
+  auto* col_part = static_cast<double*>(p.col_part);
+  if (p.loss == Loss::Clip && p.want_cols)
+    for (std::int64_t j = c_begin; j < c_end; ++j)
+      store_state(col_part + (g * s.ny + j) * kStateFloats, cols_st[j - c_begin]);
+  for (std::int64_t i = r_begin; i < r_end; ++i)
+    store_state(row_part + (h * s.nx + i) * kStateFloats, rows[i - r_begin]);
+}
+
+// ------------------------------------------------------------------ backward
+
+// The positive columns of row i in a tile of `cols` columns, as tile offsets into
+// pos: `target` (the row's own label as an offset, any value) when in range, and
+// each column whose label is i (label_col: the tile's column labels, null unless
+// the labels are on the columns). Returns their count.
+int positive_columns(std::int64_t target, const std::int64_t* label_col, std::int64_t cols,
+                     std::int64_t i, std::int64_t* pos) {
+  int n = 0;
+  if (target >= 0 && target < cols) pos[n++] = target;
+  if (label_col != nullptr)
+    for (std::int64_t c = 0; c < cols; ++c)
+      if (label_col[c] == i && c != target) pos[n++] = c;
+  return n;
+}
+
+// The backward's per-pass constants.
+struct BackwardScalars {
+  Scalars sc;
+  bool clip;
+  std::int64_t ldp;
+  double eps, nx, ny;
+};
+
+// One block of rows of a backward task: its packed rows, its dX accumulator and
+// its per-row sums, which only its own tiles touch (so their values do not depend
+// on how blocks are grouped into tasks or tasks onto threads).
+struct RowBlock {
+  std::int64_t i0, nr;
+  const float* xt;  // [d x kRows]
+  double* acc;      // [kRows x ldp] (rows >= nr: scratch)
+  double dt[kRows], db[kRows], loss[kRows];
+};
+
+// One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
+// the per-row sums and the dX product. tile and grad are scratch.
+KFUSE_CPU_HOT void backward_tile(const Backward& p, const BackwardScalars& k, RowBlock& blk,
+                                 std::int64_t j0, std::int64_t cols, const float* yp,
+                                 const double* lse_col, const std::int64_t* label_col, double* tile,
+                                 float* grad) {
+  const Logits& s = p.s;
+  logit_tile(blk.xt, yp, k.ldp, s.d, k.sc, tile);
+  for (std::int64_t r = 0; r < blk.nr; ++r) {
+    const std::int64_t i = blk.i0 + r;
+    // A pair is positive when j == target (Identity: i, Rows: labels[i]) or
+    // labels[j] == i (Cols).
+    const std::int64_t target = s.label_mode == LabelMode::Rows
+                                    ? s.labels[i]
+                                    : (s.label_mode == LabelMode::Identity ? i : -1);
+    std::int64_t pos[kCols];
+    const int npos = positive_columns(
+        target - j0, s.label_mode == LabelMode::Cols ? label_col : nullptr, cols, i, pos);
+    const double lse_row = k.clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
+    const double* v = tile + r * kCols;
+    double g[kCols];
+    if (k.clip)
+      row_terms(cols, pos, npos, g, [&](std::int64_t c, bool positive) {
+        return clip_dlogit(v[c], lse_row, lse_col[c], positive, p.rx, p.ry, k.eps, k.nx, k.ny);
+      });
+    else
+      row_terms(cols, pos, npos, g,
+                [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
+    double tdt = 0.0, tdb = 0.0;
+    float* gr = grad + r * kCols;
+#pragma omp simd reduction(+ : tdt, tdb)
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      gr[c] = static_cast<float>(g[c]);
+      tdt += g[c] * (v[c] - k.sc.bias);
+      tdb += g[c];
+    }
+    blk.dt[r] += tdt;
+    blk.db[r] += tdb;
+    if (!k.clip && p.loss_rows != nullptr) {
+      double terms[kCols];
+      row_terms(cols, pos, npos, terms,
+                [&](std::int64_t c, bool positive) { return siglip_term(v[c], positive); });
+      blk.loss[r] += row_sum(terms);
+    }
+  }
+  // Rows beyond the block's own (the pass's last block only) add nothing.
+  std::fill(grad + blk.nr * kCols, grad + kRows * kCols, 0.0f);
+  if (p.dx != nullptr) accumulate_tile(grad, yp, cols, k.ldp, blk.acc);
+}
+
+// A block's outputs: dX rows (tau c0 acc) and the per-row sums.
+void store_rows(const Backward& p, const BackwardScalars& k, const RowBlock& blk) {
+  const Logits& s = p.s;
+  const double c0 = p.coef * resolve(p.grad_loss);
+  for (std::int64_t r = 0; r < blk.nr; ++r) {
+    const std::int64_t i = blk.i0 + r;
+    if (p.dt_rows != nullptr) p.dt_rows[i] = c0 * blk.dt[r];
+    if (p.db_rows != nullptr) p.db_rows[i] = c0 * blk.db[r];
+    if (p.loss_rows != nullptr) p.loss_rows[i] = static_cast<float>(blk.loss[r]);
+    if (p.dx == nullptr) continue;
+    const double scale = k.sc.tau * c0;
+    const double* a = blk.acc + r * k.ldp;
+    switch (p.dx_dtype) {
+      case DType::BF16: {
+        auto* out = static_cast<bf16*>(p.dx) + i * p.lddx;
+        for (std::int64_t q = 0; q < s.d; ++q)
+          out[q] = detail::to_bf16(static_cast<float>(scale * a[q]));
+        break;
+      }
+      case DType::F16: {
+        auto* out = static_cast<f16*>(p.dx) + i * p.lddx;
+        for (std::int64_t q = 0; q < s.d; ++q)
+          out[q] = detail::to_f16(static_cast<float>(scale * a[q]));
+        break;
+      }
+      default: {
+        auto* out = static_cast<float*>(p.dx) + i * p.lddx;
+        for (std::int64_t q = 0; q < s.d; ++q)
+          out[q] = static_cast<float>(scale * a[q]);
+        break;
+      }
+    }
+  }
+}
+
+// One task: the row blocks starting at rows [i_begin, i_end) against every column,
+// column tiles outer (each packed once for all the task's blocks).
+KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i_begin, std::int64_t i_end) {
+  const Logits& s = p.s;
+  const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, packed_ld(s.d),
+                          p.smoothing, double(s.nx),         double(s.ny)};
+  const std::int64_t nblk = (i_end - i_begin + kRows - 1) / kRows;
+  std::vector<float> xt(static_cast<std::size_t>(nblk * kRows * s.d));
+  std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(nblk * kRows * k.ldp) : 0,
+                          0.0);
+  std::vector<RowBlock> blocks(static_cast<std::size_t>(nblk));
+  for (std::int64_t b = 0; b < nblk; ++b) {
+    RowBlock& blk = blocks[b];
+    blk = RowBlock{};
+    blk.i0 = i_begin + b * kRows;
+    blk.nr = std::min(kRows, i_end - blk.i0);
+    float* x = xt.data() + b * kRows * s.d;
+    pack_rows_t(s.dtype, s.x, s.ldx, blk.i0, blk.nr, s.d, x);
+    blk.xt = x;
+    blk.acc = p.dx != nullptr ? acc.data() + b * kRows * k.ldp : nullptr;
+  }
+  std::vector<float> yp(static_cast<std::size_t>(kColsPacked * k.ldp));
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  // dS' of a tile in fp32 (an O(1) factor of the gradient product).
+  std::vector<float> grad(static_cast<std::size_t>(kRows * kCols), 0.0f);
+
+  for (std::int64_t j0 = 0; j0 < s.ny; j0 += kCols) {
+    const std::int64_t cols = std::min(kCols, s.ny - j0);
+    pack_cols(s.dtype, s.y, s.ldy, j0, cols, s.d, k.ldp, kColsPacked, yp.data());
+    double lse_col[kCols];
+    std::int64_t label_col[kCols];
+    for (std::int64_t c = 0; c < kCols; ++c) {
+      lse_col[c] = k.clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
+      label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
+    }
+    for (RowBlock& blk : blocks)
+      backward_tile(p, k, blk, j0, cols, yp.data(), lse_col, label_col, tile.data(), grad.data());
+  }
+  for (const RowBlock& blk : blocks)
+    store_rows(p, k, blk);
+}
+
+// ------------------------------------------------------------------ entry points
+
+void forward_rect_baseline(const Forward& p, std::int64_t g, std::int64_t h) {
+  forward_rect(p, g, h);
+}
+void backward_rows_baseline(const Backward& p, std::int64_t i_begin, std::int64_t i_end) {
+  backward_rows(p, i_begin, i_end);
+}
+
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+__attribute__((target("avx2,fma"))) void forward_rect_avx2(const Forward& p, std::int64_t g,
+                                                           std::int64_t h) {
+  forward_rect(p, g, h);
+}
+__attribute__((target("avx2,fma"))) void backward_rows_avx2(const Backward& p, std::int64_t i_begin,
+                                                            std::int64_t i_end) {
+  backward_rows(p, i_begin, i_end);
+}
+#endif
+
+// Folds the [parts][n] states of one direction in order 0, 1, ... into its outputs.
+void merge_states(const Forward& p, const double* part, std::int64_t parts, std::int64_t n,
+                  const float* pos, double classes, float* lse_out, float* loss_out) {
+  const bool clip = p.loss == Loss::Clip;
+#pragma omp parallel for schedule(static) if (n * parts > kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) {
+    Lse<double> st = lse_empty<double>();
+    double sum = 0.0;
+    for (std::int64_t q = 0; q < parts; ++q) {
+      const double* s = part + (q * n + i) * kStateFloats;
+      st = lse_merge(st, Lse<double>{s[0], s[1]});
+      sum += s[2];
+    }
+    if (!clip) {
+      loss_out[i] = static_cast<float>(sum);
+      continue;
+    }
+    const double lse = lse_value(st);
+    lse_out[i] = static_cast<float>(lse);
+    loss_out[i] = static_cast<float>(ce_loss(lse, double(pos[i]), sum, p.smoothing, classes));
+  }
+}
+
+}  // namespace
+
+void contrastive_forward(const Forward& p) {
+  const RectPlan& plan = p.plan;
+  auto* rect_fn = &forward_rect_baseline;
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+  if (use_avx2()) rect_fn = &forward_rect_avx2;
+#endif
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  if (p.loss == Loss::Clip) {
+    if (p.want_rows) std::fill(p.pos_x, p.pos_x + p.s.nx, nan);
+    if (p.want_cols) std::fill(p.pos_y, p.pos_y + p.s.ny, nan);
+  }
+  const std::int64_t rects = plan.row_groups * plan.col_groups;
+#pragma omp parallel for schedule(dynamic, 1) if (rects > 1)
+  for (std::int64_t r = 0; r < rects; ++r)
+    rect_fn(p, r / plan.col_groups, r % plan.col_groups);
+  if (p.want_rows || p.loss == Loss::Siglip)
+    merge_states(p, static_cast<const double*>(p.row_part), plan.col_groups, p.s.nx, p.pos_x,
+                 double(p.s.ny), p.lse_x, p.loss_x);
+  if (p.loss == Loss::Clip && p.want_cols)
+    merge_states(p, static_cast<const double*>(p.col_part), plan.row_groups, p.s.ny, p.pos_y,
+                 double(p.s.nx), p.lse_y, p.loss_y);
+}
+
+void contrastive_backward(const Backward& p) {
+  auto* rows_fn = &backward_rows_baseline;
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+  if (use_avx2()) rows_fn = &backward_rows_avx2;
+#endif
+  const std::int64_t task_rows = kTaskBlocks * kRows;
+  const std::int64_t tasks = (p.s.nx + task_rows - 1) / task_rows;
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+  for (std::int64_t t = 0; t < tasks; ++t)
+    rows_fn(p, t * task_rows, std::min(p.s.nx, (t + 1) * task_rows));
+}
+
+}  // namespace kfuse::cpu

@@ -1,0 +1,86 @@
+// The C API's common part: errors and contexts. Each op family's entry points live
+// in src/c_api_<family>.cpp.
+#include "kfuse/kfuse.h"
+
+#include "src/core/c_api_util.hpp"
+
+namespace kfuse::c_api {
+
+std::string& last_error() {
+  thread_local std::string message;
+  return message;
+}
+
+namespace {
+
+kfuse_status_t create(kfuse_context_t* out, kfuse::Context (*make)(int, void*), int device,
+                      void* stream, const char* op) {
+  return guarded([&] {
+    if (out == nullptr) fail(kfuse::Status::InvalidArgument, op, "out", "is null");
+    *out = new kfuse_context_s{make(device, stream)};
+  });
+}
+
+}  // namespace
+}  // namespace kfuse::c_api
+
+using namespace kfuse::c_api;
+
+extern "C" {
+
+const char* kfuse_last_error(void) {
+  return last_error().c_str();
+}
+
+const char* kfuse_status_name(kfuse_status_t status) {
+  // Any int may arrive here: read it without loading the enum (see enum_integer).
+  return kfuse::status_name(static_cast<kfuse::Status>(enum_integer(status)));
+}
+
+int kfuse_cuda_device_count(void) {
+  return kfuse::cuda_device_count();
+}
+
+kfuse_status_t kfuse_context_create_cpu(kfuse_context_t* out) {
+  return create(
+      out, [](int, void*) { return kfuse::Context::cpu(); }, 0, nullptr,
+      "kfuse_context_create_cpu");
+}
+
+kfuse_status_t kfuse_context_create_cuda(int device, kfuse_context_t* out) {
+  return create(
+      out, [](int dev, void*) { return kfuse::Context::cuda(dev); }, device, nullptr,
+      "kfuse_context_create_cuda");
+}
+
+kfuse_status_t kfuse_context_create_cuda_on_stream(int device, void* stream, kfuse_context_t* out) {
+  return create(
+      out,
+      [](int dev, void* s) { return kfuse::Context::cuda(dev, static_cast<kfuse::cudaStream>(s)); },
+      device, stream, "kfuse_context_create_cuda_on_stream");
+}
+
+kfuse_status_t kfuse_context_create_best(kfuse_context_t* out) {
+  return create(
+      out, [](int, void*) { return kfuse::Context::best(); }, 0, nullptr,
+      "kfuse_context_create_best");
+}
+
+void kfuse_context_destroy(kfuse_context_t ctx) {
+  delete ctx;
+}
+
+kfuse_status_t kfuse_context_backend(kfuse_context_t ctx, kfuse_backend_t* out) {
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, "kfuse_context_backend");
+    if (out == nullptr)
+      fail(kfuse::Status::InvalidArgument, "kfuse_context_backend", "out", "is null");
+    *out = static_cast<kfuse_backend_t>(c.backend());
+  });
+}
+
+kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx) {
+  return guarded([&] { context_of(ctx, "kfuse_context_synchronize").synchronize(); });
+}
+
+}  // extern "C"

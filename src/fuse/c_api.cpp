@@ -1,0 +1,339 @@
+// The C API of the fusion family.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kfuse/kfuse_fuse.h"
+#include "src/core/c_api_util.hpp"
+
+using namespace kfuse::c_api;
+
+namespace {
+
+// Calls body(T{}) with T the input type named by `first`'s dtype: f32, bf16, f16,
+// and f64 where AllowF64.
+template <bool AllowF64, class Body>
+void dispatch_input(const kfuse_matrix_t* first, const char* op, const char* argument,
+                    Body&& body) {
+  constexpr bool allow_f64 = AllowF64;
+  if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
+  const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
+  switch (dtype) {
+    case kfuse::DType::F32:
+      return body(float{});
+    case kfuse::DType::BF16:
+      return body(kfuse::bf16{});
+    case kfuse::DType::F16:
+      return body(kfuse::f16{});
+    case kfuse::DType::F64:
+      if constexpr (AllowF64) return body(double{});
+      [[fallthrough]];
+    default:
+      fail(kfuse::Status::Unsupported, op, argument,
+           std::string("expected dtype f32, bf16 or f16") + (allow_f64 ? " or f64" : "") +
+               ", got " + kfuse::dtype_name(dtype));
+  }
+}
+
+// The output type of an input type: double for double, float otherwise.
+template <class T>
+using out_of = std::conditional_t<std::is_same_v<T, double>, double, float>;
+template <class T>
+constexpr kfuse_dtype_t out_dtype = std::is_same_v<T, double> ? KFUSE_F64 : KFUSE_F32;
+
+template <class T>
+std::vector<kfuse::MatrixView<const T>> input_views(const kfuse_matrix_t* inputs, int count,
+                                                    const char* op) {
+  if (count < 0 || count > KFUSE_MAX_FUSE_INPUTS)
+    fail(kfuse::Status::InvalidArgument, op, "inputs",
+         "expected 0 to " + std::to_string(KFUSE_MAX_FUSE_INPUTS) + " input matrices, got " +
+             std::to_string(count));
+  static const char* const names[KFUSE_MAX_FUSE_INPUTS] = {"inputs[0]", "inputs[1]", "inputs[2]",
+                                                           "inputs[3]"};
+  std::vector<kfuse::MatrixView<const T>> views;
+  for (int j = 0; j < count; ++j)
+    views.push_back(matrix<const T>(&inputs[j], inputs[0].dtype, op, names[j]));
+  return views;
+}
+
+// `name`: the side as the C++ validation names it ("sides[1]", "shared", ...).
+kfuse::FuseSide side_of(const kfuse_fuse_side_t& s, const std::string& name, const char* op) {
+  const std::string argument = name + ".kernel";
+  return kfuse::FuseSide{enum_of<kfuse::SideKernel>(s.kernel, op, argument.c_str()), s.sigma,
+                         s.rff_features};
+}
+
+std::vector<kfuse::FuseSide> sides_of(int side_count, const kfuse_fuse_side_t* sides,
+                                      const char* op) {
+  if (side_count < 0 || side_count > KFUSE_MAX_FUSE_INPUTS)
+    fail(kfuse::Status::InvalidArgument, op, "side_count",
+         "expected 0 to " + std::to_string(KFUSE_MAX_FUSE_INPUTS) + ", got " +
+             std::to_string(side_count));
+  std::vector<kfuse::FuseSide> out;
+  for (int j = 0; j < side_count; ++j)
+    out.push_back(side_of(sides[j], "sides[" + std::to_string(j) + "]", op));
+  return out;
+}
+
+kfuse::RpFuseOptions rp_options(const kfuse_rp_fuse_options_t& o, const char* op) {
+  kfuse::RpFuseOptions r;
+  r.sides = sides_of(o.side_count, o.sides, op);
+  r.seed = o.seed;
+  r.distribution = enum_of<kfuse::RpDistribution>(o.distribution, op, "distribution");
+  r.scaling = enum_of<kfuse::RpScaling>(o.scaling, op, "scaling");
+  r.precision = precision_of(o.precision, op);
+  return r;
+}
+
+kfuse::CrossModalOptions cross_options(const kfuse_cross_modal_options_t& o, const char* op) {
+  kfuse::CrossModalOptions r;
+  r.C = o.C;
+  r.image_dim = o.image_dim;
+  r.text_dim = o.text_dim;
+  r.shared = side_of(o.shared, "shared", op);
+  r.image_expert = side_of(o.image_expert, "image_expert", op);
+  r.text_expert = side_of(o.text_expert, "text_expert", op);
+  r.seed = o.seed;
+  r.distribution = enum_of<kfuse::RpDistribution>(o.distribution, op, "distribution");
+  r.scaling = enum_of<kfuse::RpScaling>(o.scaling, op, "scaling");
+  r.precision = precision_of(o.precision, op);
+  return r;
+}
+
+kfuse_fuse_side_t default_side() {
+  kfuse_fuse_side_t s;
+  s.kernel = KFUSE_SIDE_LINEAR;
+  s.sigma = 1.0;
+  s.rff_features = 0;
+  return s;
+}
+
+}  // namespace
+
+extern "C" {
+
+kfuse_fuse_side_t kfuse_fuse_side_default(void) {
+  return default_side();
+}
+
+kfuse_kron_fuse_options_t kfuse_kron_fuse_options_default(void) {
+  kfuse_kron_fuse_options_t o;
+  o.side_count = 0;
+  for (auto& s : o.sides)
+    s = default_side();
+  o.seed = 0;
+  return o;
+}
+
+kfuse_rp_fuse_options_t kfuse_rp_fuse_options_default(void) {
+  kfuse_rp_fuse_options_t o;
+  o.side_count = 0;
+  for (auto& s : o.sides)
+    s = default_side();
+  o.seed = 0;
+  o.distribution = KFUSE_RP_UNIFORM;
+  o.scaling = KFUSE_RP_UNBIASED;
+  o.precision = KFUSE_PRECISION_EXACT;
+  return o;
+}
+
+kfuse_cross_modal_options_t kfuse_cross_modal_options_default(void) {
+  kfuse_cross_modal_options_t o;
+  o.C = 1.0;
+  o.image_dim = 0;
+  o.text_dim = 0;
+  o.shared = o.image_expert = o.text_expert = default_side();
+  o.seed = 0;
+  o.distribution = KFUSE_RP_UNIFORM;
+  o.scaling = KFUSE_RP_UNBIASED;
+  o.precision = KFUSE_PRECISION_EXACT;
+  return o;
+}
+
+kfuse_rff_options_t kfuse_rff_options_default(void) {
+  kfuse_rff_options_t o;
+  o.sigma_count = 0;
+  for (auto& s : o.sigmas)
+    s = 1.0;
+  o.seed = 0;
+  return o;
+}
+
+kfuse_tensor_sketch_options_t kfuse_tensor_sketch_options_default(void) {
+  kfuse_tensor_sketch_options_t o;
+  o.side_a = o.side_b = default_side();
+  o.seed = 0;
+  return o;
+}
+
+kfuse_product_topk_options_t kfuse_product_topk_options_default(void) {
+  kfuse_product_topk_options_t o;
+  o.side1 = o.side2 = default_side();
+  o.C = 0.0;
+  o.precision = KFUSE_PRECISION_EXACT;
+  return o;
+}
+
+kfuse_status_t kfuse_kron_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, int count,
+                               const kfuse_matrix_t* out,
+                               const kfuse_kron_fuse_options_t* options) {
+  static const char* op = "kfuse_kron_fuse";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
+    dispatch_input<true>(inputs, op, "inputs", [&](auto zero) {
+      using T = decltype(zero);
+      using O = out_of<T>;
+      kfuse::KronFuseOptions k;
+      k.sides = sides_of(o.side_count, o.sides, op);
+      k.seed = o.seed;
+      kfuse::kron_fuse(c, input_views<T>(inputs, count, op),
+                       matrix<O>(out, out_dtype<T>, op, "out"), k);
+    });
+  });
+}
+
+kfuse_status_t kfuse_rp_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, int count,
+                             const kfuse_matrix_t* out, const kfuse_rp_fuse_options_t* options) {
+  static const char* op = "kfuse_rp_fuse";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
+    dispatch_input<false>(inputs, op, "inputs", [&](auto zero) {
+      using T = decltype(zero);
+      kfuse::rp_fuse(c, input_views<T>(inputs, count, op), matrix<float>(out, KFUSE_F32, op, "out"),
+                     rp_options(o, op));
+    });
+  });
+}
+
+kfuse_status_t kfuse_rp_projection_matrix(kfuse_context_t ctx, int input, const kfuse_matrix_t* out,
+                                          const kfuse_rp_fuse_options_t* options) {
+  static const char* op = "kfuse_rp_projection_matrix";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    kfuse::rp_projection_matrix(c, input, matrix<float>(out, KFUSE_F32, op, "out"),
+                                rp_options(o, op));
+  });
+}
+
+int64_t kfuse_cross_modal_width(const kfuse_cross_modal_options_t* options, int64_t shared_dim) {
+  int64_t width = 0;
+  // 0 (and kfuse_last_error) for options naming an unknown enumerator.
+  guarded([&] {
+    if (options != nullptr)
+      width =
+          kfuse::cross_modal_width(cross_options(*options, "kfuse_cross_modal_width"), shared_dim);
+  });
+  return width;
+}
+
+kfuse_status_t kfuse_cross_modal_kron(kfuse_context_t ctx, kfuse_modality_t modality,
+                                      const kfuse_matrix_t* shared, const kfuse_matrix_t* expert,
+                                      const kfuse_matrix_t* out,
+                                      const kfuse_cross_modal_options_t* options) {
+  static const char* op = "kfuse_cross_modal_kron";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    dispatch_input<true>(shared, op, "shared", [&](auto zero) {
+      using T = decltype(zero);
+      using O = out_of<T>;
+      kfuse::cross_modal_kron(c, enum_of<kfuse::Modality>(modality, op, "modality"),
+                              matrix<const T>(shared, shared->dtype, op, "shared"),
+                              matrix<const T>(expert, shared->dtype, op, "expert"),
+                              matrix<O>(out, out_dtype<T>, op, "out"), cross_options(o, op));
+    });
+  });
+}
+
+kfuse_status_t kfuse_cross_modal_rp(kfuse_context_t ctx, kfuse_modality_t modality,
+                                    const kfuse_matrix_t* shared, const kfuse_matrix_t* expert,
+                                    const kfuse_matrix_t* out,
+                                    const kfuse_cross_modal_options_t* options) {
+  static const char* op = "kfuse_cross_modal_rp";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    dispatch_input<false>(shared, op, "shared", [&](auto zero) {
+      using T = decltype(zero);
+      kfuse::cross_modal_rp(c, enum_of<kfuse::Modality>(modality, op, "modality"),
+                            matrix<const T>(shared, shared->dtype, op, "shared"),
+                            matrix<const T>(expert, shared->dtype, op, "expert"),
+                            matrix<float>(out, KFUSE_F32, op, "out"), cross_options(o, op));
+    });
+  });
+}
+
+kfuse_status_t kfuse_rff_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, int count,
+                              const kfuse_matrix_t* out, const kfuse_rff_options_t* options) {
+  static const char* op = "kfuse_rff_fuse";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
+    if (o.sigma_count < 0 || o.sigma_count > KFUSE_MAX_FUSE_INPUTS)
+      fail(kfuse::Status::InvalidArgument, op, "sigma_count",
+           "expected 0 to " + std::to_string(KFUSE_MAX_FUSE_INPUTS) + ", got " +
+               std::to_string(o.sigma_count));
+    dispatch_input<false>(inputs, op, "inputs", [&](auto zero) {
+      using T = decltype(zero);
+      kfuse::RffOptions r;
+      r.sigmas.assign(o.sigmas, o.sigmas + o.sigma_count);
+      r.seed = o.seed;
+      kfuse::rff_fuse(c, input_views<T>(inputs, count, op),
+                      matrix<float>(out, KFUSE_F32, op, "out"), r);
+    });
+  });
+}
+
+kfuse_status_t kfuse_tensor_sketch(kfuse_context_t ctx, const kfuse_matrix_t* A,
+                                   const kfuse_matrix_t* B, const kfuse_matrix_t* out,
+                                   const kfuse_tensor_sketch_options_t* options) {
+  static const char* op = "kfuse_tensor_sketch";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    dispatch_input<false>(A, op, "A", [&](auto zero) {
+      using T = decltype(zero);
+      kfuse::TensorSketchOptions t;
+      t.side_a = side_of(o.side_a, "side_a", op);
+      t.side_b = side_of(o.side_b, "side_b", op);
+      t.seed = o.seed;
+      kfuse::tensor_sketch(c, matrix<const T>(A, A->dtype, op, "A"),
+                           matrix<const T>(B, A->dtype, op, "B"),
+                           matrix<float>(out, KFUSE_F32, op, "out"), t);
+    });
+  });
+}
+
+kfuse_status_t kfuse_product_kernel_topk(kfuse_context_t ctx, const kfuse_matrix_t* Q1,
+                                         const kfuse_matrix_t* Q2, const kfuse_matrix_t* G1,
+                                         const kfuse_matrix_t* G2, const kfuse_matrix_t* indices,
+                                         const kfuse_matrix_t* scores,
+                                         const kfuse_product_topk_options_t* options) {
+  static const char* op = "kfuse_product_kernel_topk";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    dispatch_input<false>(Q1, op, "Q1", [&](auto zero) {
+      using T = decltype(zero);
+      const kfuse_dtype_t dt = Q1->dtype;  // checked by dispatch_input
+      kfuse::ProductTopkOptions t;
+      t.side1 = side_of(o.side1, "side1", op);
+      t.side2 = side_of(o.side2, "side2", op);
+      t.C = o.C;
+      t.precision = precision_of(o.precision, op);
+      kfuse::product_kernel_topk(
+          c, matrix<const T>(Q1, dt, op, "Q1"), matrix<const T>(Q2, dt, op, "Q2"),
+          matrix<const T>(G1, dt, op, "G1"), matrix<const T>(G2, dt, op, "G2"),
+          matrix<std::int64_t>(indices, KFUSE_I64, op, "indices"),
+          matrix<float>(scores, KFUSE_F32, op, "scores"), t);
+    });
+  });
+}
+
+}  // extern "C"

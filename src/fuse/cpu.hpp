@@ -1,0 +1,41 @@
+// The CPU path of the fusion family (internal). Every function computes the same
+// chains of exactly rounded operations as the CUDA kernels (see kernels/fuse/math.hpp).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/fuse/problem.hpp"
+#include "kfuse/precision.hpp"
+
+namespace kfuse::cpu {
+
+// out[i] = row_inv_norm<W>(op, i), i < n.
+template <class W>
+void fuse_inv_norms(const detail::FuseOperand& op, std::int64_t n, W* out);
+
+void fuse_random_matrix(const detail::RandomMatrix& r, float* out);
+
+// Entries (row, 4 quad0 .. 4 (quad0 + count) - 1) of the random matrix r (r.rows,
+// r.cols and r.ld are not used): the values of detail::random_quad, computed eight
+// Philox blocks at a time in vector lanes.
+void random_row_quads(const detail::RandomMatrix& r, std::int64_t row, std::int64_t quad0,
+                      std::int64_t count, float* out);
+
+template <class W>
+void kron_fuse(const detail::KronProblem& p);
+
+// The exact chains (the result the GPU's exact kernel gives, bit for bit).
+void fuse_projection(const detail::ProjectionProblem& p);
+// Under a TF32 or BF16 permission a Product projection goes through the BLAS
+// (fp32 sgemm per operand, then the product): faster, not bitwise reproducible.
+// Exact, and Fourier projections, take the chains above.
+void fuse_projection(const detail::ProjectionProblem& p, Precision precision);
+
+void tensor_sketch(const detail::SketchProblem& p);
+// Whether tensor_sketch convolves p's count sketches by FFT (else directly); a pure
+// function of the widths and l, exposed for the tests.
+bool sketch_uses_fft(const detail::SketchProblem& p);
+
+void product_topk(const detail::TopkProblem& p);
+
+}  // namespace kfuse::cpu

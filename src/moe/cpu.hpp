@@ -1,0 +1,26 @@
+// The CPU path of the mixture-of-experts family (internal): one function per step
+// of kernels/moe/problem.hpp. Reductions in double, products through
+// the BLAS (blas.hpp), per-element math from kernels/moe/math.hpp.
+#pragma once
+
+#include "kernels/moe/problem.hpp"
+
+namespace kfuse::cpu {
+
+template <class L>
+void moe_router_topk(const detail::RouterArgs<L>& args);
+void moe_plan(const detail::PlanArgs& args);
+template <class T>
+void moe_scatter(const detail::ScatterArgs<T>& args);
+template <class T>
+void moe_combine(const detail::CombineArgs<T>& args);
+template <class T>
+void moe_gather_backward(const detail::GatherBackwardArgs<T>& args);
+template <class T>
+void moe_grouped_gemm(const detail::GroupedGemmArgs<T>& args);
+template <class T>
+void moe_wgrad(const detail::WgradArgs<T>& args);
+template <class T>
+void moe_swiglu_backward(const detail::SwigluBackwardArgs<T>& args);
+
+}  // namespace kfuse::cpu
