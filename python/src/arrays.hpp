@@ -18,6 +18,8 @@
 
 #include <kfuse/kfuse.hpp>
 
+#include "src/core/dtype_dispatch.hpp"
+
 namespace kfuse_py {
 
 namespace nb = nanobind;
@@ -126,37 +128,12 @@ kfuse::DType dtype(const A& a, const char* op, const char* name) {
 [[noreturn]] void unsupported_dtype(const char* op, const char* name, kfuse::DType got,
                                     const char* accepted);
 
-// Runs f(T{}) for T the element type named by `dtype`, among float and double.
-template <class F>
-void dispatch_real(kfuse::DType dtype, const char* op, const char* name, F&& f) {
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return f(float{});
-    case kfuse::DType::F64:
-      return f(double{});
-    default:
-      unsupported_dtype(op, name, dtype, "float32 or float64");
-  }
-}
-
-// Runs f(T{}) for T among float, bf16 and f16 (and double when WithF64).
-template <bool WithF64, class F>
-void dispatch_storage(kfuse::DType dtype, const char* op, const char* name, F&& f) {
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return f(float{});
-    case kfuse::DType::BF16:
-      return f(kfuse::bf16{});
-    case kfuse::DType::F16:
-      return f(kfuse::f16{});
-    case kfuse::DType::F64:
-      if constexpr (WithF64) return f(double{});
-      [[fallthrough]];
-    default:
-      unsupported_dtype(
-          op, name, dtype,
-          WithF64 ? "float32, float64, bfloat16 or float16" : "float32, bfloat16 or float16");
-  }
+// Runs f(T{}) for T, among Ts, the element type named by `dtype`; a TypeError naming the
+// accepted dtypes otherwise (the library's one dispatch, src/core/dtype_dispatch.hpp).
+template <class... Ts, class F>
+void dispatch_dtype(kfuse::DType dtype, const char* op, const char* name, F&& f) {
+  if (!kfuse::detail::visit_dtype<Ts...>(dtype, f))
+    unsupported_dtype(op, name, dtype, kfuse::detail::dtype_names<Ts...>(dtype_label).c_str());
 }
 
 // The output element type of a fusion op for input type T: double for double, else float.

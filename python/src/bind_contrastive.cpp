@@ -54,7 +54,7 @@ void clip_forward(const In& A, const In& B, const OptIn& labels, const Out& loss
                   double label_smoothing, kfuse::Precision precision, bool deterministic,
                   bool check_device_labels, std::uintptr_t stream, bool torch_ws) {
   Call c("clip_loss_forward", stream, torch_ws);
-  dispatch_storage<false>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
     using T = decltype(tag);
     const auto a = c.matrix<const T>(A, "A"), b = c.matrix<const T>(B, "B");
     const auto lab = c.vector<const std::int64_t>(labels, "labels");
@@ -76,7 +76,7 @@ void clip_forward(const In& A, const In& B, const OptIn& labels, const Out& loss
 // the first present gradient array is float32.
 template <class F>
 void dispatch_grads(Call& c, const In& A, const OptOut& dA, const OptOut& dB, F&& f) {
-  dispatch_storage<false>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
     using T = decltype(tag);
     const OptOut& g = dA ? dA : dB;
     const bool f32 = g && dtype(*g, c.op(), dA ? "dA" : "dB") == kfuse::DType::F32;
@@ -127,7 +127,7 @@ void siglip_forward(const In& A, const In& B, const OptIn& labels, const Out& lo
                     bool deterministic, bool check_device_labels, std::uintptr_t stream,
                     bool torch_ws) {
   Call c("siglip_loss_forward", stream, torch_ws);
-  dispatch_storage<false>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
     using T = decltype(tag);
     const auto a = c.matrix<const T>(A, "A"), b = c.matrix<const T>(B, "B");
     const auto lab = c.vector<const std::int64_t>(labels, "labels");

@@ -33,17 +33,18 @@ kfuse::DType first_dtype(Call& c, const std::vector<In>& inputs) {
 void kron_fuse(const std::vector<In>& inputs, const Out& out, const Sides& sides,
                std::uint64_t seed, std::uintptr_t stream, bool torch_ws) {
   Call c("kron_fuse", stream, torch_ws);
-  dispatch_storage<true>(first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
-    using T = decltype(tag);
-    const auto in = input_views<T>(c, inputs);
-    const auto o = c.matrix<FuseOut<T>>(out, "out");
-    kfuse::Context& ctx = c.context();
-    kfuse::KronFuseOptions opt;
-    opt.sides = sides;
-    opt.seed = seed;
-    nb::gil_scoped_release release;
-    kfuse::kron_fuse(ctx, in, o, opt);
-  });
+  dispatch_dtype<float, double, kfuse::bf16, kfuse::f16>(
+      first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
+        using T = decltype(tag);
+        const auto in = input_views<T>(c, inputs);
+        const auto o = c.matrix<FuseOut<T>>(out, "out");
+        kfuse::Context& ctx = c.context();
+        kfuse::KronFuseOptions opt;
+        opt.sides = sides;
+        opt.seed = seed;
+        nb::gil_scoped_release release;
+        kfuse::kron_fuse(ctx, in, o, opt);
+      });
 }
 
 kfuse::RpFuseOptions rp_options(const Sides& sides, std::uint64_t seed,
@@ -62,15 +63,16 @@ void rp_fuse(const std::vector<In>& inputs, const Out& out, const Sides& sides, 
              kfuse::RpDistribution distribution, kfuse::RpScaling scaling,
              kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
   Call c("rp_fuse", stream, torch_ws);
-  dispatch_storage<false>(first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
-    using T = decltype(tag);
-    const auto in = input_views<T>(c, inputs);
-    const auto o = c.matrix<float>(out, "out");
-    kfuse::Context& ctx = c.context();
-    const auto opt = rp_options(sides, seed, distribution, scaling, precision);
-    nb::gil_scoped_release release;
-    kfuse::rp_fuse(ctx, in, o, opt);
-  });
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(
+      first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
+        using T = decltype(tag);
+        const auto in = input_views<T>(c, inputs);
+        const auto o = c.matrix<float>(out, "out");
+        kfuse::Context& ctx = c.context();
+        const auto opt = rp_options(sides, seed, distribution, scaling, precision);
+        nb::gil_scoped_release release;
+        kfuse::rp_fuse(ctx, in, o, opt);
+      });
 }
 
 void rp_projection_matrix(int input, const Out& out, const Sides& sides, std::uint64_t seed,
@@ -130,24 +132,25 @@ void cross_modal(kfuse::Modality modality, const In& shared, const In& expert, c
 void rff_fuse(const std::vector<In>& inputs, const Out& out, const std::vector<double>& sigmas,
               std::uint64_t seed, std::uintptr_t stream, bool torch_ws) {
   Call c("rff_fuse", stream, torch_ws);
-  dispatch_storage<false>(first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
-    using T = decltype(tag);
-    const auto in = input_views<T>(c, inputs);
-    const auto o = c.matrix<float>(out, "out");
-    kfuse::Context& ctx = c.context();
-    kfuse::RffOptions opt;
-    opt.sigmas = sigmas;
-    opt.seed = seed;
-    nb::gil_scoped_release release;
-    kfuse::rff_fuse(ctx, in, o, opt);
-  });
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(first_dtype(c, inputs), c.op(), "inputs[0]",
+                                                 [&](auto tag) {
+                                                   using T = decltype(tag);
+                                                   const auto in = input_views<T>(c, inputs);
+                                                   const auto o = c.matrix<float>(out, "out");
+                                                   kfuse::Context& ctx = c.context();
+                                                   kfuse::RffOptions opt;
+                                                   opt.sigmas = sigmas;
+                                                   opt.seed = seed;
+                                                   nb::gil_scoped_release release;
+                                                   kfuse::rff_fuse(ctx, in, o, opt);
+                                                 });
 }
 
 void tensor_sketch(const In& A, const In& B, const Out& out, const kfuse::FuseSide& side_a,
                    const kfuse::FuseSide& side_b, std::uint64_t seed, std::uintptr_t stream,
                    bool torch_ws) {
   Call c("tensor_sketch", stream, torch_ws);
-  dispatch_storage<false>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(dtype(A, c.op(), "A"), c.op(), "A", [&](auto tag) {
     using T = decltype(tag);
     const auto a = c.matrix<const T>(A, "A"), b = c.matrix<const T>(B, "B");
     const auto o = c.matrix<float>(out, "out");
@@ -166,21 +169,22 @@ void product_kernel_topk(const In& Q1, const In& Q2, const In& G1, const In& G2,
                          const kfuse::FuseSide& side2, double C, kfuse::Precision precision,
                          std::uintptr_t stream, bool torch_ws) {
   Call c("product_kernel_topk", stream, torch_ws);
-  dispatch_storage<false>(dtype(Q1, c.op(), "Q1"), c.op(), "Q1", [&](auto tag) {
-    using T = decltype(tag);
-    const auto q1 = c.matrix<const T>(Q1, "Q1"), q2 = c.matrix<const T>(Q2, "Q2"),
-               g1 = c.matrix<const T>(G1, "G1"), g2 = c.matrix<const T>(G2, "G2");
-    const auto idx = c.matrix<std::int64_t>(indices, "indices");
-    const auto sc = c.matrix<float>(scores, "scores");
-    kfuse::Context& ctx = c.context();
-    kfuse::ProductTopkOptions opt;
-    opt.side1 = side1;
-    opt.side2 = side2;
-    opt.C = C;
-    opt.precision = precision;
-    nb::gil_scoped_release release;
-    kfuse::product_kernel_topk(ctx, q1, q2, g1, g2, idx, sc, opt);
-  });
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(
+      dtype(Q1, c.op(), "Q1"), c.op(), "Q1", [&](auto tag) {
+        using T = decltype(tag);
+        const auto q1 = c.matrix<const T>(Q1, "Q1"), q2 = c.matrix<const T>(Q2, "Q2"),
+                   g1 = c.matrix<const T>(G1, "G1"), g2 = c.matrix<const T>(G2, "G2");
+        const auto idx = c.matrix<std::int64_t>(indices, "indices");
+        const auto sc = c.matrix<float>(scores, "scores");
+        kfuse::Context& ctx = c.context();
+        kfuse::ProductTopkOptions opt;
+        opt.side1 = side1;
+        opt.side2 = side2;
+        opt.C = C;
+        opt.precision = precision;
+        nb::gil_scoped_release release;
+        kfuse::product_kernel_topk(ctx, q1, q2, g1, g2, idx, sc, opt);
+      });
 }
 
 const char* side_kernel_label(kfuse::SideKernel k) {

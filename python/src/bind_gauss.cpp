@@ -14,7 +14,7 @@ namespace {
 void gauss_matvec(const In& X, const In& Y, const In& V, const Out& out, double sigma, double alpha,
                   double beta, kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
   Call c("gauss_matvec", stream, torch_ws);
-  dispatch_real(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, double>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X"), y = c.matrix<const T>(Y, "Y"),
                v = c.matrix<const T>(V, "V");
@@ -33,26 +33,27 @@ void gauss_matvec(const In& X, const In& Y, const In& V, const Out& out, double 
 void kde(const In& queries, const In& Y, const OptIn& weights, const Out& out, double sigma,
          bool log, kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
   Call c("kde", stream, torch_ws);
-  dispatch_real(dtype(queries, c.op(), "queries"), c.op(), "queries", [&](auto tag) {
-    using T = decltype(tag);
-    const auto q = c.matrix<const T>(queries, "queries"), y = c.matrix<const T>(Y, "Y");
-    const auto w = c.vector<const T>(weights, "weights");
-    const auto o = c.vector<T>(out, "out");
-    kfuse::Context& ctx = c.context();
-    kfuse::KdeOptions opt;
-    opt.sigma = sigma;
-    opt.log = log;
-    opt.precision = precision;
-    nb::gil_scoped_release release;
-    kfuse::kde(ctx, q, y, w, o, opt);
-  });
+  dispatch_dtype<float, double>(
+      dtype(queries, c.op(), "queries"), c.op(), "queries", [&](auto tag) {
+        using T = decltype(tag);
+        const auto q = c.matrix<const T>(queries, "queries"), y = c.matrix<const T>(Y, "Y");
+        const auto w = c.vector<const T>(weights, "weights");
+        const auto o = c.vector<T>(out, "out");
+        kfuse::Context& ctx = c.context();
+        kfuse::KdeOptions opt;
+        opt.sigma = sigma;
+        opt.log = log;
+        opt.precision = precision;
+        nb::gil_scoped_release release;
+        kfuse::kde(ctx, q, y, w, o, opt);
+      });
 }
 
 void gauss_matvec_grad_x(const In& X, const In& Y, const In& V, const In& U, const Out& grad,
                          double sigma, kfuse::Precision precision, std::uintptr_t stream,
                          bool torch_ws) {
   Call c("gauss_matvec_grad_x", stream, torch_ws);
-  dispatch_real(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, double>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X"), y = c.matrix<const T>(Y, "Y"),
                v = c.matrix<const T>(V, "V"), u = c.matrix<const T>(U, "U");
@@ -69,7 +70,7 @@ void gauss_matvec_grad_x(const In& X, const In& Y, const In& V, const In& U, con
 void mean_shift_step(const In& X, const In& Y, const OptIn& weights, const Out& out, double sigma,
                      kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
   Call c("mean_shift_step", stream, torch_ws);
-  dispatch_real(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, double>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X"), y = c.matrix<const T>(Y, "Y");
     const auto w = c.vector<const T>(weights, "weights");
@@ -86,7 +87,7 @@ void mean_shift_step(const In& X, const In& Y, const OptIn& weights, const Out& 
 void mmd2(const In& X, const In& Y, const Out& out, double sigma, bool unbiased,
           kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
   Call c("mmd2", stream, torch_ws);
-  dispatch_real(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, double>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X"), y = c.matrix<const T>(Y, "Y");
     const auto o = c.vector<T>(out, "out");

@@ -37,31 +37,19 @@ kfuse::MoePlan plan_of(Call& c, const A& storage, const Layout& l, bool check_de
   return kfuse::moe_plan_views(layout, s.data, s.memory);
 }
 
-// Runs f(T{}) for T among float and bf16.
-template <class F>
-void dispatch_moe(kfuse::DType dtype, const char* op, const char* name, F&& f) {
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return f(float{});
-    case kfuse::DType::BF16:
-      return f(kfuse::bf16{});
-    default:
-      unsupported_dtype(op, name, dtype, "float32 or bfloat16");
-  }
-}
-
 void router_topk(const In& logits, const Out& ids, const Out& gates, kfuse::RouterMode mode,
                  bool renormalize, std::uintptr_t stream, bool torch_ws) {
   Call c("moe_router_topk", stream, torch_ws);
-  dispatch_moe(dtype(logits, c.op(), "logits"), c.op(), "logits", [&](auto tag) {
-    using T = decltype(tag);
-    const auto l = c.matrix<const T>(logits, "logits");
-    const auto i = c.matrix<std::int32_t>(ids, "ids");
-    const auto g = c.matrix<float>(gates, "gates");
-    kfuse::Context& ctx = c.context();
-    nb::gil_scoped_release release;
-    kfuse::moe_router_topk(ctx, l, i, g, {mode, renormalize});
-  });
+  dispatch_dtype<float, kfuse::bf16>(dtype(logits, c.op(), "logits"), c.op(), "logits",
+                                     [&](auto tag) {
+                                       using T = decltype(tag);
+                                       const auto l = c.matrix<const T>(logits, "logits");
+                                       const auto i = c.matrix<std::int32_t>(ids, "ids");
+                                       const auto g = c.matrix<float>(gates, "gates");
+                                       kfuse::Context& ctx = c.context();
+                                       nb::gil_scoped_release release;
+                                       kfuse::moe_router_topk(ctx, l, i, g, {mode, renormalize});
+                                     });
 }
 
 void plan(const In& ids, const Out& storage, const Layout& l, bool check_device_ids,
@@ -83,7 +71,7 @@ void scatter(const In& storage, const Layout& l, const In& X, const Out& Xp, std
              bool torch_ws) {
   Call c("moe_scatter", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X");
     const auto xp = c.matrix<T>(Xp, "Xp");
@@ -97,7 +85,7 @@ void scatter_backward(const In& storage, const Layout& l, const In& dXp, const O
                       std::uintptr_t stream, bool torch_ws) {
   Call c("moe_scatter_backward", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(dXp, c.op(), "dXp"), c.op(), "dXp", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(dXp, c.op(), "dXp"), c.op(), "dXp", [&](auto tag) {
     using T = decltype(tag);
     const auto dxp = c.matrix<const T>(dXp, "dXp");
     const auto dx = c.matrix<T>(dX, "dX");
@@ -111,7 +99,7 @@ void gather(const In& storage, const Layout& l, const In& Yp, const In& gates, c
             std::uintptr_t stream, bool torch_ws) {
   Call c("moe_gather", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(Yp, c.op(), "Yp"), c.op(), "Yp", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(Yp, c.op(), "Yp"), c.op(), "Yp", [&](auto tag) {
     using T = decltype(tag);
     const auto yp = c.matrix<const T>(Yp, "Yp");
     const auto g = c.matrix<const float>(gates, "gates");
@@ -127,7 +115,7 @@ void gather_backward(const In& storage, const Layout& l, const In& Yp, const In&
                      bool torch_ws) {
   Call c("moe_gather_backward", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(Yp, c.op(), "Yp"), c.op(), "Yp", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(Yp, c.op(), "Yp"), c.op(), "Yp", [&](auto tag) {
     using T = decltype(tag);
     const auto yp = c.matrix<const T>(Yp, "Yp");
     const auto g = c.matrix<const float>(gates, "gates");
@@ -148,7 +136,7 @@ void grouped_gemm(const In& storage, const Layout& l, const In& X, const In& W, 
   Call c(kind == Gemm::Grouped ? "moe_grouped_gemm" : "moe_gather_gemm", stream, torch_ws);
   const char* xname = kind == Gemm::Grouped ? "Xp" : "X";
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(X, c.op(), xname), c.op(), xname, [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(X, c.op(), xname), c.op(), xname, [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, xname);
     const auto w = c.matrix<const T>(W, "W");
@@ -166,7 +154,7 @@ void gemm_combine(const In& storage, const Layout& l, const In& Hp, const In& W,
                   const Out& Y, bool transpose_w, std::uintptr_t stream, bool torch_ws) {
   Call c("moe_gemm_combine", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(Hp, c.op(), "Hp"), c.op(), "Hp", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(Hp, c.op(), "Hp"), c.op(), "Hp", [&](auto tag) {
     using T = decltype(tag);
     const auto hp = c.matrix<const T>(Hp, "Hp");
     const auto w = c.matrix<const T>(W, "W");
@@ -182,7 +170,7 @@ void gemm_wgrad(const In& storage, const Layout& l, const In& Xp, const In& dYp,
                 std::uintptr_t stream, bool torch_ws) {
   Call c("moe_grouped_gemm_wgrad", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(Xp, c.op(), "Xp"), c.op(), "Xp", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(Xp, c.op(), "Xp"), c.op(), "Xp", [&](auto tag) {
     using T = decltype(tag);
     const auto xp = c.matrix<const T>(Xp, "Xp");
     const auto dyp = c.matrix<const T>(dYp, "dYp");
@@ -198,7 +186,7 @@ void mlp_forward(const In& storage, const Layout& l, const In& X, const In& gate
                  std::uintptr_t stream, bool torch_ws) {
   Call c("moe_mlp_forward", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X");
     const auto g = c.matrix<const float>(gates, "gates");
@@ -218,7 +206,7 @@ void mlp_backward(const In& storage, const Layout& l, const In& X, const In& gat
                   std::uintptr_t stream, bool torch_ws) {
   Call c("moe_mlp_backward", stream, torch_ws);
   const auto p = plan_of(c, storage, l);
-  dispatch_moe(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
+  dispatch_dtype<float, kfuse::bf16>(dtype(X, c.op(), "X"), c.op(), "X", [&](auto tag) {
     using T = decltype(tag);
     const auto x = c.matrix<const T>(X, "X");
     const auto g = c.matrix<const float>(gates, "gates");

@@ -16,13 +16,6 @@ using kfuse::bf16;
 using kfuse::f16;
 
 template <class T>
-kfuse::MatrixView<T> optional_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
-                                     const char* argument) {
-  if (m == nullptr) return {};
-  return matrix<T>(m, dtype, op, argument);
-}
-
-template <class T>
 kfuse::VectorView<T> optional_f32(const kfuse_vector_t* v, const char* op, const char* argument) {
   return optional_vector<T>(v, KFUSE_F32, op, argument);
 }
@@ -79,24 +72,6 @@ kfuse::ClipForwardOutputs clip_outputs(const kfuse_clip_outputs_t* out, const ch
   return o;
 }
 
-// Calls body(T{}) with T the element type named by A's dtype.
-template <class Body>
-void dispatch_input(const kfuse_matrix_t* A, const char* op, Body&& body) {
-  if (A == nullptr) fail(kfuse::Status::InvalidArgument, op, "A", "is null");
-  const kfuse::DType dtype = checked_dtype(A->dtype, op, "A");
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return body(float{});
-    case kfuse::DType::BF16:
-      return body(bf16{});
-    case kfuse::DType::F16:
-      return body(f16{});
-    default:
-      fail(kfuse::Status::Unsupported, op, "A",
-           std::string("expected dtype f32, bf16 or f16, got ") + kfuse::dtype_name(dtype));
-  }
-}
-
 // The gradients' element type: that of dA (or dB), A's dtype or KFUSE_F32.
 kfuse_dtype_t grad_dtype(const kfuse_contrastive_grads_t* g, kfuse_dtype_t input, const char* op) {
   const kfuse_matrix_t* first = g->dA != nullptr ? g->dA : g->dB;
@@ -125,7 +100,7 @@ template <class Body>
 void dispatch_grads(const kfuse_matrix_t* A, const kfuse_contrastive_grads_t* grads, const char* op,
                     Body&& body) {
   if (grads == nullptr) fail(kfuse::Status::InvalidArgument, op, "grads", "is null");
-  dispatch_input(A, op, [&](auto zero) {
+  dispatch_matrix<float, bf16, f16>(A, op, "A", [&](auto zero) {
     using T = decltype(zero);
     const kfuse_dtype_t gd = grad_dtype(grads, A->dtype, op);
     if (gd == KFUSE_F32) return body(zero, float{});
@@ -179,7 +154,7 @@ kfuse_status_t kfuse_clip_loss_forward(kfuse_context_t ctx, const kfuse_matrix_t
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const auto o = clip_options(options_of(options, op), op);
-    dispatch_input(A, op, [&](auto zero) {
+    dispatch_matrix<float, bf16, f16>(A, op, "A", [&](auto zero) {
       using T = decltype(zero);
       kfuse::clip_loss_forward(c, matrix<const T>(A, A->dtype, op, "A"),
                                matrix<const T>(B, A->dtype, op, "B"), labels_of(labels, op),
@@ -260,7 +235,7 @@ kfuse_status_t kfuse_siglip_loss_forward(kfuse_context_t ctx, const kfuse_matrix
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const auto o = siglip_options(options_of(options, op), op);
-    dispatch_input(A, op, [&](auto zero) {
+    dispatch_matrix<float, bf16, f16>(A, op, "A", [&](auto zero) {
       using T = decltype(zero);
       kfuse::siglip_loss_forward(c, matrix<const T>(A, A->dtype, op, "A"),
                                  matrix<const T>(B, A->dtype, op, "B"), labels_of(labels, op),

@@ -1,8 +1,26 @@
 // The C API's common part: errors and contexts. Each op family's entry points live
-// in src/c_api_<family>.cpp.
+// in src/<family>/c_api.cpp.
 #include "kfuse/kfuse.h"
 
 #include "src/core/c_api_util.hpp"
+
+// The enumerations the C API hands back by a cast (statuses, backends) must number
+// their values as the C++ ones do; those it reads are checked in c_api_util.hpp.
+#define KFUSE_SAME_VALUE(c, cpp) \
+  static_assert(static_cast<int>(c) == static_cast<int>(cpp), #c " must equal " #cpp)
+KFUSE_SAME_VALUE(KFUSE_SUCCESS, kfuse::Status::Success);
+KFUSE_SAME_VALUE(KFUSE_INVALID_ARGUMENT, kfuse::Status::InvalidArgument);
+KFUSE_SAME_VALUE(KFUSE_SHAPE_MISMATCH, kfuse::Status::ShapeMismatch);
+KFUSE_SAME_VALUE(KFUSE_MEMORY_LOCATION, kfuse::Status::MemoryLocation);
+KFUSE_SAME_VALUE(KFUSE_UNSUPPORTED, kfuse::Status::Unsupported);
+KFUSE_SAME_VALUE(KFUSE_NO_DEVICE, kfuse::Status::NoDevice);
+KFUSE_SAME_VALUE(KFUSE_CUDA_ERROR, kfuse::Status::CudaError);
+KFUSE_SAME_VALUE(KFUSE_CUBLAS_ERROR, kfuse::Status::CublasError);
+KFUSE_SAME_VALUE(KFUSE_OUT_OF_MEMORY, kfuse::Status::OutOfMemory);
+KFUSE_SAME_VALUE(KFUSE_INTERNAL, kfuse::Status::Internal);
+KFUSE_SAME_VALUE(KFUSE_BACKEND_CPU, kfuse::Backend::Cpu);
+KFUSE_SAME_VALUE(KFUSE_BACKEND_CUDA, kfuse::Backend::Cuda);
+#undef KFUSE_SAME_VALUE
 
 namespace kfuse::c_api {
 

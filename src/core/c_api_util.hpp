@@ -10,6 +10,7 @@
 
 #include "kfuse/kfuse.h"
 #include "kfuse/kfuse.hpp"
+#include "src/core/dtype_dispatch.hpp"
 #include "src/core/validate.hpp"
 
 struct kfuse_context_s {
@@ -149,6 +150,15 @@ kfuse::MatrixView<T> matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const 
   return {static_cast<T*>(m->data), m->rows, m->cols, m->ld, memory_of(m->memory, op, argument)};
 }
 
+// An optional matrix: NULL gives an empty view (a descriptor is checked by the C++
+// function even when its data is NULL).
+template <class T>
+kfuse::MatrixView<T> optional_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
+                                     const char* argument) {
+  if (m == nullptr) return {};
+  return matrix<T>(m, dtype, op, argument);
+}
+
 // An absent optional vector (NULL descriptor, or NULL data with size 0) gives an
 // absent view.
 template <class T>
@@ -173,22 +183,17 @@ const Options& options_of(const Options* o, const char* op) {
   return *o;
 }
 
-// Calls body.template operator()<T>() with T the float type named by the first
-// matrix's dtype.
-template <class Body>
-void dispatch_float(const kfuse_matrix_t* first, const char* op, const char* argument,
-                    Body&& body) {
+// Calls body(T{}) with T the element type, among Ts, that `first`'s dtype names. A null
+// descriptor or an unknown dtype is InvalidArgument, a dtype the op does not take Unsupported.
+template <class... Ts, class Body>
+void dispatch_matrix(const kfuse_matrix_t* first, const char* op, const char* argument,
+                     Body&& body) {
   if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
   const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return body(float{});
-    case kfuse::DType::F64:
-      return body(double{});
-    default:
-      fail(kfuse::Status::Unsupported, op, argument,
-           std::string("expected dtype f32 or f64, got ") + kfuse::dtype_name(dtype));
-  }
+  if (!kfuse::detail::visit_dtype<Ts...>(dtype, body))
+    fail(kfuse::Status::Unsupported, op, argument,
+         "expected dtype " + kfuse::detail::dtype_names<Ts...>() + ", got " +
+             kfuse::dtype_name(dtype));
 }
 
 // The common shape of an entry point whose element type follows its first matrix
@@ -200,7 +205,8 @@ kfuse_status_t float_call(const char* op, kfuse_context_t ctx, const Options* op
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const Options& o = options_of(options, op);
-    dispatch_float(first, op, first_name, [&](auto zero) { body(c, o, zero, first->dtype); });
+    dispatch_matrix<float, double>(first, op, first_name,
+                                   [&](auto zero) { body(c, o, zero, first->dtype); });
   });
 }
 

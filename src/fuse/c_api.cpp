@@ -10,31 +10,6 @@ using namespace kfuse::c_api;
 
 namespace {
 
-// Calls body(T{}) with T the input type named by `first`'s dtype: f32, bf16, f16,
-// and f64 where AllowF64.
-template <bool AllowF64, class Body>
-void dispatch_input(const kfuse_matrix_t* first, const char* op, const char* argument,
-                    Body&& body) {
-  constexpr bool allow_f64 = AllowF64;
-  if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return body(float{});
-    case kfuse::DType::BF16:
-      return body(kfuse::bf16{});
-    case kfuse::DType::F16:
-      return body(kfuse::f16{});
-    case kfuse::DType::F64:
-      if constexpr (AllowF64) return body(double{});
-      [[fallthrough]];
-    default:
-      fail(kfuse::Status::Unsupported, op, argument,
-           std::string("expected dtype f32, bf16 or f16") + (allow_f64 ? " or f64" : "") +
-               ", got " + kfuse::dtype_name(dtype));
-  }
-}
-
 // The output type of an input type: double for double, float otherwise.
 template <class T>
 using out_of = std::conditional_t<std::is_same_v<T, double>, double, float>;
@@ -182,7 +157,7 @@ kfuse_status_t kfuse_kron_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
     if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
-    dispatch_input<true>(inputs, op, "inputs", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16, double>(inputs, op, "inputs", [&](auto zero) {
       using T = decltype(zero);
       using O = out_of<T>;
       kfuse::KronFuseOptions k;
@@ -201,7 +176,7 @@ kfuse_status_t kfuse_rp_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, 
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
     if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
-    dispatch_input<false>(inputs, op, "inputs", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16>(inputs, op, "inputs", [&](auto zero) {
       using T = decltype(zero);
       kfuse::rp_fuse(c, input_views<T>(inputs, count, op), matrix<float>(out, KFUSE_F32, op, "out"),
                      rp_options(o, op));
@@ -239,7 +214,7 @@ kfuse_status_t kfuse_cross_modal_kron(kfuse_context_t ctx, kfuse_modality_t moda
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
-    dispatch_input<true>(shared, op, "shared", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16, double>(shared, op, "shared", [&](auto zero) {
       using T = decltype(zero);
       using O = out_of<T>;
       kfuse::cross_modal_kron(c, enum_of<kfuse::Modality>(modality, op, "modality"),
@@ -258,7 +233,7 @@ kfuse_status_t kfuse_cross_modal_rp(kfuse_context_t ctx, kfuse_modality_t modali
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
-    dispatch_input<false>(shared, op, "shared", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16>(shared, op, "shared", [&](auto zero) {
       using T = decltype(zero);
       kfuse::cross_modal_rp(c, enum_of<kfuse::Modality>(modality, op, "modality"),
                             matrix<const T>(shared, shared->dtype, op, "shared"),
@@ -279,7 +254,7 @@ kfuse_status_t kfuse_rff_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs,
       fail(kfuse::Status::InvalidArgument, op, "sigma_count",
            "expected 0 to " + std::to_string(KFUSE_MAX_FUSE_INPUTS) + ", got " +
                std::to_string(o.sigma_count));
-    dispatch_input<false>(inputs, op, "inputs", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16>(inputs, op, "inputs", [&](auto zero) {
       using T = decltype(zero);
       kfuse::RffOptions r;
       r.sigmas.assign(o.sigmas, o.sigmas + o.sigma_count);
@@ -297,7 +272,7 @@ kfuse_status_t kfuse_tensor_sketch(kfuse_context_t ctx, const kfuse_matrix_t* A,
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
-    dispatch_input<false>(A, op, "A", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16>(A, op, "A", [&](auto zero) {
       using T = decltype(zero);
       kfuse::TensorSketchOptions t;
       t.side_a = side_of(o.side_a, "side_a", op);
@@ -319,9 +294,9 @@ kfuse_status_t kfuse_product_kernel_topk(kfuse_context_t ctx, const kfuse_matrix
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const auto& o = options_of(options, op);
-    dispatch_input<false>(Q1, op, "Q1", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16>(Q1, op, "Q1", [&](auto zero) {
       using T = decltype(zero);
-      const kfuse_dtype_t dt = Q1->dtype;  // checked by dispatch_input
+      const kfuse_dtype_t dt = Q1->dtype;  // checked by dispatch_matrix
       kfuse::ProductTopkOptions t;
       t.side1 = side_of(o.side1, "side1", op);
       t.side2 = side_of(o.side2, "side2", op);

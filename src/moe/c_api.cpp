@@ -9,36 +9,6 @@ using namespace kfuse::c_api;
 
 namespace {
 
-// A matrix whose dtype is fixed by the API (ids: I32, gates: F32).
-template <class T>
-kfuse::MatrixView<T> fixed_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
-                                  const char* argument) {
-  if (m == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  const kfuse::DType actual = checked_dtype(m->dtype, op, argument);
-  if (actual != static_cast<kfuse::DType>(dtype))
-    fail(kfuse::Status::InvalidArgument, op, argument,
-         std::string("expected dtype ") + kfuse::dtype_name(static_cast<kfuse::DType>(dtype)) +
-             ", got " + kfuse::dtype_name(actual));
-  return {static_cast<T*>(m->data), m->rows, m->cols, m->ld, memory_of(m->memory, op, argument)};
-}
-
-// Calls body(T{}) with T the element type (float or bf16) named by `first`'s dtype.
-template <class Body>
-void dispatch_element(const kfuse_matrix_t* first, const char* op, const char* argument,
-                      Body&& body) {
-  if (first == nullptr) fail(kfuse::Status::InvalidArgument, op, argument, "is null");
-  const kfuse::DType dtype = checked_dtype(first->dtype, op, argument);
-  switch (dtype) {
-    case kfuse::DType::F32:
-      return body(float{});
-    case kfuse::DType::BF16:
-      return body(kfuse::bf16{});
-    default:
-      fail(kfuse::Status::Unsupported, op, argument,
-           std::string("expected dtype f32 or bf16, got ") + kfuse::dtype_name(dtype));
-  }
-}
-
 kfuse::MoePlanOptions plan_options(const kfuse_moe_plan_options_t& o) {
   kfuse::MoePlanOptions out;
   out.pad_to = o.pad_to;
@@ -74,15 +44,6 @@ kfuse::MoePlan plan_of(const kfuse_moe_plan_t* p, const char* op) {
   return plan;
 }
 
-// An optional matrix: NULL gives an empty view (a descriptor is checked by the C++
-// function even when its data is NULL).
-template <class T>
-kfuse::MatrixView<T> optional_matrix(const kfuse_matrix_t* m, kfuse_dtype_t dtype, const char* op,
-                                     const char* argument) {
-  if (m == nullptr) return {};
-  return matrix<T>(m, dtype, op, argument);
-}
-
 // The grouped GEMM and its fused-gather twin share one shape.
 template <bool Gather>
 kfuse_status_t grouped(const char* op, const char* x_name, kfuse_context_t ctx,
@@ -93,7 +54,7 @@ kfuse_status_t grouped(const char* op, const char* x_name, kfuse_context_t ctx,
     const kfuse::MoePlan p = plan_of(plan, op);
     kfuse::MoeGemmOptions o;
     o.transpose_w = transpose_w != 0;
-    dispatch_element(X, op, x_name, [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(X, op, x_name, [&](auto zero) {
       using T = decltype(zero);
       const kfuse_dtype_t dt = X->dtype;
       const auto x = matrix<const T>(X, dt, op, x_name);
@@ -129,11 +90,11 @@ kfuse_status_t kfuse_moe_router_topk(kfuse_context_t ctx, const kfuse_matrix_t* 
     kfuse::RouterOptions ro;
     ro.mode = enum_of<kfuse::RouterMode>(o.mode, op, "mode");
     ro.renormalize = o.renormalize != 0;
-    dispatch_element(logits, op, "logits", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(logits, op, "logits", [&](auto zero) {
       using L = decltype(zero);
       kfuse::moe_router_topk(c, matrix<const L>(logits, logits->dtype, op, "logits"),
-                             fixed_matrix<std::int32_t>(ids, KFUSE_I32, op, "ids"),
-                             fixed_matrix<float>(gates, KFUSE_F32, op, "gates"), ro);
+                             matrix<std::int32_t>(ids, KFUSE_I32, op, "ids"),
+                             matrix<float>(gates, KFUSE_F32, op, "gates"), ro);
     });
   });
 }
@@ -158,7 +119,7 @@ kfuse_status_t kfuse_moe_plan(kfuse_context_t ctx, const kfuse_matrix_t* ids,
     const kfuse::MoePlan p = plan_of(plan, op);
     kfuse::VectorView<std::int32_t> counts;
     if (host_counts != nullptr) counts = kfuse::host_vector(host_counts, p.layout.experts);
-    kfuse::moe_plan(c, fixed_matrix<const std::int32_t>(ids, KFUSE_I32, op, "ids"), p, counts);
+    kfuse::moe_plan(c, matrix<const std::int32_t>(ids, KFUSE_I32, op, "ids"), p, counts);
   });
 }
 
@@ -168,7 +129,7 @@ kfuse_status_t kfuse_moe_scatter(kfuse_context_t ctx, const kfuse_moe_plan_t* pl
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(X, op, "X", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(X, op, "X", [&](auto zero) {
       using T = decltype(zero);
       kfuse::moe_scatter(c, p, matrix<const T>(X, X->dtype, op, "X"),
                          matrix<T>(Xp, X->dtype, op, "Xp"));
@@ -182,7 +143,7 @@ kfuse_status_t kfuse_moe_scatter_backward(kfuse_context_t ctx, const kfuse_moe_p
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(dXp, op, "dXp", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(dXp, op, "dXp", [&](auto zero) {
       using T = decltype(zero);
       kfuse::moe_scatter_backward(c, p, matrix<const T>(dXp, dXp->dtype, op, "dXp"),
                                   matrix<T>(dX, dXp->dtype, op, "dX"));
@@ -197,10 +158,10 @@ kfuse_status_t kfuse_moe_gather(kfuse_context_t ctx, const kfuse_moe_plan_t* pla
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(Yp, op, "Yp", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(Yp, op, "Yp", [&](auto zero) {
       using T = decltype(zero);
       kfuse::moe_gather(c, p, matrix<const T>(Yp, Yp->dtype, op, "Yp"),
-                        fixed_matrix<const float>(gates, KFUSE_F32, op, "gates"),
+                        matrix<const float>(gates, KFUSE_F32, op, "gates"),
                         matrix<T>(Y, Yp->dtype, op, "Y"));
     });
   });
@@ -214,13 +175,13 @@ kfuse_status_t kfuse_moe_gather_backward(kfuse_context_t ctx, const kfuse_moe_pl
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(Yp, op, "Yp", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(Yp, op, "Yp", [&](auto zero) {
       using T = decltype(zero);
       const kfuse_dtype_t dt = Yp->dtype;
       kfuse::moe_gather_backward(c, p, matrix<const T>(Yp, dt, op, "Yp"),
-                                 fixed_matrix<const float>(gates, KFUSE_F32, op, "gates"),
+                                 matrix<const float>(gates, KFUSE_F32, op, "gates"),
                                  matrix<const T>(dY, dt, op, "dY"), matrix<T>(dYp, dt, op, "dYp"),
-                                 fixed_matrix<float>(dgates, KFUSE_F32, op, "dgates"));
+                                 matrix<float>(dgates, KFUSE_F32, op, "dgates"));
     });
   });
 }
@@ -247,12 +208,12 @@ kfuse_status_t kfuse_moe_gemm_combine(kfuse_context_t ctx, const kfuse_moe_plan_
     const kfuse::MoePlan p = plan_of(plan, op);
     kfuse::MoeGemmOptions o;
     o.transpose_w = transpose_w != 0;
-    dispatch_element(Hp, op, "Hp", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(Hp, op, "Hp", [&](auto zero) {
       using T = decltype(zero);
       const kfuse_dtype_t dt = Hp->dtype;
       kfuse::moe_gemm_combine(
           c, p, matrix<const T>(Hp, dt, op, "Hp"), matrix<const T>(W, dt, op, "W"),
-          fixed_matrix<const float>(gates, KFUSE_F32, op, "gates"), matrix<T>(Y, dt, op, "Y"), o);
+          matrix<const float>(gates, KFUSE_F32, op, "gates"), matrix<T>(Y, dt, op, "Y"), o);
     });
   });
 }
@@ -264,7 +225,7 @@ kfuse_status_t kfuse_moe_grouped_gemm_wgrad(kfuse_context_t ctx, const kfuse_moe
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(Xp, op, "Xp", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(Xp, op, "Xp", [&](auto zero) {
       using T = decltype(zero);
       const kfuse_dtype_t dt = Xp->dtype;
       kfuse::moe_grouped_gemm_wgrad(c, p, matrix<const T>(Xp, dt, op, "Xp"),
@@ -283,7 +244,7 @@ kfuse_status_t kfuse_moe_mlp_forward(kfuse_context_t ctx, const kfuse_moe_plan_t
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(X, op, "X", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(X, op, "X", [&](auto zero) {
       using T = decltype(zero);
       const kfuse_dtype_t dt = X->dtype;
       const kfuse::MoeMlpWeights<T> w{matrix<const T>(W1, dt, op, "W1"),
@@ -292,7 +253,7 @@ kfuse_status_t kfuse_moe_mlp_forward(kfuse_context_t ctx, const kfuse_moe_plan_t
       const kfuse::MoeMlpSaved<T> saved{optional_matrix<T>(h1, dt, op, "h1"),
                                         optional_matrix<T>(h3, dt, op, "h3")};
       kfuse::moe_mlp_forward(c, p, matrix<const T>(X, dt, op, "X"),
-                             fixed_matrix<const float>(gates, KFUSE_F32, op, "gates"), w,
+                             matrix<const float>(gates, KFUSE_F32, op, "gates"), w,
                              matrix<T>(Y, dt, op, "Y"), saved);
     });
   });
@@ -310,7 +271,7 @@ kfuse_status_t kfuse_moe_mlp_backward(kfuse_context_t ctx, const kfuse_moe_plan_
   return guarded([&] {
     kfuse::Context& c = context_of(ctx, op);
     const kfuse::MoePlan p = plan_of(plan, op);
-    dispatch_element(X, op, "X", [&](auto zero) {
+    dispatch_matrix<float, kfuse::bf16>(X, op, "X", [&](auto zero) {
       using T = decltype(zero);
       const kfuse_dtype_t dt = X->dtype;
       const kfuse::MoeMlpWeights<T> w{matrix<const T>(W1, dt, op, "W1"),
@@ -319,11 +280,11 @@ kfuse_status_t kfuse_moe_mlp_backward(kfuse_context_t ctx, const kfuse_moe_plan_
       const kfuse::MoeMlpSaved<T> saved{optional_matrix<T>(h1, dt, op, "h1"),
                                         optional_matrix<T>(h3, dt, op, "h3")};
       const kfuse::MoeMlpGrads<T> grads{
-          matrix<T>(dX, dt, op, "dX"), fixed_matrix<float>(dgates, KFUSE_F32, op, "dgates"),
+          matrix<T>(dX, dt, op, "dX"), matrix<float>(dgates, KFUSE_F32, op, "dgates"),
           matrix<T>(dW1, dt, op, "dW1"), matrix<T>(dW3, dt, op, "dW3"),
           matrix<T>(dW2, dt, op, "dW2")};
       kfuse::moe_mlp_backward(c, p, matrix<const T>(X, dt, op, "X"),
-                              fixed_matrix<const float>(gates, KFUSE_F32, op, "gates"), w,
+                              matrix<const float>(gates, KFUSE_F32, op, "gates"), w,
                               matrix<const T>(dY, dt, op, "dY"), saved, grads);
     });
   });
