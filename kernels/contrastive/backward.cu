@@ -56,7 +56,8 @@ template <Mode M>
 constexpr int kMinBlocks = sizeof(typename Compute<M>::Stored) == 2 ? 3 : 2;
 
 template <Mode M, class In>
-__global__ void __launch_bounds__(kThreads, kMinBlocks<M>) backward_kernel(const cd::Backward p) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks<M>)
+    backward_kernel(const cd::BackwardProblem p) {
   KFUSE_DYNAMIC_SHARED(128, unsigned char, smem_raw);
   unsigned char* smem = aligned_smem(smem_raw);
   using L = BackwardSmem<M>;
@@ -192,7 +193,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<M>) backward_kernel(const
 }
 
 // dX[i][k] = tau c0 sum over the column splits, in order, of the splits' slots.
-__global__ void merge_splits_kernel(const cd::Backward p) {
+__global__ void merge_splits_kernel(const cd::BackwardProblem p) {
   const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= p.s.nx * p.s.d) return;
   const std::int64_t i = e / p.s.d, k = e % p.s.d;
@@ -204,7 +205,7 @@ __global__ void merge_splits_kernel(const cd::Backward p) {
 }
 
 // The rows' sums over the column splits, in order.
-__global__ void merge_split_sums_kernel(const cd::Backward p) {
+__global__ void merge_split_sums_kernel(const cd::BackwardProblem p) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const std::int64_t n = p.s.nx, splits = p.plan.col_splits;
   if (i >= n) return;
@@ -222,7 +223,7 @@ unsigned blocks_for(std::int64_t n, int block) {
 }
 
 template <Mode M, class In>
-void launch(const cd::Backward& p, cudaStream_t stream) {
+void launch(const cd::BackwardProblem& p, cudaStream_t stream) {
   const unsigned smem = BackwardSmem<M>::bytes(p.dy_accum != nullptr) + 128;  // + alignment
   auto kernel = backward_kernel<M, In>;
   KFUSE_CUDA_TRY(
@@ -232,27 +233,12 @@ void launch(const cd::Backward& p, cudaStream_t stream) {
 
 }  // namespace
 
-void run_backward(const cd::Backward& p, cudaStream_t stream) {
+void run_backward(const cd::BackwardProblem& p, cudaStream_t stream) {
   if (p.plan.grid <= 0) return;
   if (p.plan.grid > 0x7fffffff)
     throw Error(Status::Unsupported, "contrastive: too many row blocks for one launch");
-  switch (mode_of(p.s)) {
-    case Mode::Simt:
-      launch<Mode::Simt, float>(p, stream);
-      break;
-    case Mode::Tf32:
-      launch<Mode::Tf32, float>(p, stream);
-      break;
-    case Mode::Bf16:
-      if (p.s.dtype == DType::BF16)
-        launch<Mode::Bf16, kfuse::bf16>(p, stream);
-      else
-        launch<Mode::Bf16, float>(p, stream);
-      break;
-    case Mode::F16:
-      launch<Mode::F16, kfuse::f16>(p, stream);
-      break;
-  }
+  visit_mode(p.s,
+             [&](auto mode, auto in) { launch<decltype(mode)::value, decltype(in)>(p, stream); });
   if (p.plan.col_splits > 1) {
     constexpr int kBlock = 256;
     if (p.dx != nullptr) {

@@ -5,14 +5,39 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/contrastive/problem.hpp"
 #include "kernels/contrastive/tile.cuh"
 #include "kernels/core/float16.hpp"
+#include "kernels/core/precision_switch.hpp"
+#include "kfuse/error.hpp"
 
 namespace kfuse::cuda::contrastive {
 
 namespace cd = kfuse::detail::contrastive;
+
+template <Mode M>
+using ModeTag = std::integral_constant<Mode, M>;
+
+constexpr Mode mode_of_precision(Precision p) {
+  return p == Precision::TF32 ? Mode::Tf32 : (p == Precision::BF16 ? Mode::Bf16 : Mode::Simt);
+}
+
+// The one map from a pass's element dtype and precision to its compute mode and the
+// input type its kernels read, as body(ModeTag<M>{}, In{}): fp32 inputs follow the
+// precision (Exact: SIMT FMAs; TF32, BF16: tensor cores on rounded inputs); 16-bit
+// inputs use tensor cores of their own type.
+template <class Body>
+void visit_mode(const cd::Logits& s, Body&& body) {
+  if (s.dtype == DType::BF16) return body(ModeTag<Mode::Bf16>{}, kfuse::bf16{});
+  if (s.dtype == DType::F16) return body(ModeTag<Mode::F16>{}, kfuse::f16{});
+  const bool visited =
+      kfuse::detail::visit_precision<Precision::Exact, Precision::TF32, Precision::BF16>(
+          s.precision,
+          [&](auto P) { body(ModeTag<mode_of_precision(decltype(P)::value)>{}, float{}); });
+  if (!visited) throw Error(Status::Internal, "contrastive: a precision without kernels");
+}
 
 // A host value (as fp32) or the fp32 it points at: both give the same bits.
 __device__ __forceinline__ float scalar_value(const cd::Scalar& s) {
@@ -28,7 +53,7 @@ __device__ __forceinline__ Scales scales_of(const cd::Logits& s) {
 }
 
 // dX = tau c0 acc with c0 = coef * grad_loss.
-__device__ __forceinline__ float gradient_scale(const cd::Backward& p) {
+__device__ __forceinline__ float gradient_scale(const cd::BackwardProblem& p) {
   return scales_of(p.s).tau * (static_cast<float>(p.coef) * scalar_value(p.grad_loss));
 }
 

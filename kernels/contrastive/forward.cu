@@ -42,7 +42,7 @@ struct ForwardSmem {
 };
 
 template <Mode M, class In>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const cd::Forward p) {
+__global__ void __launch_bounds__(kThreads) forward_kernel(const cd::ForwardProblem p) {
   KFUSE_DYNAMIC_SHARED(128, unsigned char, smem_raw);
   unsigned char* smem = aligned_smem(smem_raw);
   using L = ForwardSmem<M>;
@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const cd::Forward p) 
 
 // Folds the partial states of one direction in order 0, 1, ..., in double, into
 // log-sum-exps and cross-entropies (CLIP) or the row losses (SigLIP).
-__global__ void merge_kernel(const cd::Forward p, const float* part, std::int64_t parts,
+__global__ void merge_kernel(const cd::ForwardProblem p, const float* part, std::int64_t parts,
                              std::int64_t n, const float* pos, double classes, float* lse_out,
                              float* loss_out) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -209,7 +209,7 @@ unsigned blocks_for(std::int64_t n, int block) {
 }
 
 template <Mode M, class In>
-void launch(const cd::Forward& p, cudaStream_t stream) {
+void launch(const cd::ForwardProblem& p, cudaStream_t stream) {
   constexpr unsigned smem = ForwardSmem<M>::bytes + 128;  // + alignment of the base
   auto kernel = forward_kernel<M, In>;
   KFUSE_CUDA_TRY(
@@ -220,7 +220,7 @@ void launch(const cd::Forward& p, cudaStream_t stream) {
 
 }  // namespace
 
-void run_forward(const cd::Forward& p, cudaStream_t stream) {
+void run_forward(const cd::ForwardProblem& p, cudaStream_t stream) {
   const std::int64_t nx = p.s.nx, ny = p.s.ny;
   if (p.plan.row_groups * p.plan.col_groups > 0x7fffffff)
     throw Error(Status::Unsupported, "contrastive: too many rectangles for one launch");
@@ -231,23 +231,8 @@ void run_forward(const cd::Forward& p, cudaStream_t stream) {
       KFUSE_LAUNCH(fill_kernel, blocks_for(ny, kBlock), kBlock, 0, stream, p.pos_y, ny, NAN);
     }
   }
-  switch (mode_of(p.s)) {
-    case Mode::Simt:
-      launch<Mode::Simt, float>(p, stream);
-      break;
-    case Mode::Tf32:
-      launch<Mode::Tf32, float>(p, stream);
-      break;
-    case Mode::Bf16:
-      if (p.s.dtype == DType::BF16)
-        launch<Mode::Bf16, kfuse::bf16>(p, stream);
-      else
-        launch<Mode::Bf16, float>(p, stream);
-      break;
-    case Mode::F16:
-      launch<Mode::F16, kfuse::f16>(p, stream);
-      break;
-  }
+  visit_mode(p.s,
+             [&](auto mode, auto in) { launch<decltype(mode)::value, decltype(in)>(p, stream); });
   KFUSE_LAUNCH(merge_kernel, blocks_for(nx, kBlock), kBlock, 0, stream, p,
                static_cast<const float*>(p.row_part), p.plan.col_groups, nx, p.pos_x, double(ny),
                p.lse_x, p.loss_x);

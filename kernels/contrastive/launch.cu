@@ -22,26 +22,18 @@ __global__ void store_rows_kernel(const float* src, std::int64_t ld_src, std::in
 
 }  // namespace
 
-Mode mode_of(const cd::Logits& s) {
-  if (s.dtype == DType::BF16) return Mode::Bf16;
-  if (s.dtype == DType::F16) return Mode::F16;
-  if (s.precision == Precision::TF32) return Mode::Tf32;
-  if (s.precision == Precision::BF16) return Mode::Bf16;
-  return Mode::Simt;
-}
-
 int sm_count(const Context& ctx) {
   int sms = 0;
   KFUSE_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
   return sms;
 }
 
-void forward(Context& ctx, const cd::Forward& p) {
+void forward(Context& ctx, const cd::ForwardProblem& p) {
   detail::DeviceGuard guard(ctx.device());
   run_forward(p, ctx.stream());
 }
 
-void backward(Context& ctx, const cd::Backward& p) {
+void backward(Context& ctx, const cd::BackwardProblem& p) {
   detail::DeviceGuard guard(ctx.device());
   run_backward(p, ctx.stream());
 }

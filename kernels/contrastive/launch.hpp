@@ -15,8 +15,8 @@ namespace kfuse::cuda::contrastive {
 int sm_count(const Context& ctx);
 
 // The two kinds of pass (see kernels/contrastive/problem.hpp).
-void forward(Context& ctx, const detail::contrastive::Forward& p);
-void backward(Context& ctx, const detail::contrastive::Backward& p);
+void forward(Context& ctx, const detail::contrastive::ForwardProblem& p);
+void backward(Context& ctx, const detail::contrastive::BackwardProblem& p);
 
 // dst (host) = src (device), ordered on ctx's stream; synchronises the stream.
 void copy_to_host(Context& ctx, const void* src, std::size_t bytes, void* dst);

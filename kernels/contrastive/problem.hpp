@@ -42,7 +42,7 @@ struct Logits {
 //   Clip: for rows (want_rows) and columns (want_cols): log-sum-exp and CE loss
 //         (smoothing eps); the positives' logits are recorded as they are met.
 //   Siglip: per row, sum_j softplus(-z_ij S_ij) into loss_x.
-struct Forward {
+struct ForwardProblem {
   Loss loss = Loss::Clip;
   Logits s;
   double smoothing = 0.0;
@@ -67,7 +67,7 @@ struct Forward {
 //   Siglip: dS' = siglip_dlogit(S, positive)
 // plus per-row sums for the scalar gradients and SigLIP's loss. The columns may be
 // split into `col_splits` ranges whose partial sums the backend merges in order.
-struct Backward {
+struct BackwardProblem {
   Loss loss = Loss::Clip;
   Logits s;
   double smoothing = 0.0;

@@ -14,14 +14,14 @@
 namespace kfuse::cuda::gauss {
 
 using detail::GaussEpilogue;
-using detail::GaussSum;
+using detail::GaussProblem;
 
 // Everything a Gaussian kernel needs, passed by value. W is the working type
 // (float for float inputs, double for double).
 template <class T>
 struct Launch {
   using W = T;
-  GaussSum<T> p;
+  GaussProblem<T> p;
   GaussEpilogue<T> e;
   W c = 0;  // gauss_log2_coefficient<W>(p.sigma), or 1 when folded into prepared inputs
   W q = 1;  // gauss_distance_scale<W>(p.sigma): != 1 only on the tiled kernel

@@ -31,7 +31,7 @@ constexpr double kTensorCoreMaxCoefficient = 1e18;
 // A sigma far from 1 scales the differences before squaring (kernels/gauss/math.hpp):
 // only the tiled kernel does that, so the others keep their inner loops.
 template <class T>
-Variant choose(const detail::GaussSum<T>& p, Precision precision, double c, bool scaled) {
+Variant choose(const detail::GaussProblem<T>& p, Precision precision, double c, bool scaled) {
   if (scaled) return Variant::Tiled;
   if constexpr (std::is_same_v<T, float>) {
     if (p.d <= gauss::kSmallDMax) return Variant::SmallD;
@@ -45,7 +45,7 @@ Variant choose(const detail::GaussSum<T>& p, Precision precision, double c, bool
 }  // namespace
 
 template <class T>
-void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEpilogue<T>& e,
+void gauss_sum(Context& ctx, const detail::GaussProblem<T>& p, const detail::GaussEpilogue<T>& e,
                Precision precision) {
   if (p.m == 0) return;
   detail::DeviceGuard guard(ctx.device());
@@ -109,9 +109,9 @@ void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEp
   }
 }
 
-template void gauss_sum<float>(Context&, const detail::GaussSum<float>&,
+template void gauss_sum<float>(Context&, const detail::GaussProblem<float>&,
                                const detail::GaussEpilogue<float>&, Precision);
-template void gauss_sum<double>(Context&, const detail::GaussSum<double>&,
+template void gauss_sum<double>(Context&, const detail::GaussProblem<double>&,
                                 const detail::GaussEpilogue<double>&, Precision);
 
 }  // namespace kfuse::cuda

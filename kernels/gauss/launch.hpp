@@ -9,7 +9,7 @@
 namespace kfuse::cuda {
 
 template <class T>
-void gauss_sum(Context& ctx, const detail::GaussSum<T>& p, const detail::GaussEpilogue<T>& e,
+void gauss_sum(Context& ctx, const detail::GaussProblem<T>& p, const detail::GaussEpilogue<T>& e,
                Precision precision);
 
 }  // namespace kfuse::cuda

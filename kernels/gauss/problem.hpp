@@ -19,7 +19,7 @@
 namespace kfuse::detail {
 
 template <class T>
-struct GaussSum {
+struct GaussProblem {
   const T* x = nullptr;
   std::int64_t ldx = 0;
   const T* y = nullptr;

@@ -16,6 +16,7 @@
 
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
+#include "kernels/core/precision_switch.hpp"
 #include "kernels/core/wmma_operand.cuh"
 #include "kernels/gauss/kernels.hpp"
 #include "kernels/gauss/tile.cuh"
@@ -254,6 +255,13 @@ Prepared prepare(const Launch<float>& L, void* workspace, cudaStream_t stream) {
   return prep;
 }
 
+// The tensor-core precisions this file implements (the launcher sends Exact elsewhere).
+template <class Body>
+void visit_tc_precision(Precision precision, Body&& body) {
+  if (!kfuse::detail::visit_precision<Precision::TF32, Precision::BF16>(precision, body))
+    throw Error(Status::Internal, "gauss_tc: a precision without tensor-core kernels");
+}
+
 }  // namespace
 
 Shape tc_shape(std::int64_t r, Precision precision) {
@@ -262,29 +270,32 @@ Shape tc_shape(std::int64_t r, Precision precision) {
   s.r_chunk = chunk_cols(r);
   s.tile_cols = BN;
   s.threads = kThreads;
-  s.smem_bytes = precision == Precision::BF16 ? smem_bytes<Precision::BF16>(s.r_chunk)
-                                              : smem_bytes<Precision::TF32>(s.r_chunk);
+  visit_tc_precision(precision,
+                     [&](auto P) { s.smem_bytes = smem_bytes<decltype(P)::value>(s.r_chunk); });
   return s;
 }
 
 std::size_t tc_prepared_bytes(std::int64_t m, std::int64_t n, std::int64_t d, Precision precision) {
-  const std::size_t elem = precision == Precision::BF16 ? 2 : 4;
+  std::size_t elem = 0;
+  visit_tc_precision(precision,
+                     [&](auto P) { elem = sizeof(typename Compute<decltype(P)::value>::Stored); });
   return static_cast<std::size_t>((m + n) * padded_ld(d)) * elem +
          static_cast<std::size_t>(m + n + d) * sizeof(float);
 }
 
 Prepared prepare_tc(const Launch<float>& L, Precision precision, void* workspace,
                     cudaStream_t stream) {
-  return precision == Precision::BF16 ? prepare<Precision::BF16>(L, workspace, stream)
-                                      : prepare<Precision::TF32>(L, workspace, stream);
+  Prepared prep;
+  visit_tc_precision(precision,
+                     [&](auto P) { prep = prepare<decltype(P)::value>(L, workspace, stream); });
+  return prep;
 }
 
 void launch_tc(const Launch<float>& L, const Prepared& prep, Precision precision,
                const Shape& shape, dim3 grid, cudaStream_t stream) {
-  if (precision == Precision::BF16)
-    launch_precision<Precision::BF16>(L, prep, shape, grid, stream);
-  else
-    launch_precision<Precision::TF32>(L, prep, shape, grid, stream);
+  visit_tc_precision(precision, [&](auto P) {
+    launch_precision<decltype(P)::value>(L, prep, shape, grid, stream);
+  });
 }
 
 }  // namespace kfuse::cuda::gauss

@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kScanThreads)
 }  // namespace moe
 
 template <class T>
-void moe_grouped_gemm(Context& ctx, const detail::GroupedGemmArgs<T>& g) {
+void moe_grouped_gemm(Context& ctx, const detail::GroupedGemmProblem<T>& g) {
   detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   const detail::PlanArrays& p = g.plan;
@@ -63,14 +63,14 @@ void moe_grouped_gemm(Context& ctx, const detail::GroupedGemmArgs<T>& g) {
 }
 
 template <class T>
-void moe_wgrad(Context& ctx, const detail::WgradArgs<T>& w) {
+void moe_wgrad(Context& ctx, const detail::WgradProblem<T>& w) {
   detail::DeviceGuard guard(ctx.device());
   moe::launch_wgrad(w, ctx.stream());
 }
 
-template void moe_grouped_gemm<float>(Context&, const detail::GroupedGemmArgs<float>&);
-template void moe_grouped_gemm<bf16>(Context&, const detail::GroupedGemmArgs<bf16>&);
-template void moe_wgrad<float>(Context&, const detail::WgradArgs<float>&);
-template void moe_wgrad<bf16>(Context&, const detail::WgradArgs<bf16>&);
+template void moe_grouped_gemm<float>(Context&, const detail::GroupedGemmProblem<float>&);
+template void moe_grouped_gemm<bf16>(Context&, const detail::GroupedGemmProblem<bf16>&);
+template void moe_wgrad<float>(Context&, const detail::WgradProblem<float>&);
+template void moe_wgrad<bf16>(Context&, const detail::WgradProblem<bf16>&);
 
 }  // namespace kfuse::cuda

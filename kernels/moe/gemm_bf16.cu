@@ -18,8 +18,8 @@ namespace kfuse::cuda::moe {
 namespace {
 
 using namespace nvcuda;
-using detail::GroupedGemmArgs;
-using detail::WgradArgs;
+using detail::GroupedGemmProblem;
+using detail::WgradProblem;
 using std::int64_t;
 using bf = __nv_bfloat16;
 
@@ -74,7 +74,7 @@ struct GemmSmem {
 // NB = 2: SwiGLU (two weight tensors, one A; 64 columns); NB = 1: 128 columns.
 template <int BN, int NB>
 __global__ void __launch_bounds__(kThreads)
-    grouped_gemm_bf16_kernel(const __grid_constant__ GroupedGemmArgs<bf16> g,
+    grouped_gemm_bf16_kernel(const __grid_constant__ GroupedGemmProblem<bf16> g,
                              const std::int32_t* tile_start) {
   using S = GemmSmem<BN, NB>;
   constexpr int WM = BM / kWarpsM, WN = BN / kWarpsN, FM = WM / 16, FN = WN / 16;
@@ -212,7 +212,7 @@ struct WgradSmem {
 };
 
 __global__ void __launch_bounds__(kThreads)
-    wgrad_bf16_kernel(const __grid_constant__ WgradArgs<bf16> w, int64_t tiles_n) {
+    wgrad_bf16_kernel(const __grid_constant__ WgradProblem<bf16> w, int64_t tiles_n) {
   constexpr int BN = BM, WM = BM / kWarpsM, WN = BN / kWarpsN, FM = WM / 16, FN = WN / 16;
   KFUSE_SHARED_ALIGNED(128, unsigned char, smem_raw, [sizeof(WgradSmem)]);
   WgradSmem& sm = *reinterpret_cast<WgradSmem*>(smem_raw);
@@ -289,7 +289,7 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-void launch_grouped_gemm(const GroupedGemmArgs<bf16>& g, const std::int32_t* tile_start,
+void launch_grouped_gemm(const GroupedGemmProblem<bf16>& g, const std::int32_t* tile_start,
                          std::int64_t tiles, cudaStream_t stream) {
   if (tiles == 0) return;
   if (g.epilogue == detail::GemmEpilogue::SwiGLU) {
@@ -301,7 +301,7 @@ void launch_grouped_gemm(const GroupedGemmArgs<bf16>& g, const std::int32_t* til
   }
 }
 
-void launch_wgrad(const WgradArgs<bf16>& w, cudaStream_t stream) {
+void launch_wgrad(const WgradProblem<bf16>& w, cudaStream_t stream) {
   const int64_t tiles_n = detail::moe_ceil_div(w.n, BM);
   const int64_t tiles = detail::moe_ceil_div(w.m, BM) * tiles_n;
   if (tiles == 0 || w.plan.experts == 0) return;

@@ -12,9 +12,9 @@ namespace kfuse::cuda::moe {
 // those of the second product for SwiGLU). The destination rows are 16-byte
 // aligned (validated, or workspaces) and col is a multiple of Vec<T>::n.
 template <class T>
-__device__ __forceinline__ void gemm_epilogue(const detail::GroupedGemmArgs<T>& g, std::int64_t row,
-                                              std::int64_t col, int cnt, const float* v1,
-                                              const float* v3) {
+__device__ __forceinline__ void gemm_epilogue(const detail::GroupedGemmProblem<T>& g,
+                                              std::int64_t row, std::int64_t col, int cnt,
+                                              const float* v1, const float* v3) {
   constexpr int W = Vec<T>::n;
   if (g.epilogue == detail::GemmEpilogue::Rows) {
     store_run(g.c + row * g.ldc + col, cnt, true, v1);

@@ -13,8 +13,8 @@
 namespace kfuse::cuda::moe {
 namespace {
 
-using detail::GroupedGemmArgs;
-using detail::WgradArgs;
+using detail::GroupedGemmProblem;
+using detail::WgradProblem;
 using std::int64_t;
 
 constexpr int kThreads = 256;
@@ -57,7 +57,7 @@ __device__ __forceinline__ void slab_fma(const float (&As)[BK][BM + 4],
 // block x is tile x of tile_start's schedule; blocks past its end exit at once.
 template <int NB>
 __global__ void __launch_bounds__(kThreads)
-    grouped_gemm_f32_kernel(const __grid_constant__ GroupedGemmArgs<float> g,
+    grouped_gemm_f32_kernel(const __grid_constant__ GroupedGemmProblem<float> g,
                             const std::int32_t* tile_start) {
   KFUSE_SHARED_ALIGNED(16, float, As, [BK][BM + 4]);
   KFUSE_SHARED_ALIGNED(16, float, Bs, [NB][BK][BN + 4]);
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kThreads)
 // dW_e tile [m0, m0 + 64) x [n0, n0 + 64) = sum over the expert's rows of
 // A[src]^T (w B[src]); block (x, y) = (tile, expert). No rows: zeros.
 __global__ void __launch_bounds__(kThreads)
-    wgrad_f32_kernel(const __grid_constant__ WgradArgs<float> w, int64_t tiles_n) {
+    wgrad_f32_kernel(const __grid_constant__ WgradProblem<float> w, int64_t tiles_n) {
   KFUSE_SHARED_ALIGNED(16, float, As, [BK][BM + 4]);
   KFUSE_SHARED_ALIGNED(16, float, Bs, [1][BK][BN + 4]);
   const detail::PlanArrays& p = w.plan;
@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-void launch_grouped_gemm(const GroupedGemmArgs<float>& g, const std::int32_t* tile_start,
+void launch_grouped_gemm(const GroupedGemmProblem<float>& g, const std::int32_t* tile_start,
                          std::int64_t tiles, cudaStream_t stream) {
   if (tiles == 0) return;
   const dim3 grid(static_cast<unsigned>(tiles), column_blocks(g.n, BN));
@@ -189,7 +189,7 @@ void launch_grouped_gemm(const GroupedGemmArgs<float>& g, const std::int32_t* ti
   }
 }
 
-void launch_wgrad(const WgradArgs<float>& w, cudaStream_t stream) {
+void launch_wgrad(const WgradProblem<float>& w, cudaStream_t stream) {
   const int64_t tiles_n = detail::moe_ceil_div(w.n, BN);
   const int64_t tiles = detail::moe_ceil_div(w.m, BM) * tiles_n;
   if (tiles == 0 || w.plan.experts == 0) return;

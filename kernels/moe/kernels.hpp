@@ -35,13 +35,13 @@ inline unsigned column_blocks(std::int64_t n, int width) {
 
 // Grouped GEMM over `tiles` (the host bound) row tiles; tile_start [E + 1] is the
 // device-side schedule (expert e's first tile; tile_start[E] = tiles in use).
-void launch_grouped_gemm(const detail::GroupedGemmArgs<float>& g, const std::int32_t* tile_start,
+void launch_grouped_gemm(const detail::GroupedGemmProblem<float>& g, const std::int32_t* tile_start,
                          std::int64_t tiles, cudaStream_t stream);
-void launch_grouped_gemm(const detail::GroupedGemmArgs<bf16>& g, const std::int32_t* tile_start,
+void launch_grouped_gemm(const detail::GroupedGemmProblem<bf16>& g, const std::int32_t* tile_start,
                          std::int64_t tiles, cudaStream_t stream);
 
-void launch_wgrad(const detail::WgradArgs<float>& w, cudaStream_t stream);
-void launch_wgrad(const detail::WgradArgs<bf16>& w, cudaStream_t stream);
+void launch_wgrad(const detail::WgradProblem<float>& w, cudaStream_t stream);
+void launch_wgrad(const detail::WgradProblem<bf16>& w, cudaStream_t stream);
 
 // Zeroes the padding rows of a permuted buffer (nothing when pad_to == 1).
 template <class T>

@@ -11,11 +11,11 @@
 namespace kfuse::cuda {
 
 template <class L>
-void moe_router_topk(Context& ctx, const detail::RouterArgs<L>& args);
+void moe_router_topk(Context& ctx, const detail::RouterProblem<L>& args);
 
 // The plan: a stable radix sort of the slots by expert (CUB), counts by binary
 // search, offsets by a scan. Scratch from the context's allocator.
-void moe_plan(Context& ctx, const detail::PlanArgs& args);
+void moe_plan(Context& ctx, const detail::PlanProblem& args);
 
 // True when every id of ids [rows x cols] lies in [0, experts). Waits for the stream.
 bool moe_ids_valid(Context& ctx, const std::int32_t* ids, std::int64_t ld, std::int64_t rows,
@@ -25,16 +25,16 @@ bool moe_ids_valid(Context& ctx, const std::int32_t* ids, std::int64_t ld, std::
 void moe_copy_to_host(Context& ctx, const std::int32_t* values, std::int64_t n, std::int32_t* host);
 
 template <class T>
-void moe_scatter(Context& ctx, const detail::ScatterArgs<T>& args);
+void moe_scatter(Context& ctx, const detail::ScatterProblem<T>& args);
 template <class T>
-void moe_combine(Context& ctx, const detail::CombineArgs<T>& args);
+void moe_combine(Context& ctx, const detail::CombineProblem<T>& args);
 template <class T>
-void moe_gather_backward(Context& ctx, const detail::GatherBackwardArgs<T>& args);
+void moe_gather_backward(Context& ctx, const detail::GatherBackwardProblem<T>& args);
 template <class T>
-void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardArgs<T>& args);
+void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardProblem<T>& args);
 template <class T>
-void moe_grouped_gemm(Context& ctx, const detail::GroupedGemmArgs<T>& args);
+void moe_grouped_gemm(Context& ctx, const detail::GroupedGemmProblem<T>& args);
 template <class T>
-void moe_wgrad(Context& ctx, const detail::WgradArgs<T>& args);
+void moe_wgrad(Context& ctx, const detail::WgradProblem<T>& args);
 
 }  // namespace kfuse::cuda

@@ -30,12 +30,12 @@ unsigned blocks_for(std::int64_t n) {
   return static_cast<unsigned>(detail::moe_ceil_div(n, kThreads));
 }
 
-__device__ __forceinline__ std::int32_t id_of(const detail::PlanArgs& a, std::int64_t s) {
+__device__ __forceinline__ std::int32_t id_of(const detail::PlanProblem& a, std::int64_t s) {
   return a.ids[(s / a.top_k) * a.ld_ids + s % a.top_k];
 }
 
 // Keys are unsigned: the radix sort then orders the low bits it is given plainly.
-__global__ void keys_kernel(const __grid_constant__ detail::PlanArgs a, std::uint32_t* keys,
+__global__ void keys_kernel(const __grid_constant__ detail::PlanProblem a, std::uint32_t* keys,
                             std::int32_t* slots) {
   const std::int64_t s = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (s >= a.tokens * a.top_k) return;
@@ -60,7 +60,7 @@ __device__ __forceinline__ std::int64_t lower_bound(const std::uint32_t* sorted,
 
 // Per expert: first sorted position, kept count, padded size (sizes[E] = 0 so that
 // the exclusive scan's last entry is the total).
-__global__ void experts_kernel(const __grid_constant__ detail::PlanArgs a,
+__global__ void experts_kernel(const __grid_constant__ detail::PlanProblem a,
                                const std::uint32_t* sorted, std::int32_t* first,
                                std::int32_t* sizes) {
   const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -77,8 +77,9 @@ __global__ void experts_kernel(const __grid_constant__ detail::PlanArgs a,
   sizes[e] = static_cast<std::int32_t>(detail::padded_rows(hi - lo, a.capacity, a.pad_to));
 }
 
-__global__ void fill_kernel(const __grid_constant__ detail::PlanArgs a, const std::uint32_t* sorted,
-                            const std::int32_t* slots, const std::int32_t* first) {
+__global__ void fill_kernel(const __grid_constant__ detail::PlanProblem a,
+                            const std::uint32_t* sorted, const std::int32_t* slots,
+                            const std::int32_t* first) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.tokens * a.top_k) return;
   const std::int32_t e = static_cast<std::int32_t>(sorted[i]), s = slots[i];
@@ -114,7 +115,7 @@ int key_bits(std::int64_t experts) {
 }  // namespace
 }  // namespace moe
 
-void moe_plan(Context& ctx, const detail::PlanArgs& a) {
+void moe_plan(Context& ctx, const detail::PlanProblem& a) {
   detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   const std::int64_t slots = a.tokens * a.top_k, E = a.experts;

@@ -21,7 +21,7 @@ struct PlanArrays {
 };
 
 template <class L>
-struct RouterArgs {
+struct RouterProblem {
   const L* logits = nullptr;
   std::int64_t ld_logits = 0;
   std::int64_t tokens = 0, experts = 0, top_k = 0;
@@ -33,7 +33,7 @@ struct RouterArgs {
   bool renormalize = false;
 };
 
-struct PlanArgs {
+struct PlanProblem {
   const std::int32_t* ids = nullptr;
   std::int64_t ld_ids = 0;
   std::int64_t tokens = 0, top_k = 0, experts = 0;
@@ -46,7 +46,7 @@ struct PlanArgs {
 
 // dst[r] = src[token of r] for every kept row; padding rows of dst zeroed.
 template <class T>
-struct ScatterArgs {
+struct ScatterProblem {
   PlanArrays plan;
   std::int64_t cols = 0;
   const T* src = nullptr;  // [T x cols]
@@ -64,7 +64,7 @@ enum class CombineSource {
 // dst[t] = sum_j w_tj src[row of (t, j)] over kept slots, j in order, fp32 or wider;
 // w = gates (or 1 where gates is null).
 template <class T>
-struct CombineArgs {
+struct CombineProblem {
   PlanArrays plan;
   std::int64_t cols = 0;
   CombineSource source = CombineSource::Permuted;
@@ -79,7 +79,7 @@ struct CombineArgs {
 // dyp[r] = g_s dy[t], dgates[s] = <yp[r], dy[t]>; padding rows of dyp zeroed,
 // dropped slots' dgates 0.
 template <class T>
-struct GatherBackwardArgs {
+struct GatherBackwardProblem {
   PlanArrays plan;
   std::int64_t cols = 0;
   const T* yp = nullptr;
@@ -106,7 +106,7 @@ enum class GemmEpilogue {
 // B_g,e is expert e's block of b[g]: [k x n] at b[g] + e * k * ldb (b_trans false)
 // or [n x k] at b[g] + e * n * ldb, used transposed (b_trans true).
 template <class T>
-struct GroupedGemmArgs {
+struct GroupedGemmProblem {
   PlanArrays plan;
   std::int64_t n = 0, k = 0;
   int segments = 1;  // 2: acc = A_0 B_0 + A_1 B_1 (SwiGLU: 1 segment, two B)
@@ -129,7 +129,7 @@ struct GroupedGemmArgs {
 // Weight gradient: c_e [m x n] = sum over the rows r of expert e of
 //   A[src row of r]^T (w_r B[src row of r]),  zero when e has no row.
 template <class T>
-struct WgradArgs {
+struct WgradProblem {
   PlanArrays plan;
   std::int64_t m = 0, n = 0;
   const T* a = nullptr;  // [. x m]
@@ -150,7 +150,7 @@ struct WgradArgs {
 // u = dY[t] W2_e^T. Padding rows of dh1, dh3, a_out zeroed. dgates of dropped
 // slots are written 0.
 template <class T>
-struct SwigluBackwardArgs {
+struct SwigluBackwardProblem {
   PlanArrays plan;
   std::int64_t cols = 0;  // F
   const T* h1 = nullptr;

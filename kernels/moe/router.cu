@@ -23,7 +23,7 @@ inline std::size_t warp_smem_bytes(std::int64_t experts, std::int64_t top_k) {
 }
 
 template <class L>
-__global__ void router_kernel(const __grid_constant__ detail::RouterArgs<L> a) {
+__global__ void router_kernel(const __grid_constant__ detail::RouterProblem<L> a) {
   KFUSE_DYNAMIC_SHARED(alignof(std::uint32_t), std::uint32_t, router_smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + warp;
@@ -73,7 +73,7 @@ __global__ void router_kernel(const __grid_constant__ detail::RouterArgs<L> a) {
 }  // namespace moe
 
 template <class L>
-void moe_router_topk(Context& ctx, const detail::RouterArgs<L>& a) {
+void moe_router_topk(Context& ctx, const detail::RouterProblem<L>& a) {
   detail::DeviceGuard guard(ctx.device());
   const std::size_t per_warp = moe::warp_smem_bytes(a.experts, a.top_k);
   int warps = moe::kMaxWarps;
@@ -89,7 +89,7 @@ void moe_router_topk(Context& ctx, const detail::RouterArgs<L>& a) {
                a);
 }
 
-template void moe_router_topk<float>(Context&, const detail::RouterArgs<float>&);
-template void moe_router_topk<bf16>(Context&, const detail::RouterArgs<bf16>&);
+template void moe_router_topk<float>(Context&, const detail::RouterProblem<float>&);
+template void moe_router_topk<bf16>(Context&, const detail::RouterProblem<bf16>&);
 
 }  // namespace kfuse::cuda

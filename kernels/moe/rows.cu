@@ -29,7 +29,8 @@ __device__ __forceinline__ int64_t group_index() {
 
 // Xp[row of (t, j)] = X[t] for every kept slot: one read of X[t], k writes.
 template <class T>
-__global__ void __launch_bounds__(kBlock) scatter_kernel(const detail::ScatterArgs<T> a, bool vec) {
+__global__ void __launch_bounds__(kBlock)
+    scatter_kernel(const detail::ScatterProblem<T> a, bool vec) {
   constexpr int W = Vec<T>::n;
   const PlanArrays& p = a.plan;
   const int64_t t = group_index();
@@ -48,7 +49,8 @@ __global__ void __launch_bounds__(kBlock) scatter_kernel(const detail::ScatterAr
 
 // dst[t] = sum_j w_tj src[row of (t, j)], j in order, fp32.
 template <class T>
-__global__ void __launch_bounds__(kBlock) combine_kernel(const detail::CombineArgs<T> a, bool vec) {
+__global__ void __launch_bounds__(kBlock)
+    combine_kernel(const detail::CombineProblem<T> a, bool vec) {
   constexpr int W = Vec<T>::n;
   const PlanArrays& p = a.plan;
   const int64_t t = group_index();
@@ -75,7 +77,7 @@ __global__ void __launch_bounds__(kBlock) combine_kernel(const detail::CombineAr
 // One group per slot: dYp[row] = g dY[t], dgates[s] = <Yp[row], dY[t]> (0 if dropped).
 template <class T>
 __global__ void __launch_bounds__(kBlock)
-    gather_backward_kernel(const detail::GatherBackwardArgs<T> a, bool vec) {
+    gather_backward_kernel(const detail::GatherBackwardProblem<T> a, bool vec) {
   constexpr int W = Vec<T>::n;
   KFUSE_SHARED(float, scratch, [kBlock / 32 * 8]);
   const PlanArrays& p = a.plan;
@@ -110,7 +112,7 @@ __global__ void __launch_bounds__(kBlock)
 // One group per permuted row (in use): the SwiGLU backward and the gate gradient.
 template <class T>
 __global__ void __launch_bounds__(kBlock)
-    swiglu_backward_kernel(const detail::SwigluBackwardArgs<T> a, bool vec) {
+    swiglu_backward_kernel(const detail::SwigluBackwardProblem<T> a, bool vec) {
   constexpr int W = Vec<T>::n;
   KFUSE_SHARED(float, scratch, [kBlock / 32 * 8]);
   const PlanArrays& p = a.plan;
@@ -196,7 +198,7 @@ template void zero_padding_rows<bf16>(const PlanArrays&, int64_t, bf16*, int64_t
 }  // namespace moe
 
 template <class T>
-void moe_scatter(Context& ctx, const detail::ScatterArgs<T>& a) {
+void moe_scatter(Context& ctx, const detail::ScatterProblem<T>& a) {
   detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   const bool vec = moe::rows_aligned(a.src, a.ld_src) && moe::rows_aligned(a.dst, a.ld_dst);
@@ -208,7 +210,7 @@ void moe_scatter(Context& ctx, const detail::ScatterArgs<T>& a) {
 }
 
 template <class T>
-void moe_combine(Context& ctx, const detail::CombineArgs<T>& a) {
+void moe_combine(Context& ctx, const detail::CombineProblem<T>& a) {
   detail::DeviceGuard guard(ctx.device());
   const bool vec = moe::rows_aligned(a.src, a.ld_src) && moe::rows_aligned(a.dst, a.ld_dst);
   const moe::RowLaunch L = moe::row_launch<T>(a.plan.tokens, a.cols);
@@ -216,7 +218,7 @@ void moe_combine(Context& ctx, const detail::CombineArgs<T>& a) {
 }
 
 template <class T>
-void moe_gather_backward(Context& ctx, const detail::GatherBackwardArgs<T>& a) {
+void moe_gather_backward(Context& ctx, const detail::GatherBackwardProblem<T>& a) {
   detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   const bool vec = moe::rows_aligned(a.yp, a.ld_yp) && moe::rows_aligned(a.dy, a.ld_dy) &&
@@ -230,7 +232,7 @@ void moe_gather_backward(Context& ctx, const detail::GatherBackwardArgs<T>& a) {
 }
 
 template <class T>
-void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardArgs<T>& a) {
+void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardProblem<T>& a) {
   detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   const bool vec = moe::rows_aligned(a.h1, a.ld_h1) && moe::rows_aligned(a.h3, a.ld_h3) &&
@@ -247,11 +249,11 @@ void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardArgs<T>& a) {
   }
 }
 
-#define KFUSE_MOE_ROWS_INSTANTIATE(T)                                                   \
-  template void moe_scatter<T>(Context&, const detail::ScatterArgs<T>&);                \
-  template void moe_combine<T>(Context&, const detail::CombineArgs<T>&);                \
-  template void moe_gather_backward<T>(Context&, const detail::GatherBackwardArgs<T>&); \
-  template void moe_swiglu_backward<T>(Context&, const detail::SwigluBackwardArgs<T>&);
+#define KFUSE_MOE_ROWS_INSTANTIATE(T)                                                      \
+  template void moe_scatter<T>(Context&, const detail::ScatterProblem<T>&);                \
+  template void moe_combine<T>(Context&, const detail::CombineProblem<T>&);                \
+  template void moe_gather_backward<T>(Context&, const detail::GatherBackwardProblem<T>&); \
+  template void moe_swiglu_backward<T>(Context&, const detail::SwigluBackwardProblem<T>&);
 KFUSE_MOE_ROWS_INSTANTIATE(float)
 KFUSE_MOE_ROWS_INSTANTIATE(bf16)
 #undef KFUSE_MOE_ROWS_INSTANTIATE

@@ -47,11 +47,11 @@ cd::Machine machine_of(const Context& ctx) {
                         (cd::Machine{false, 0}));
 }
 
-void run(Context& ctx, const cd::Forward& p) {
+void run(Context& ctx, const cd::ForwardProblem& p) {
   return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p), cpu::contrastive_forward(p));
 }
 
-void run(Context& ctx, const cd::Backward& p) {
+void run(Context& ctx, const cd::BackwardProblem& p) {
   return KFUSE_DISPATCH(ctx, cuda::contrastive::backward(ctx, p), cpu::contrastive_backward(p));
 }
 
@@ -391,7 +391,7 @@ GradientPlan plan_gradients(const Context& ctx, bool deterministic, bool want_dp
 }
 
 template <class G>
-void set_dx(cd::Backward& b, const MatrixView<G>& dx) {
+void set_dx(cd::BackwardProblem& b, const MatrixView<G>& dx) {
   if (!present(dx)) return;
   b.dx = dx.data;
   b.dx_dtype = dtype_of<G>::value;
@@ -402,14 +402,14 @@ void set_dx(cd::Backward& b, const MatrixView<G>& dx) {
 // `bp` and Q-pass description `bq`; reduces the first pass's sums into dt, db and
 // (SigLIP) the loss.
 template <class G>
-void run_gradients(Context& ctx, const GradientPlan& plan, cd::Backward bp, cd::Backward bq,
-                   const MatrixView<G>& dP, const MatrixView<G>& dQ,
+void run_gradients(Context& ctx, const GradientPlan& plan, cd::BackwardProblem bp,
+                   cd::BackwardProblem bq, const MatrixView<G>& dP, const MatrixView<G>& dQ,
                    const ContrastiveGradients<G>& grads, unsigned char* base, bool clip,
                    VectorView<float> loss, double loss_coef, float* p_loss_rows) {
   const cd::Machine m = machine_of(ctx);
   const std::int64_t d = bp.s.d;
   const bool sums_wanted = !grads.dt.absent() || (!clip && !grads.db.absent()) || !loss.absent();
-  auto prepare = [&](cd::Backward& b, bool first, bool atomics, float* loss_rows) {
+  auto prepare = [&](cd::BackwardProblem& b, bool first, bool atomics, float* loss_rows) {
     const cd::BackwardLayout l = cd::backward_layout(m, b.s.nx, b.s.ny, d, atomics);
     b.plan = l.plan;
     b.slots = reinterpret_cast<float*>(base + l.slots);
@@ -427,7 +427,7 @@ void run_gradients(Context& ctx, const GradientPlan& plan, cd::Backward bp, cd::
     }
     return l;
   };
-  auto reduce = [&](const cd::Backward& b, const cd::BackwardLayout& l) {
+  auto reduce = [&](const cd::BackwardProblem& b, const cd::BackwardLayout& l) {
     if (!sums_wanted) return;
     double* sums = reinterpret_cast<double*>(base + l.sums);
     const double one = 1.0;
@@ -532,7 +532,7 @@ void enqueue_clip_forward(Context& ctx, const MatrixView<const T>& A, const Matr
   auto pick = [&](const VectorView<float>& given, std::size_t offset) {
     return given.absent() ? ws(offset) : given.data;
   };
-  cd::Forward f;
+  cd::ForwardProblem f;
   f.loss = cd::Loss::Clip;
   f.s = logits(w.P, w.Q, o.logit_scale, o.bias, cd::LabelMode::Rows, labels.data, o.precision);
   f.smoothing = o.label_smoothing;
@@ -569,7 +569,7 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
   const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(dP), present(dQ), false);
   if (!present(dP) && !present(dQ) && grads.dt.absent() && grads.db.absent()) return;
   const cd::ClipFactors fp = cd::clip_factors(w.wp, w.wq, double(w.P.rows), double(w.Q.rows));
-  cd::Backward bp;
+  cd::BackwardProblem bp;
   bp.loss = cd::Loss::Clip;
   bp.s = logits(w.P, w.Q, o.logit_scale, o.bias, cd::LabelMode::Rows, labels.data, o.precision);
   bp.smoothing = o.label_smoothing;
@@ -579,7 +579,7 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
   bp.ry = fp.ry;
   bp.coef = fp.coef;
   bp.grad_loss = scalar(grad_loss);
-  cd::Backward bq = bp;
+  cd::BackwardProblem bq = bp;
   bq.s = logits(w.Q, w.P, o.logit_scale, o.bias, cd::LabelMode::Cols, labels.data, o.precision);
   bq.lse_x = lse_q;
   bq.lse_y = lse_p;
@@ -703,7 +703,7 @@ void siglip_forward_impl(Context& ctx, MatrixView<const T> A, MatrixView<const T
   check_workspace(v, ctx, o.workspace, l.bytes, outputs);
   check_disjoint(v, outputs, inputs);
   Workspace ws(ctx, o.workspace, l.bytes);
-  cd::Forward f;
+  cd::ForwardProblem f;
   f.loss = cd::Loss::Siglip;
   f.s = logits(A, B, o.logit_scale, o.bias, cd::LabelMode::Rows, labels.data, o.precision);
   f.want_rows = true;
@@ -748,12 +748,12 @@ void siglip_backward_impl(const char* op, Context& ctx, MatrixView<const T> A,
                                            present(grads.dB), !row_losses.absent());
   if (!fused && !present(grads.dA) && !present(grads.dB) && grads.dt.absent() && grads.db.absent())
     return;
-  cd::Backward bp;
+  cd::BackwardProblem bp;
   bp.loss = cd::Loss::Siglip;
   bp.s = logits(A, B, o.logit_scale, o.bias, cd::LabelMode::Rows, labels.data, o.precision);
   bp.coef = 1.0 / double(A.rows);
   bp.grad_loss = scalar(grad_loss);
-  cd::Backward bq = bp;
+  cd::BackwardProblem bq = bp;
   bq.s = logits(B, A, o.logit_scale, o.bias, cd::LabelMode::Cols, labels.data, o.precision);
   run_gradients(ctx, plan, bp, bq, grads.dA, grads.dB, grads, ws.at<unsigned char>(0), false, loss,
                 1.0 / double(A.rows), row_losses.absent() ? nullptr : row_losses.data);

@@ -274,7 +274,7 @@ void store_state(double* part, const State& st) {
 // Folds one tile of logits (rows [i0, i0 + nr), columns [j0, j0 + cols)) into the
 // states of its rows (rows[0, nr)) and of its columns (col[0, cols)), and records
 // the positives' logits.
-KFUSE_CPU_HOT void tile_stats(const Forward& p, const double* tile, std::int64_t i0,
+KFUSE_CPU_HOT void tile_stats(const ForwardProblem& p, const double* tile, std::int64_t i0,
                               std::int64_t nr, std::int64_t j0, std::int64_t cols, State* rows,
                               State* col) {
   const Logits& s = p.s;
@@ -349,7 +349,7 @@ KFUSE_CPU_HOT void tile_stats(const Forward& p, const double* tile, std::int64_t
 // per chunk, so that the packed rows stay bounded); in a chunk, column tiles outer
 // (each packed once), row blocks inner. Row and column states persist across the
 // rectangle; each column's state meets the row blocks in increasing order.
-KFUSE_CPU_HOT void forward_rect(const Forward& p, std::int64_t g, std::int64_t h) {
+KFUSE_CPU_HOT void forward_rect(const ForwardProblem& p, std::int64_t g, std::int64_t h) {
   const RectPlan& plan = p.plan;
   const Logits& s = p.s;
   const Scalars sc = resolve(s);
@@ -428,7 +428,7 @@ struct RowBlock {
 
 // One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
 // the per-row sums and the dX product. tile and grad are scratch.
-KFUSE_CPU_HOT void backward_tile(const Backward& p, const BackwardScalars& k, RowBlock& blk,
+KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
                                  std::int64_t j0, std::int64_t cols, const float* yp,
                                  const double* lse_col, const std::int64_t* label_col, double* tile,
                                  float* grad) {
@@ -477,7 +477,7 @@ KFUSE_CPU_HOT void backward_tile(const Backward& p, const BackwardScalars& k, Ro
 }
 
 // A block's outputs: dX rows (tau c0 acc) and the per-row sums.
-void store_rows(const Backward& p, const BackwardScalars& k, const RowBlock& blk) {
+void store_rows(const BackwardProblem& p, const BackwardScalars& k, const RowBlock& blk) {
   const Logits& s = p.s;
   const double c0 = p.coef * resolve(p.grad_loss);
   for (std::int64_t r = 0; r < blk.nr; ++r) {
@@ -513,7 +513,8 @@ void store_rows(const Backward& p, const BackwardScalars& k, const RowBlock& blk
 
 // One task: the row blocks starting at rows [i_begin, i_end) against every column,
 // column tiles outer (each packed once for all the task's blocks).
-KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i_begin, std::int64_t i_end) {
+KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
+                                 std::int64_t i_end) {
   const Logits& s = p.s;
   const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, packed_ld(s.d),
                           p.smoothing, double(s.nx),         double(s.ny)};
@@ -555,26 +556,27 @@ KFUSE_CPU_HOT void backward_rows(const Backward& p, std::int64_t i_begin, std::i
 
 // ------------------------------------------------------------------ entry points
 
-void forward_rect_baseline(const Forward& p, std::int64_t g, std::int64_t h) {
+void forward_rect_baseline(const ForwardProblem& p, std::int64_t g, std::int64_t h) {
   forward_rect(p, g, h);
 }
-void backward_rows_baseline(const Backward& p, std::int64_t i_begin, std::int64_t i_end) {
+void backward_rows_baseline(const BackwardProblem& p, std::int64_t i_begin, std::int64_t i_end) {
   backward_rows(p, i_begin, i_end);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
-__attribute__((target("avx2,fma"))) void forward_rect_avx2(const Forward& p, std::int64_t g,
+__attribute__((target("avx2,fma"))) void forward_rect_avx2(const ForwardProblem& p, std::int64_t g,
                                                            std::int64_t h) {
   forward_rect(p, g, h);
 }
-__attribute__((target("avx2,fma"))) void backward_rows_avx2(const Backward& p, std::int64_t i_begin,
+__attribute__((target("avx2,fma"))) void backward_rows_avx2(const BackwardProblem& p,
+                                                            std::int64_t i_begin,
                                                             std::int64_t i_end) {
   backward_rows(p, i_begin, i_end);
 }
 #endif
 
 // Folds the [parts][n] states of one direction in order 0, 1, ... into its outputs.
-void merge_states(const Forward& p, const double* part, std::int64_t parts, std::int64_t n,
+void merge_states(const ForwardProblem& p, const double* part, std::int64_t parts, std::int64_t n,
                   const float* pos, double classes, float* lse_out, float* loss_out) {
   const bool clip = p.loss == Loss::Clip;
 #pragma omp parallel for schedule(static) if (n * parts > kParallelMin)
@@ -598,7 +600,7 @@ void merge_states(const Forward& p, const double* part, std::int64_t parts, std:
 
 }  // namespace
 
-void contrastive_forward(const Forward& p) {
+void contrastive_forward(const ForwardProblem& p) {
   const RectPlan& plan = p.plan;
   auto* rect_fn = &forward_rect_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -621,7 +623,7 @@ void contrastive_forward(const Forward& p) {
                  double(p.s.nx), p.lse_y, p.loss_y);
 }
 
-void contrastive_backward(const Backward& p) {
+void contrastive_backward(const BackwardProblem& p) {
   auto* rows_fn = &backward_rows_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &backward_rows_avx2;

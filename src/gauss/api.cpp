@@ -1,5 +1,5 @@
 // The Gaussian kernel family's host layer: validate every argument, describe the
-// computation as a GaussSum plus an epilogue, and hand it to the backend.
+// computation as a GaussProblem plus an epilogue, and hand it to the backend.
 #include "kfuse/gauss.hpp"
 
 #include <algorithm>
@@ -21,11 +21,11 @@ namespace {
 
 using detail::GaussEpilogue;
 using detail::GaussEpilogueKind;
-using detail::GaussSum;
+using detail::GaussProblem;
 using detail::Validator;
 
 template <class T>
-void run(Context& ctx, const GaussSum<T>& p, const GaussEpilogue<T>& e, Precision precision) {
+void run(Context& ctx, const GaussProblem<T>& p, const GaussEpilogue<T>& e, Precision precision) {
   return KFUSE_DISPATCH(ctx, cuda::gauss_sum(ctx, p, e, precision), cpu::gauss_sum(p, e));
 }
 
@@ -61,9 +61,9 @@ double check_weights(const Validator& v, const VectorView<const T>& w, std::int6
 }
 
 template <class T>
-GaussSum<T> points_problem(const MatrixView<const T>& X, const MatrixView<const T>& Y,
-                           double sigma) {
-  GaussSum<T> p;
+GaussProblem<T> points_problem(const MatrixView<const T>& X, const MatrixView<const T>& Y,
+                               double sigma) {
+  GaussProblem<T> p;
   p.x = X.data;
   p.ldx = X.ld;
   p.y = Y.data;
@@ -94,7 +94,7 @@ void matvec_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Mat
   v.disjoint("out", out, "Y", Y);
   v.disjoint("out", out, "V", V);
 
-  GaussSum<T> p = points_problem(X, Y, o.sigma);
+  GaussProblem<T> p = points_problem(X, Y, o.sigma);
   p.v = V.data;
   p.ldv = V.ld;
   p.r = V.cols;
@@ -122,7 +122,7 @@ void kde_impl(Context& ctx, MatrixView<const T> Q, MatrixView<const T> Y, Vector
   v.disjoint("out", out, "Y", Y);
   if (!w.absent()) v.disjoint("out", out, "weights", w);
 
-  GaussSum<T> p = points_problem(Q, Y, o.sigma);
+  GaussProblem<T> p = points_problem(Q, Y, o.sigma);
   p.w = w.data;
   p.w_stride = 1;
   p.stabilised = true;
@@ -172,7 +172,7 @@ void grad_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Matri
 
   // grad_i = (1/s^2) sum_r u_ir [sum_j K_ij v_jr y_j - x_i sum_j K_ij v_jr]: per column
   // r of V, one plain sum with weights v_r and values Y.
-  GaussSum<T> p = points_problem(X, Y, o.sigma);
+  GaussProblem<T> p = points_problem(X, Y, o.sigma);
   p.v = Y.data;
   p.ldv = Y.ld;
   p.r = Y.cols;
@@ -217,7 +217,7 @@ void mean_shift_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y,
   v.disjoint("out", out, "Y", Y);
   if (!w.absent()) v.disjoint("out", out, "weights", w);
 
-  GaussSum<T> p = points_problem(X, Y, o.sigma);
+  GaussProblem<T> p = points_problem(X, Y, o.sigma);
   p.v = Y.data;
   p.ldv = Y.ld;
   p.r = Y.cols;
@@ -271,7 +271,7 @@ void mmd2_impl(Context& ctx, MatrixView<const T> X, MatrixView<const T> Y, Vecto
   const Term terms[3] = {{X, X, true}, {Y, Y, true}, {X, Y, false}};
   std::int64_t offset = 0;
   for (int t = 0; t < 3; ++t) {
-    GaussSum<T> p = points_problem(terms[t].a, terms[t].b, o.sigma);
+    GaussProblem<T> p = points_problem(terms[t].a, terms[t].b, o.sigma);
     p.skip_diagonal = terms[t].self && o.unbiased;
     GaussEpilogue<T> e;
     e.kind = GaussEpilogueKind::RowSum;

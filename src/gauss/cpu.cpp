@@ -21,7 +21,7 @@ namespace kfuse::cpu {
 namespace {
 
 using detail::GaussEpilogue;
-using detail::GaussSum;
+using detail::GaussProblem;
 
 // Query rows per register block of the distance loop, register blocks per panel
 // (the unit of work of one thread), sample rows per block of terms, and the
@@ -62,7 +62,7 @@ struct PackedSample {
 };
 
 template <class T>
-PackedSample<T> pack_sample(const GaussSum<T>& p) {
+PackedSample<T> pack_sample(const GaussProblem<T>& p) {
   PackedSample<T> s;
   s.stride = (p.n + kColsPerStrip<T> - 1) / kColsPerStrip<T> * kColsPerStrip<T>;
   constexpr int kStrip = kColsPerStrip<T>;
@@ -123,7 +123,7 @@ KFUSE_CPU_HOT void strip_distances(const T* __restrict xs, const T* __restrict y
 }
 
 template <class T, bool kScaled>
-KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e,
+KFUSE_CPU_HOT void sum_row_block(const GaussProblem<T>& p, const GaussEpilogue<T>& e,
                                  const PackedSample<T>& s, std::int64_t i0, std::int64_t rows) {
   const T c = detail::gauss_log2_coefficient<T>(p.sigma);
   const T q = static_cast<T>(detail::gauss_distance_scale<T>(p.sigma));
@@ -219,14 +219,14 @@ KFUSE_CPU_HOT void sum_row_block(const GaussSum<T>& p, const GaussEpilogue<T>& e
 // One entry point per instruction set: the baseline of the build, and on x86-64
 // AVX2+FMA (256-bit vectors, twice the baseline's SSE2 width), chosen at run time.
 template <class T, bool kScaled>
-void sum_rows_baseline(const GaussSum<T>& p, const GaussEpilogue<T>& e, const PackedSample<T>& s,
-                       std::int64_t i0, std::int64_t rows) {
+void sum_rows_baseline(const GaussProblem<T>& p, const GaussEpilogue<T>& e,
+                       const PackedSample<T>& s, std::int64_t i0, std::int64_t rows) {
   sum_row_block<T, kScaled>(p, e, s, i0, rows);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
 template <class T, bool kScaled>
-__attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
+__attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussProblem<T>& p,
                                                        const GaussEpilogue<T>& e,
                                                        const PackedSample<T>& s, std::int64_t i0,
                                                        std::int64_t rows) {
@@ -237,7 +237,7 @@ __attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussSum<T>& p,
 }  // namespace
 
 template <class T>
-void gauss_sum(const GaussSum<T>& p, const GaussEpilogue<T>& e) {
+void gauss_sum(const GaussProblem<T>& p, const GaussEpilogue<T>& e) {
   if (p.m == 0) return;
   const bool scaled = detail::gauss_distance_scale<T>(p.sigma) != 1.0;
   auto* rows_fn = scaled ? &sum_rows_baseline<T, true> : &sum_rows_baseline<T, false>;
@@ -253,7 +253,7 @@ void gauss_sum(const GaussSum<T>& p, const GaussEpilogue<T>& e) {
   }
 }
 
-template void gauss_sum<float>(const GaussSum<float>&, const GaussEpilogue<float>&);
-template void gauss_sum<double>(const GaussSum<double>&, const GaussEpilogue<double>&);
+template void gauss_sum<float>(const GaussProblem<float>&, const GaussEpilogue<float>&);
+template void gauss_sum<double>(const GaussProblem<double>&, const GaussEpilogue<double>&);
 
 }  // namespace kfuse::cpu

@@ -7,6 +7,6 @@ namespace kfuse::cpu {
 
 // Runs p and hands every row's result to e. Pairwise math in T, sums in double.
 template <class T>
-void gauss_sum(const detail::GaussSum<T>& p, const detail::GaussEpilogue<T>& e);
+void gauss_sum(const detail::GaussProblem<T>& p, const detail::GaussEpilogue<T>& e);
 
 }  // namespace kfuse::cpu

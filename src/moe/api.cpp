@@ -30,34 +30,34 @@ using std::int64_t;
 // ------------------------------------------------------------------ dispatch
 
 template <class L>
-void run(Context& ctx, const detail::RouterArgs<L>& a) {
+void run(Context& ctx, const detail::RouterProblem<L>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_router_topk(ctx, a), cpu::moe_router_topk(a));
 }
-void run(Context& ctx, const detail::PlanArgs& a) {
+void run(Context& ctx, const detail::PlanProblem& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_plan(ctx, a), cpu::moe_plan(a));
 }
 template <class T>
-void run(Context& ctx, const detail::ScatterArgs<T>& a) {
+void run(Context& ctx, const detail::ScatterProblem<T>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_scatter(ctx, a), cpu::moe_scatter(a));
 }
 template <class T>
-void run(Context& ctx, const detail::CombineArgs<T>& a) {
+void run(Context& ctx, const detail::CombineProblem<T>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_combine(ctx, a), cpu::moe_combine(a));
 }
 template <class T>
-void run(Context& ctx, const detail::GatherBackwardArgs<T>& a) {
+void run(Context& ctx, const detail::GatherBackwardProblem<T>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_gather_backward(ctx, a), cpu::moe_gather_backward(a));
 }
 template <class T>
-void run(Context& ctx, const detail::GroupedGemmArgs<T>& a) {
+void run(Context& ctx, const detail::GroupedGemmProblem<T>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_grouped_gemm(ctx, a), cpu::moe_grouped_gemm(a));
 }
 template <class T>
-void run(Context& ctx, const detail::WgradArgs<T>& a) {
+void run(Context& ctx, const detail::WgradProblem<T>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_wgrad(ctx, a), cpu::moe_wgrad(a));
 }
 template <class T>
-void run(Context& ctx, const detail::SwigluBackwardArgs<T>& a) {
+void run(Context& ctx, const detail::SwigluBackwardProblem<T>& a) {
   return KFUSE_DISPATCH(ctx, cuda::moe_swiglu_backward(ctx, a), cpu::moe_swiglu_backward(a));
 }
 // Device ids in range? (One host synchronisation; Cuda only.)
@@ -242,7 +242,7 @@ void router_impl(Context& ctx, MatrixView<const L> logits, MatrixView<std::int32
   v.disjoint("gates", gates, "logits", logits);
   v.disjoint("gates", gates, "ids", ids);
 
-  detail::RouterArgs<L> a;
+  detail::RouterProblem<L> a;
   a.logits = logits.data;
   a.ld_logits = logits.ld;
   a.tokens = logits.rows;
@@ -304,7 +304,7 @@ void plan_impl(Context& ctx, MatrixView<const std::int32_t> ids, const MoePlan& 
            "an expert id outside [0, " + std::to_string(L.experts) + ") (check_device_ids)");
   }
 
-  detail::PlanArgs a;
+  detail::PlanProblem a;
   a.ids = ids.data;
   a.ld_ids = ids.ld;
   a.tokens = L.tokens;
@@ -333,7 +333,7 @@ void scatter_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> X, Matr
   check_matrix(v, "Xp", Xp, plan.layout.rows, "rows (plan.layout.rows)", X.cols,
                "cols (the cols of X)");
   v.disjoint("Xp", Xp, "X", X);
-  detail::ScatterArgs<T> a;
+  detail::ScatterProblem<T> a;
   a.plan = arrays_of(plan);
   a.cols = X.cols;
   a.src = X.data;
@@ -347,7 +347,7 @@ template <class T>
 void combine_to_tokens(Context& ctx, const MoePlan& plan, detail::CombineSource source,
                        const T* src, int64_t ld_src, int64_t cols, const float* gates,
                        int64_t ld_gates, T* dst, int64_t ld_dst) {
-  detail::CombineArgs<T> a;
+  detail::CombineProblem<T> a;
   a.plan = arrays_of(plan);
   a.cols = cols;
   a.source = source;
@@ -412,7 +412,7 @@ void gather_backward_impl(Context& ctx, const MoePlan& plan, MatrixView<const T>
   v.disjoint("dgates", dgates, "gates", gates);
   v.disjoint("dgates", dgates, "dY", dY);
   v.disjoint("dgates", dgates, "dYp", dYp);
-  detail::GatherBackwardArgs<T> a;
+  detail::GatherBackwardProblem<T> a;
   a.plan = arrays_of(plan);
   a.cols = Yp.cols;
   a.yp = Yp.data;
@@ -442,10 +442,10 @@ void check_gemm_operands(const Validator& v, const MoePlan& plan, const char* x_
 }
 
 template <class T>
-detail::GroupedGemmArgs<T> gemm_args(const MoePlan& plan, const MatrixView<const T>& A,
-                                     bool a_gather, const MatrixView<const T>& W, bool trans,
-                                     int64_t n) {
-  detail::GroupedGemmArgs<T> g;
+detail::GroupedGemmProblem<T> gemm_args(const MoePlan& plan, const MatrixView<const T>& A,
+                                        bool a_gather, const MatrixView<const T>& W, bool trans,
+                                        int64_t n) {
+  detail::GroupedGemmProblem<T> g;
   g.plan = arrays_of(plan);
   g.n = n;
   g.k = A.cols;
@@ -471,7 +471,7 @@ void grouped_gemm_impl(Context& ctx, const char* op, const MoePlan& plan, Matrix
       gather ? "rows (plan tokens)" : "rows (plan.layout.rows)", W, Yp.cols, o.transpose_w);
   v.disjoint("Yp", Yp, gather ? "X" : "Xp", X);
   v.disjoint("Yp", Yp, "W", W);
-  detail::GroupedGemmArgs<T> g = gemm_args(plan, X, gather, W, o.transpose_w, Yp.cols);
+  detail::GroupedGemmProblem<T> g = gemm_args(plan, X, gather, W, o.transpose_w, Yp.cols);
   g.epilogue = detail::GemmEpilogue::Rows;
   g.c = Yp.data;
   g.ldc = Yp.ld;
@@ -482,7 +482,7 @@ void grouped_gemm_impl(Context& ctx, const char* op, const MoePlan& plan, Matrix
 // (its epilogue and output are set here): the Slots epilogue into a slot-ordered
 // workspace, then the contiguous combine.
 template <class T>
-void gemm_then_combine(Context& ctx, const MoePlan& plan, detail::GroupedGemmArgs<T> g,
+void gemm_then_combine(Context& ctx, const MoePlan& plan, detail::GroupedGemmProblem<T> g,
                        const float* gates, int64_t ld_gates, T* Y, int64_t ldy) {
   Workspace<T> slots(ctx, plan.layout.tokens * plan.layout.top_k, g.n);
   g.epilogue = detail::GemmEpilogue::Slots;
@@ -531,7 +531,7 @@ void wgrad_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> Xp, Matri
   check_aligned(v, "dW", dW);
   v.disjoint("dW", dW, "Xp", Xp);
   v.disjoint("dW", dW, "dYp", dYp);
-  detail::WgradArgs<T> w;
+  detail::WgradProblem<T> w;
   w.plan = arrays_of(plan);
   w.m = Xp.cols;
   w.n = dYp.cols;
@@ -598,7 +598,7 @@ template <class T>
 void mlp_up(Context& ctx, const MoePlan& plan, const MatrixView<const T>& X,
             const MoeMlpWeights<T>& w, T* h1, int64_t ld_h1, T* h3, int64_t ld_h3, T* a,
             int64_t ld_a) {
-  detail::GroupedGemmArgs<T> g = gemm_args(plan, X, true, w.w1, false, w.w1.cols);
+  detail::GroupedGemmProblem<T> g = gemm_args(plan, X, true, w.w1, false, w.w1.cols);
   g.b[1] = w.w3.data;
   g.ldb[1] = w.w3.ld;
   g.epilogue = detail::GemmEpilogue::SwiGLU;
@@ -633,7 +633,7 @@ void mlp_forward_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> X,
 
   Workspace<T> a(ctx, plan.layout.rows, F);
   mlp_up(ctx, plan, X, w, saved.h1.data, saved.h1.ld, saved.h3.data, saved.h3.ld, a.data(), a.ld);
-  detail::GroupedGemmArgs<T> down =
+  detail::GroupedGemmProblem<T> down =
       gemm_args(plan, MatrixView<const T>(a.data(), plan.layout.rows, F, a.ld, X.memory), false,
                 w.w2, false, H);
   gemm_then_combine(ctx, plan, down, gates.data, gates.ld, Y.data, Y.ld);
@@ -707,7 +707,7 @@ void mlp_backward_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> X,
   // u = dY[token] W2_e^T (the gather fused into the GEMM).
   Workspace<T> u(ctx, rows, F);
   {
-    detail::GroupedGemmArgs<T> g = gemm_args(plan, dY, true, w.w2, true, F);
+    detail::GroupedGemmProblem<T> g = gemm_args(plan, dY, true, w.w2, true, F);
     g.epilogue = detail::GemmEpilogue::Rows;
     g.c = u.data();
     g.ldc = u.ld;
@@ -716,7 +716,7 @@ void mlp_backward_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> X,
   // dgates, dh1, dh3 and the activation a.
   Workspace<T> dh1(ctx, rows, F), dh3(ctx, rows, F);
   {
-    detail::SwigluBackwardArgs<T> s;
+    detail::SwigluBackwardProblem<T> s;
     s.plan = arrays_of(plan);
     s.cols = F;
     s.h1 = h1;
@@ -740,7 +740,7 @@ void mlp_backward_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> X,
   // Weight gradients: dW2_e = a_e^T (g dY[token]), dW1_e = X[token]^T dh1, dW3_e likewise.
   auto wgrad = [&](const T* a, int64_t lda, bool a_gather, int64_t m, const T* b, int64_t ldb,
                    bool b_gather, const float* b_gates, int64_t n, T* c, int64_t ldc) {
-    detail::WgradArgs<T> wg;
+    detail::WgradProblem<T> wg;
     wg.plan = arrays_of(plan);
     wg.m = m;
     wg.n = n;
@@ -761,7 +761,7 @@ void mlp_backward_impl(Context& ctx, const MoePlan& plan, MatrixView<const T> X,
   wgrad(X.data, X.ld, true, H, dh1.data(), dh1.ld, false, nullptr, F, grads.dw1.data, grads.dw1.ld);
   wgrad(X.data, X.ld, true, H, dh3.data(), dh3.ld, false, nullptr, F, grads.dw3.data, grads.dw3.ld);
   // dX[t] = sum_j (dh1 W1_e^T + dh3 W3_e^T)[row of (t, j)]: two segments, combined.
-  detail::GroupedGemmArgs<T> g =
+  detail::GroupedGemmProblem<T> g =
       gemm_args(plan, MatrixView<const T>(dh1.data(), rows, F, dh1.ld, mem), false, w.w1, true, H);
   g.segments = 2;
   g.a[1] = dh3.data();

@@ -148,7 +148,7 @@ const float* weight_block(const T* b, int64_t ldb, bool trans, int64_t e, int64_
 }  // namespace
 
 template <class L>
-void moe_router_topk(const detail::RouterArgs<L>& a) {
+void moe_router_topk(const detail::RouterProblem<L>& a) {
   const int k = static_cast<int>(a.top_k);
   const bool need_sum = a.mode == RouterMode::SoftmaxTopK && !a.renormalize;
 #pragma omp parallel if (worth_parallel(a.tokens * a.experts))
@@ -179,7 +179,7 @@ void moe_router_topk(const detail::RouterArgs<L>& a) {
   }
 }
 
-void moe_plan(const detail::PlanArgs& a) {
+void moe_plan(const detail::PlanProblem& a) {
   const int64_t slots = a.tokens * a.top_k;
   auto expert_of = [&](int64_t s) -> int64_t {
     const std::int32_t id = a.ids[(s / a.top_k) * a.ld_ids + s % a.top_k];
@@ -214,7 +214,7 @@ void moe_plan(const detail::PlanArgs& a) {
 }
 
 template <class T>
-void moe_scatter(const detail::ScatterArgs<T>& a) {
+void moe_scatter(const detail::ScatterProblem<T>& a) {
   const PlanArrays& p = a.plan;
   const int64_t used = p.offsets[p.experts];
 #pragma omp parallel for schedule(static) if (worth_parallel_stream(used * a.cols))
@@ -231,7 +231,7 @@ void moe_scatter(const detail::ScatterArgs<T>& a) {
 }
 
 template <class T>
-void moe_combine(const detail::CombineArgs<T>& a) {
+void moe_combine(const detail::CombineProblem<T>& a) {
   const PlanArrays& p = a.plan;
 #pragma omp parallel if (worth_parallel_stream(p.tokens * p.top_k * a.cols))
   {
@@ -256,7 +256,7 @@ void moe_combine(const detail::CombineArgs<T>& a) {
 }
 
 template <class T>
-void moe_gather_backward(const detail::GatherBackwardArgs<T>& a) {
+void moe_gather_backward(const detail::GatherBackwardProblem<T>& a) {
   const PlanArrays& p = a.plan;
   const int64_t used = p.offsets[p.experts];
 #pragma omp parallel for schedule(static) if (worth_parallel_stream(used * a.cols))
@@ -282,7 +282,7 @@ void moe_gather_backward(const detail::GatherBackwardArgs<T>& a) {
 }
 
 template <class T>
-void moe_grouped_gemm(const detail::GroupedGemmArgs<T>& g) {
+void moe_grouped_gemm(const detail::GroupedGemmProblem<T>& g) {
   const PlanArrays& p = g.plan;
   const bool swiglu = g.epilogue == detail::GemmEpilogue::SwiGLU;
   for_each_expert(p, false, [&](int64_t e) {
@@ -333,7 +333,7 @@ void moe_grouped_gemm(const detail::GroupedGemmArgs<T>& g) {
 }
 
 template <class T>
-void moe_wgrad(const detail::WgradArgs<T>& w) {
+void moe_wgrad(const detail::WgradProblem<T>& w) {
   const PlanArrays& p = w.plan;
   for_each_expert(p, true, [&](int64_t e) {
     const int64_t rows = p.counts[e], r0 = p.offsets[e];
@@ -357,7 +357,7 @@ void moe_wgrad(const detail::WgradArgs<T>& w) {
 }
 
 template <class T>
-void moe_swiglu_backward(const detail::SwigluBackwardArgs<T>& a) {
+void moe_swiglu_backward(const detail::SwigluBackwardProblem<T>& a) {
   const PlanArrays& p = a.plan;
   const int64_t used = p.offsets[p.experts];
 #pragma omp parallel for schedule(static) if (worth_parallel_stream(used * a.cols))
@@ -393,15 +393,15 @@ void moe_swiglu_backward(const detail::SwigluBackwardArgs<T>& a) {
     if (p.slot_row[s] < 0) a.dgates[detail::slot_gate_offset(s, p.top_k, a.ld_dgates)] = 0.0f;
 }
 
-template void moe_router_topk<float>(const detail::RouterArgs<float>&);
-template void moe_router_topk<bf16>(const detail::RouterArgs<bf16>&);
-#define KFUSE_MOE_CPU_INSTANTIATE(T)                                          \
-  template void moe_scatter<T>(const detail::ScatterArgs<T>&);                \
-  template void moe_combine<T>(const detail::CombineArgs<T>&);                \
-  template void moe_gather_backward<T>(const detail::GatherBackwardArgs<T>&); \
-  template void moe_grouped_gemm<T>(const detail::GroupedGemmArgs<T>&);       \
-  template void moe_wgrad<T>(const detail::WgradArgs<T>&);                    \
-  template void moe_swiglu_backward<T>(const detail::SwigluBackwardArgs<T>&);
+template void moe_router_topk<float>(const detail::RouterProblem<float>&);
+template void moe_router_topk<bf16>(const detail::RouterProblem<bf16>&);
+#define KFUSE_MOE_CPU_INSTANTIATE(T)                                             \
+  template void moe_scatter<T>(const detail::ScatterProblem<T>&);                \
+  template void moe_combine<T>(const detail::CombineProblem<T>&);                \
+  template void moe_gather_backward<T>(const detail::GatherBackwardProblem<T>&); \
+  template void moe_grouped_gemm<T>(const detail::GroupedGemmProblem<T>&);       \
+  template void moe_wgrad<T>(const detail::WgradProblem<T>&);                    \
+  template void moe_swiglu_backward<T>(const detail::SwigluBackwardProblem<T>&);
 KFUSE_MOE_CPU_INSTANTIATE(float)
 KFUSE_MOE_CPU_INSTANTIATE(bf16)
 #undef KFUSE_MOE_CPU_INSTANTIATE

@@ -8,19 +8,19 @@
 namespace kfuse::cpu {
 
 template <class L>
-void moe_router_topk(const detail::RouterArgs<L>& args);
-void moe_plan(const detail::PlanArgs& args);
+void moe_router_topk(const detail::RouterProblem<L>& args);
+void moe_plan(const detail::PlanProblem& args);
 template <class T>
-void moe_scatter(const detail::ScatterArgs<T>& args);
+void moe_scatter(const detail::ScatterProblem<T>& args);
 template <class T>
-void moe_combine(const detail::CombineArgs<T>& args);
+void moe_combine(const detail::CombineProblem<T>& args);
 template <class T>
-void moe_gather_backward(const detail::GatherBackwardArgs<T>& args);
+void moe_gather_backward(const detail::GatherBackwardProblem<T>& args);
 template <class T>
-void moe_grouped_gemm(const detail::GroupedGemmArgs<T>& args);
+void moe_grouped_gemm(const detail::GroupedGemmProblem<T>& args);
 template <class T>
-void moe_wgrad(const detail::WgradArgs<T>& args);
+void moe_wgrad(const detail::WgradProblem<T>& args);
 template <class T>
-void moe_swiglu_backward(const detail::SwigluBackwardArgs<T>& args);
+void moe_swiglu_backward(const detail::SwigluBackwardProblem<T>& args);
 
 }  // namespace kfuse::cpu
