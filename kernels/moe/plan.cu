@@ -1,4 +1,5 @@
-// The dispatch plan on the GPU, without host synchronisation:
+// The dispatch plan's kernels (the host side, with CUB's sort and scan between them, is
+// moe_plan in kernels/moe/launch.cu), without host synchronisation:
 //   1. keys[s] = expert of slot s (E for an id out of range), values[s] = s;
 //   2. a stable LSD radix sort of (key, slot) over the bits of E (CUB): within an
 //      expert the slots stay in increasing order, the same on every run;
@@ -9,19 +10,13 @@
 //      offsets[e] + rank; the rest are dropped.
 // The result equals the CPU path's bit for bit (the same arithmetic from kernels/moe/math.hpp).
 #include <cuda_runtime.h>
-#include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_scan.cuh>
-
-#include <algorithm>
 
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
-#include "kernels/moe/launch.hpp"
+#include "kernels/moe/kernels.hpp"
 #include "kernels/moe/math.hpp"
-#include "src/core/scratch.hpp"
 
-namespace kfuse::cuda {
-namespace moe {
+namespace kfuse::cuda::moe {
 namespace {
 
 constexpr int kThreads = 256;
@@ -105,78 +100,37 @@ __global__ void check_ids_kernel(const std::int32_t* ids, std::int64_t ld, std::
   if (id < 0 || id >= experts) atomicOr(bad, 1);  // an integer flag: order-free
 }
 
-int key_bits(std::int64_t experts) {
+}  // namespace
+
+int plan_key_bits(std::int64_t experts) {
   int bits = 1;
   while ((std::int64_t(1) << bits) <= experts)  // keys go up to E (out of range)
     ++bits;
   return bits;
 }
 
-}  // namespace
-}  // namespace moe
+void launch_plan_keys(const detail::PlanProblem& a, std::uint32_t* keys, std::int32_t* slots,
+                      cudaStream_t stream) {
+  KFUSE_LAUNCH(keys_kernel, blocks_for(a.tokens * a.top_k), kThreads, 0, stream, a, keys, slots);
+}
 
-void moe_plan(Context& ctx, const detail::PlanProblem& a) {
-  detail::DeviceGuard guard(ctx.device());
-  cudaStream_t stream = ctx.stream();
-  const std::int64_t slots = a.tokens * a.top_k, E = a.experts;
-  if (a.rows > 0)
-    KFUSE_CUDA_TRY(cudaMemsetAsync(a.row_slot, 0xff, static_cast<std::size_t>(a.rows) * 4, stream));
-  if (slots == 0) {
-    KFUSE_CUDA_TRY(cudaMemsetAsync(a.counts, 0, static_cast<std::size_t>(E) * 4, stream));
-    KFUSE_CUDA_TRY(cudaMemsetAsync(a.offsets, 0, static_cast<std::size_t>(E + 1) * 4, stream));
-    return;
-  }
-  const int n = static_cast<int>(slots);  // < 2^31, validated
-  // Work arrays: keys and slots in and out, per-expert first positions and sizes.
-  detail::Scratch work(ctx, static_cast<std::size_t>(4 * slots + 2 * (E + 1)) * 4);
-  std::uint32_t* keys_in = work.as<std::uint32_t>();
-  std::uint32_t* keys_out = keys_in + slots;
-  std::int32_t* slots_in = reinterpret_cast<std::int32_t*>(keys_out + slots);
-  std::int32_t* slots_out = slots_in + slots;
-  std::int32_t* first = slots_out + slots;
-  std::int32_t* sizes = first + (E + 1);
-  const int end_bit = moe::key_bits(E);
-  std::size_t sort_bytes = 0, scan_bytes = 0;
-  KFUSE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys_in, keys_out, slots_in,
-                                                 slots_out, n, 0, end_bit, stream));
-  KFUSE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, sizes, a.offsets,
-                                               static_cast<int>(E + 1), stream));
-  detail::Scratch temp(ctx, std::max(sort_bytes, scan_bytes));
-
-  KFUSE_LAUNCH(moe::keys_kernel, moe::blocks_for(slots), moe::kThreads, 0, stream, a, keys_in,
-               slots_in);
-  KFUSE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp.as<void>(), sort_bytes, keys_in, keys_out,
-                                                 slots_in, slots_out, n, 0, end_bit, stream));
-  KFUSE_LAUNCH(moe::experts_kernel, moe::blocks_for(E + 1), moe::kThreads, 0, stream, a, keys_out,
+void launch_plan_experts(const detail::PlanProblem& a, const std::uint32_t* sorted_keys,
+                         std::int32_t* first, std::int32_t* sizes, cudaStream_t stream) {
+  KFUSE_LAUNCH(experts_kernel, blocks_for(a.experts + 1), kThreads, 0, stream, a, sorted_keys,
                first, sizes);
-  KFUSE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp.as<void>(), scan_bytes, sizes, a.offsets,
-                                               static_cast<int>(E + 1), stream));
-  KFUSE_LAUNCH(moe::fill_kernel, moe::blocks_for(slots), moe::kThreads, 0, stream, a, keys_out,
-               slots_out, first);
 }
 
-bool moe_ids_valid(Context& ctx, const std::int32_t* ids, std::int64_t ld, std::int64_t rows,
-                   std::int64_t cols, std::int64_t experts) {
-  if (rows * cols == 0) return true;
-  detail::DeviceGuard guard(ctx.device());
-  cudaStream_t stream = ctx.stream();
-  detail::Scratch flag(ctx, sizeof(int));
-  KFUSE_CUDA_TRY(cudaMemsetAsync(flag.as<int>(), 0, sizeof(int), stream));
-  KFUSE_LAUNCH(moe::check_ids_kernel, moe::blocks_for(rows * cols), moe::kThreads, 0, stream, ids,
-               ld, rows, cols, experts, flag.as<int>());
-  int bad = 0;
-  KFUSE_CUDA_TRY(
-      cudaMemcpyAsync(&bad, flag.as<int>(), sizeof(int), cudaMemcpyDeviceToHost, stream));
-  KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));
-  return bad == 0;
+void launch_plan_fill(const detail::PlanProblem& a, const std::uint32_t* sorted_keys,
+                      const std::int32_t* sorted_slots, const std::int32_t* first,
+                      cudaStream_t stream) {
+  KFUSE_LAUNCH(fill_kernel, blocks_for(a.tokens * a.top_k), kThreads, 0, stream, a, sorted_keys,
+               sorted_slots, first);
 }
 
-void moe_copy_to_host(Context& ctx, const std::int32_t* values, std::int64_t n,
-                      std::int32_t* host) {
-  detail::DeviceGuard guard(ctx.device());
-  KFUSE_CUDA_TRY(cudaMemcpyAsync(host, values, static_cast<std::size_t>(n) * 4,
-                                 cudaMemcpyDeviceToHost, ctx.stream()));
-  KFUSE_CUDA_TRY(cudaStreamSynchronize(ctx.stream()));
+void launch_check_ids(const std::int32_t* ids, std::int64_t ld, std::int64_t rows,
+                      std::int64_t cols, std::int64_t experts, int* bad, cudaStream_t stream) {
+  KFUSE_LAUNCH(check_ids_kernel, blocks_for(rows * cols), kThreads, 0, stream, ids, ld, rows, cols,
+               experts, bad);
 }
 
-}  // namespace kfuse::cuda
+}  // namespace kfuse::cuda::moe

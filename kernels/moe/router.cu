@@ -8,10 +8,9 @@
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
 #include "kernels/moe/device.cuh"
-#include "kernels/moe/launch.hpp"
+#include "kernels/moe/kernels.hpp"
 
-namespace kfuse::cuda {
-namespace moe {
+namespace kfuse::cuda::moe {
 namespace {
 
 constexpr int kMaxWarps = 4;
@@ -70,26 +69,22 @@ __global__ void router_kernel(const __grid_constant__ detail::RouterProblem<L> a
 }
 
 }  // namespace
-}  // namespace moe
 
 template <class L>
-void moe_router_topk(Context& ctx, const detail::RouterProblem<L>& a) {
-  detail::DeviceGuard guard(ctx.device());
-  const std::size_t per_warp = moe::warp_smem_bytes(a.experts, a.top_k);
-  int warps = moe::kMaxWarps;
-  while (warps > 1 && per_warp * warps > moe::kDefaultSmem)
+void launch_router(const detail::RouterProblem<L>& a, cudaStream_t stream) {
+  const std::size_t per_warp = warp_smem_bytes(a.experts, a.top_k);
+  int warps = kMaxWarps;
+  while (warps > 1 && per_warp * warps > kDefaultSmem)
     warps /= 2;
   const std::size_t smem = per_warp * warps;
-  if (smem > moe::kDefaultSmem)
-    KFUSE_CUDA_TRY(cudaFuncSetAttribute(moe::router_kernel<L>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+  if (smem > kDefaultSmem)
+    KFUSE_CUDA_TRY(cudaFuncSetAttribute(
+        router_kernel<L>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const std::int64_t blocks = detail::moe_ceil_div(a.tokens, warps);
-  KFUSE_LAUNCH(moe::router_kernel<L>, static_cast<unsigned>(blocks), 32 * warps, smem, ctx.stream(),
-               a);
+  KFUSE_LAUNCH(router_kernel<L>, static_cast<unsigned>(blocks), 32 * warps, smem, stream, a);
 }
 
-template void moe_router_topk<float>(Context&, const detail::RouterProblem<float>&);
-template void moe_router_topk<bf16>(Context&, const detail::RouterProblem<bf16>&);
+template void launch_router<float>(const detail::RouterProblem<float>&, cudaStream_t);
+template void launch_router<bf16>(const detail::RouterProblem<bf16>&, cudaStream_t);
 
-}  // namespace kfuse::cuda
+}  // namespace kfuse::cuda::moe

@@ -10,11 +10,8 @@
 #include "kernels/core/device.cuh"
 #include "kernels/moe/device.cuh"
 #include "kernels/moe/kernels.hpp"
-#include "kernels/moe/launch.hpp"
-#include "src/core/scratch.hpp"
 
-namespace kfuse::cuda {
-namespace moe {
+namespace kfuse::cuda::moe {
 namespace {
 
 using detail::PlanArrays;
@@ -195,67 +192,58 @@ void zero_padding_rows(const PlanArrays& p, int64_t cols, T* dst, int64_t ld, cu
 template void zero_padding_rows<float>(const PlanArrays&, int64_t, float*, int64_t, cudaStream_t);
 template void zero_padding_rows<bf16>(const PlanArrays&, int64_t, bf16*, int64_t, cudaStream_t);
 
-}  // namespace moe
-
 template <class T>
-void moe_scatter(Context& ctx, const detail::ScatterProblem<T>& a) {
-  detail::DeviceGuard guard(ctx.device());
-  cudaStream_t stream = ctx.stream();
-  const bool vec = moe::rows_aligned(a.src, a.ld_src) && moe::rows_aligned(a.dst, a.ld_dst);
+void launch_scatter(const detail::ScatterProblem<T>& a, cudaStream_t stream) {
+  const bool vec = rows_aligned(a.src, a.ld_src) && rows_aligned(a.dst, a.ld_dst);
   if (a.plan.tokens > 0) {
-    const moe::RowLaunch L = moe::row_launch<T>(a.plan.tokens, a.cols);
-    KFUSE_LAUNCH(moe::scatter_kernel<T>, L.grid, L.block, 0, stream, a, vec);
+    const RowLaunch L = row_launch<T>(a.plan.tokens, a.cols);
+    KFUSE_LAUNCH(scatter_kernel<T>, L.grid, L.block, 0, stream, a, vec);
   }
-  moe::zero_padding_rows(a.plan, a.cols, a.dst, a.ld_dst, stream);
+  zero_padding_rows(a.plan, a.cols, a.dst, a.ld_dst, stream);
 }
 
 template <class T>
-void moe_combine(Context& ctx, const detail::CombineProblem<T>& a) {
-  detail::DeviceGuard guard(ctx.device());
-  const bool vec = moe::rows_aligned(a.src, a.ld_src) && moe::rows_aligned(a.dst, a.ld_dst);
-  const moe::RowLaunch L = moe::row_launch<T>(a.plan.tokens, a.cols);
-  KFUSE_LAUNCH(moe::combine_kernel<T>, L.grid, L.block, 0, ctx.stream(), a, vec);
+void launch_combine(const detail::CombineProblem<T>& a, cudaStream_t stream) {
+  const bool vec = rows_aligned(a.src, a.ld_src) && rows_aligned(a.dst, a.ld_dst);
+  const RowLaunch L = row_launch<T>(a.plan.tokens, a.cols);
+  KFUSE_LAUNCH(combine_kernel<T>, L.grid, L.block, 0, stream, a, vec);
 }
 
 template <class T>
-void moe_gather_backward(Context& ctx, const detail::GatherBackwardProblem<T>& a) {
-  detail::DeviceGuard guard(ctx.device());
-  cudaStream_t stream = ctx.stream();
-  const bool vec = moe::rows_aligned(a.yp, a.ld_yp) && moe::rows_aligned(a.dy, a.ld_dy) &&
-                   moe::rows_aligned(a.dyp, a.ld_dyp);
+void launch_gather_backward(const detail::GatherBackwardProblem<T>& a, cudaStream_t stream) {
+  const bool vec =
+      rows_aligned(a.yp, a.ld_yp) && rows_aligned(a.dy, a.ld_dy) && rows_aligned(a.dyp, a.ld_dyp);
   const std::int64_t slots = a.plan.tokens * a.plan.top_k;
   if (slots > 0) {
-    const moe::RowLaunch L = moe::row_launch<T>(slots, a.cols);
-    KFUSE_LAUNCH(moe::gather_backward_kernel<T>, L.grid, L.block, 0, stream, a, vec);
+    const RowLaunch L = row_launch<T>(slots, a.cols);
+    KFUSE_LAUNCH(gather_backward_kernel<T>, L.grid, L.block, 0, stream, a, vec);
   }
-  moe::zero_padding_rows(a.plan, a.cols, a.dyp, a.ld_dyp, stream);
+  zero_padding_rows(a.plan, a.cols, a.dyp, a.ld_dyp, stream);
 }
 
 template <class T>
-void moe_swiglu_backward(Context& ctx, const detail::SwigluBackwardProblem<T>& a) {
-  detail::DeviceGuard guard(ctx.device());
-  cudaStream_t stream = ctx.stream();
-  const bool vec = moe::rows_aligned(a.h1, a.ld_h1) && moe::rows_aligned(a.h3, a.ld_h3) &&
-                   moe::rows_aligned(a.u, a.ld_u) && moe::rows_aligned(a.dh1, a.ld_dh1) &&
-                   moe::rows_aligned(a.dh3, a.ld_dh3) && moe::rows_aligned(a.a_out, a.ld_a);
+void launch_swiglu_backward(const detail::SwigluBackwardProblem<T>& a, cudaStream_t stream) {
+  const bool vec = rows_aligned(a.h1, a.ld_h1) && rows_aligned(a.h3, a.ld_h3) &&
+                   rows_aligned(a.u, a.ld_u) && rows_aligned(a.dh1, a.ld_dh1) &&
+                   rows_aligned(a.dh3, a.ld_dh3) && rows_aligned(a.a_out, a.ld_a);
   if (a.plan.rows > 0) {
-    const moe::RowLaunch L = moe::row_launch<T>(a.plan.rows, a.cols);
-    KFUSE_LAUNCH(moe::swiglu_backward_kernel<T>, L.grid, L.block, 0, stream, a, vec);
+    const RowLaunch L = row_launch<T>(a.plan.rows, a.cols);
+    KFUSE_LAUNCH(swiglu_backward_kernel<T>, L.grid, L.block, 0, stream, a, vec);
   }
   const std::int64_t slots = a.plan.tokens * a.plan.top_k;
   if (slots > 0) {
-    KFUSE_LAUNCH(moe::drop_dgates_kernel, static_cast<unsigned>(detail::moe_ceil_div(slots, 256)),
-                 256, 0, stream, a.plan, a.dgates, a.ld_dgates);
+    KFUSE_LAUNCH(drop_dgates_kernel, static_cast<unsigned>(detail::moe_ceil_div(slots, 256)), 256,
+                 0, stream, a.plan, a.dgates, a.ld_dgates);
   }
 }
 
-#define KFUSE_MOE_ROWS_INSTANTIATE(T)                                                      \
-  template void moe_scatter<T>(Context&, const detail::ScatterProblem<T>&);                \
-  template void moe_combine<T>(Context&, const detail::CombineProblem<T>&);                \
-  template void moe_gather_backward<T>(Context&, const detail::GatherBackwardProblem<T>&); \
-  template void moe_swiglu_backward<T>(Context&, const detail::SwigluBackwardProblem<T>&);
+#define KFUSE_MOE_ROWS_INSTANTIATE(T)                                                             \
+  template void launch_scatter<T>(const detail::ScatterProblem<T>&, cudaStream_t);                \
+  template void launch_combine<T>(const detail::CombineProblem<T>&, cudaStream_t);                \
+  template void launch_gather_backward<T>(const detail::GatherBackwardProblem<T>&, cudaStream_t); \
+  template void launch_swiglu_backward<T>(const detail::SwigluBackwardProblem<T>&, cudaStream_t);
 KFUSE_MOE_ROWS_INSTANTIATE(float)
 KFUSE_MOE_ROWS_INSTANTIATE(bf16)
 #undef KFUSE_MOE_ROWS_INSTANTIATE
 
-}  // namespace kfuse::cuda
+}  // namespace kfuse::cuda::moe
