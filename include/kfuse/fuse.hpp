@@ -98,10 +98,11 @@ void kron_fuse(Context& ctx, const std::vector<MatrixView<const f16>>& inputs,
 // columns with index k in slot j times the other slots' values; a Linear side passes
 // it on, a Cosine side maps it through v = a / |a| (g -> (g - (g . v) v) / |a|, with
 // |a| exactly as the forward computes it: a row the forward treats as zero, or one
-// holding a NaN or an inf, gets a zero gradient). An Rbf side is Unsupported (its
-// frequencies would have to be chained in fp32 for fp64 inputs). Sums in the working
-// type (fp32, fp64 for fp64), not bitwise the same on the CPU and the GPU. bf16 and
-// fp16 inputs get fp32 gradients.
+// holding a NaN or an inf, gets a zero gradient), an Rbf side through its random
+// Fourier features as rp_fuse_backward says (fp32 and fp16/bf16 inputs only: with
+// fp64 inputs an Rbf side is Unsupported, its features being fp32). Sums in the
+// working type (fp32, fp64 for fp64), not bitwise the same on the CPU and the GPU.
+// bf16 and fp16 inputs get fp32 gradients.
 void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const float>>& inputs,
                         MatrixView<const float> grad_out,
                         const std::vector<MatrixView<float>>& grads,
