@@ -322,6 +322,16 @@ class FeatureMaps {
     return buffers_.back()->template as<U>();
   }
 
+  // rows x cols elements, the size checked: a matrix of two validated widths (U_j of a
+  // backward: up to 2^31 x 2^31) can pass 64 bits in bytes, which is OutOfMemory,
+  // never a wrapped size.
+  template <class U>
+  U* allocate(std::int64_t rows, std::int64_t cols) {
+    const std::size_t bytes = detail::workspace_bytes(detail::checked_mul(rows, cols), sizeof(U));
+    buffers_.push_back(std::make_unique<Scratch>(ctx_, bytes > 0 ? bytes : sizeof(U)));
+    return buffers_.back()->template as<U>();
+  }
+
  private:
   Context& ctx_;
   std::vector<std::unique_ptr<Scratch>> buffers_;
@@ -433,7 +443,7 @@ void side_backward(Context& ctx, FeatureMaps<W>& maps, const FuseSide& side,
     run_fourier_grad(ctx, f);
     // The frequencies W [d x r] the forward drew (FeatureMaps::map), then
     // grad = (h W^T) / sigma.
-    float* freq = maps.template allocate<float>(input.cols * r);
+    float* freq = maps.template allocate<float>(input.cols, r);
     run_random(ctx,
                random_matrix(seed, detail::kStreamSideFourier + static_cast<std::uint32_t>(slot),
                              detail::kDrawGaussian, input.cols, r),
@@ -463,7 +473,7 @@ W* mapped_grad_of(FeatureMaps<W>& maps, const FuseOperand& mapped, const FuseSid
     return grad.data;
   }
   *ld = mapped.width;
-  return maps.template allocate<W>(n * mapped.width);
+  return maps.template allocate<W>(n, mapped.width);
 }
 
 template <class T, class O>
@@ -536,7 +546,7 @@ void rp_backward_impl(Context& ctx, const std::vector<MatrixView<const T>>& inpu
   detail::FactorGradProblem fg;
   for (int j = 0; j < count; ++j) {
     mapped[j] = maps.map(raw_operand(inputs[j]), n, sides[j], o.seed, j);
-    float* factor = maps.template allocate<float>(n * l);
+    float* factor = maps.template allocate<float>(n, l);
     ProjectionProblem p;
     p.in[0] = mapped[j];
     p.weight[0] = projection_matrix(o.seed, j, o.distribution, mapped[j].width, l);
@@ -556,13 +566,13 @@ void rp_backward_impl(Context& ctx, const std::vector<MatrixView<const T>>& inpu
   fg.dz = grad_out.data;
   fg.ldz = grad_out.ld;
   fg.scale = scaled.final_scale;
-  fg.out = maps.template allocate<float>(n * l);
+  fg.out = maps.template allocate<float>(n, l);
   for (int j = 0; j < count; ++j) {
     // G_j = final_scale dZ o prod_{k != j} F_k; dL/dv_j = factor_scale G_j U_j^T.
     fg.skip = j;
     run_factor_grad(ctx, fg);
     const std::int64_t w = mapped[j].width;
-    float* u = maps.template allocate<float>(w * l);
+    float* u = maps.template allocate<float>(w, l);
     run_random(ctx, projection_matrix(o.seed, j, o.distribution, w, l), u);
     detail::GradGemm g;
     g.m = n;
