@@ -120,6 +120,70 @@ int main(void) {
     CHECK(memcmp(before, z, sizeof z) == 0);
   }
 
+  /* the backwards (linear sides) against their brute-force sums */
+  {
+    float dk[N * W], dz[N * L], ga[N * D1], gb[N * D2], ga_before[N * D1];
+    kfuse_matrix_t grads[2], dout;
+    kfuse_kron_fuse_options_t ko = kfuse_kron_fuse_options_default();
+    kfuse_rp_fuse_options_t ro = kfuse_rp_fuse_options_default();
+    kfuse_matrix_t U1 = host(u1, D1, L, KFUSE_F32), U2 = host(u2, D2, L, KFUSE_F32);
+    for (i = 0; i < N * W; ++i)
+      dk[i] = (float)sin(0.37 * i);
+    for (i = 0; i < N * L; ++i)
+      dz[i] = (float)cos(0.53 * i + 1.0);
+    grads[0] = host(ga, N, D1, KFUSE_F32);
+    grads[1] = host(gb, N, D2, KFUSE_F32);
+    /* kron: da[i][j] = sum_k dk[i][j D2 + k] b[i][k], db[i][k] = sum_j dk[..] a[i][j] */
+    dout = host(dk, N, W, KFUSE_F32);
+    CHECK(kfuse_kron_fuse_backward(ctx, in, 2, &dout, grads, &ko) == KFUSE_SUCCESS);
+    err = 0.0;
+    for (i = 0; i < N; ++i) {
+      for (j = 0; j < D1; ++j) {
+        double s = 0.0;
+        for (k = 0; k < D2; ++k)
+          s += (double)dk[i * W + j * D2 + k] * b[i * D2 + k];
+        err = fmax(err, fabs(ga[i * D1 + j] - s));
+      }
+      for (k = 0; k < D2; ++k) {
+        double s = 0.0;
+        for (j = 0; j < D1; ++j)
+          s += (double)dk[i * W + j * D2 + k] * a[i * D1 + j];
+        err = fmax(err, fabs(gb[i * D2 + k] - s));
+      }
+    }
+    CHECK(err < 1e-5);
+    /* rp: da[i][k] = sum_c dz[i][c] (b_i . u2[:, c]) u1[k][c] / sqrt L */
+    ro.seed = 77;
+    dout = host(dz, N, L, KFUSE_F32);
+    CHECK(kfuse_rp_fuse_backward(ctx, in, 2, &dout, grads, &ro) == KFUSE_SUCCESS);
+    CHECK(kfuse_rp_projection_matrix(ctx, 0, &U1, &ro) == KFUSE_SUCCESS);
+    CHECK(kfuse_rp_projection_matrix(ctx, 1, &U2, &ro) == KFUSE_SUCCESS);
+    err = 0.0;
+    for (i = 0; i < N; ++i)
+      for (k = 0; k < D1; ++k) {
+        double s = 0.0;
+        for (c = 0; c < L; ++c) {
+          double f2 = 0.0;
+          for (j = 0; j < D2; ++j)
+            f2 += (double)b[i * D2 + j] * u2[j * L + c];
+          s += dz[i * L + c] * f2 * u1[k * L + c] / sqrt((double)L);
+        }
+        err = fmax(err, fabs(ga[i * D1 + k] - s));
+      }
+    CHECK(err < 1e-5);
+    /* errors: no grads, a gradient of the wrong dtype; gradients untouched */
+    memcpy(ga_before, ga, sizeof ga);
+    CHECK(kfuse_rp_fuse_backward(ctx, in, 2, &dout, NULL, &ro) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "grads") != NULL);
+    grads[1] = host(gb, N, D2 / 2, KFUSE_F64);
+    CHECK(kfuse_rp_fuse_backward(ctx, in, 2, &dout, grads, &ro) == KFUSE_INVALID_ARGUMENT);
+    CHECK(strstr(kfuse_last_error(), "'grads[1]'") != NULL);
+    grads[1] = host(gb, N - 1, D2, KFUSE_F32);
+    CHECK(kfuse_rp_fuse_backward(ctx, in, 2, &dout, grads, &ro) == KFUSE_SHAPE_MISMATCH);
+    CHECK(strstr(kfuse_last_error(), "'grads[1]'") != NULL);
+    CHECK(memcmp(ga_before, ga, sizeof ga) == 0);
+  }
+
   /* cross-modal (exact, fp64): image-text = C <psi_x, psi_t> */
   {
     enum { DP = 2, DI = 2, DT = 3 };

@@ -7,6 +7,8 @@
 // RP-KrossFuse approximates it with l random features. This header offers:
 //   kron_fuse             the exact fused rows a (x) b (x) ...
 //   rp_fuse               RP-KrossFuse: Z = scale (A U1) o (B U2) o ...
+//   kron_fuse_backward,   their gradients with respect to the inputs
+//   rp_fuse_backward
 //   cross_modal_kron/_rp  the paper's cross-modal fusion (Algorithm 2)
 //   rff_fuse              random Fourier features of a product of RBF kernels
 //   tensor_sketch         TensorSketch (count sketches multiplied in Fourier space)
@@ -89,6 +91,35 @@ void kron_fuse(Context& ctx, const std::vector<MatrixView<const bf16>>& inputs,
 void kron_fuse(Context& ctx, const std::vector<MatrixView<const f16>>& inputs,
                MatrixView<float> out, const KronFuseOptions& options = {});
 
+// The gradient of kron_fuse: given the inputs, the options of the forward call and
+// grad_out [n x w0 w1 ...] (dL/dout), writes grads[j] = dL/d inputs[j] [n x d_j] for
+// every input (each grads[j] of its input's shape; disjoint from every input, from
+// grad_out and from each other). dL/dv_j[k] is the sum of grad_out over the fused
+// columns with index k in slot j times the other slots' values; a Linear side passes
+// it on, a Cosine side maps it through v = a / |a| (g -> (g - (g . v) v) / |a|, with
+// |a| exactly as the forward computes it: a row the forward treats as zero, or one
+// holding a NaN or an inf, gets a zero gradient), an Rbf side through its random
+// Fourier features as rp_fuse_backward says (fp32 and fp16/bf16 inputs only: with
+// fp64 inputs an Rbf side is Unsupported, its features being fp32). Sums in the
+// working type (fp32, fp64 for fp64), not bitwise the same on the CPU and the GPU.
+// bf16 and fp16 inputs get fp32 gradients.
+void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const float>>& inputs,
+                        MatrixView<const float> grad_out,
+                        const std::vector<MatrixView<float>>& grads,
+                        const KronFuseOptions& options = {});
+void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const double>>& inputs,
+                        MatrixView<const double> grad_out,
+                        const std::vector<MatrixView<double>>& grads,
+                        const KronFuseOptions& options = {});
+void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const bf16>>& inputs,
+                        MatrixView<const float> grad_out,
+                        const std::vector<MatrixView<float>>& grads,
+                        const KronFuseOptions& options = {});
+void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const f16>>& inputs,
+                        MatrixView<const float> grad_out,
+                        const std::vector<MatrixView<float>>& grads,
+                        const KronFuseOptions& options = {});
+
 // ------------------------------------------------------------------ rp_fuse
 
 // The distribution of U's entries, each with mean 0 and variance 1.
@@ -129,6 +160,31 @@ void rp_fuse(Context& ctx, const std::vector<MatrixView<const bf16>>& inputs, Ma
              const RpFuseOptions& options = {});
 void rp_fuse(Context& ctx, const std::vector<MatrixView<const f16>>& inputs, MatrixView<float> out,
              const RpFuseOptions& options = {});
+
+// The gradient of rp_fuse: given the inputs, the options of the forward call and
+// grad_out [n x l] (dL/dZ), writes grads[j] = dL/d inputs[j] [n x d_j] for every
+// input (each of its input's shape, fp32 whatever the inputs' dtype; disjoint from
+// every input, from grad_out and from each other). With P_k = phi_k(A_k) U_k and Z =
+// s P_0 o P_1 o ...:  dL/dphi_j = (s grad_out o prod_{k != j} P_k) U_j^T, then
+//   Linear: passed on;
+//   Cosine: through v = a / |a|: g -> (g - (g . v) v) / |a|, |a| exactly as the
+//           forward computes it (a row it treats as zero, or one holding a NaN or an
+//           inf, gets a zero gradient);
+//   Rbf:    through its random Fourier features f = [cos(a W / sigma), sin(a W /
+//           sigma)] / sqrt r: dL/da = ((g_sin o f_cos - g_cos o f_sin) W^T) / sigma.
+// The P_k are recomputed as the forward computes them (options.precision). The
+// matrix products with U_j^T and W^T: fp32 with double sums on the CPU and fp32
+// cuBLAS on the GPU under Exact, the BLAS's sgemm / TF32 tensor cores under a TF32 or
+// BF16 permission. Not bitwise the same on the CPU and the GPU.
+void rp_fuse_backward(Context& ctx, const std::vector<MatrixView<const float>>& inputs,
+                      MatrixView<const float> grad_out, const std::vector<MatrixView<float>>& grads,
+                      const RpFuseOptions& options = {});
+void rp_fuse_backward(Context& ctx, const std::vector<MatrixView<const bf16>>& inputs,
+                      MatrixView<const float> grad_out, const std::vector<MatrixView<float>>& grads,
+                      const RpFuseOptions& options = {});
+void rp_fuse_backward(Context& ctx, const std::vector<MatrixView<const f16>>& inputs,
+                      MatrixView<const float> grad_out, const std::vector<MatrixView<float>>& grads,
+                      const RpFuseOptions& options = {});
 
 // Writes U_input [rows x cols] as rp_fuse draws it for input `input` (0-based)
 // under options.seed and options.distribution: rows = the width of that input's

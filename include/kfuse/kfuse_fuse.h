@@ -105,6 +105,17 @@ kfuse_status_t kfuse_kron_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs
 /* out [n x l] = RP-KrossFuse of the count inputs */
 kfuse_status_t kfuse_rp_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, int count,
                              const kfuse_matrix_t* out, const kfuse_rp_fuse_options_t* options);
+/* The gradients of kfuse_kron_fuse / kfuse_rp_fuse with respect to their inputs:
+ * grad_out as the forward's out (dL/dout), grads[j] (count of them, input j's shape)
+ * = dL/d inputs[j], KFUSE_F32 (KFUSE_F64 for fp64 Kronecker inputs; bf16 and fp16
+ * inputs get KFUSE_F32 gradients) */
+kfuse_status_t kfuse_kron_fuse_backward(kfuse_context_t ctx, const kfuse_matrix_t* inputs,
+                                        int count, const kfuse_matrix_t* grad_out,
+                                        const kfuse_matrix_t* grads,
+                                        const kfuse_kron_fuse_options_t* options);
+kfuse_status_t kfuse_rp_fuse_backward(kfuse_context_t ctx, const kfuse_matrix_t* inputs, int count,
+                                      const kfuse_matrix_t* grad_out, const kfuse_matrix_t* grads,
+                                      const kfuse_rp_fuse_options_t* options);
 /* out [rows x l] = U_input as kfuse_rp_fuse draws it */
 kfuse_status_t kfuse_rp_projection_matrix(kfuse_context_t ctx, int input, const kfuse_matrix_t* out,
                                           const kfuse_rp_fuse_options_t* options);

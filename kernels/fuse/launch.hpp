@@ -25,4 +25,15 @@ void tensor_sketch(Context& ctx, const detail::SketchProblem& p);
 
 void product_topk(Context& ctx, const detail::TopkProblem& p, Precision precision);
 
+// The backwards' pieces (kernels/fuse/backward.cu; kernels/fuse/problem.hpp says what each
+// computes).
+void fuse_factor_grad(Context& ctx, const detail::FactorGradProblem& p);
+// cuBLAS: fp32 (Exact) or TF32 tensor cores (a TF32 or BF16 permission).
+void fuse_grad_gemm(Context& ctx, const detail::GradGemm& g, Precision precision);
+template <class W>
+void fuse_cosine_grad(Context& ctx, const detail::CosineGradProblem& p);
+void fuse_fourier_grad(Context& ctx, const detail::FourierGradProblem& p);
+template <class W>
+void kron_fuse_grad(Context& ctx, const detail::KronGradProblem& p);
+
 }  // namespace kfuse::cuda

@@ -61,6 +61,38 @@ def rp_fuse(inputs, l, *, sides=None, seed=0, distribution=RpDistribution.Unifor
     return out
 
 
+def _grads(op, inputs, dtype):
+    return [empty(a, shape2(op, f"inputs[{j}]", a), dtype) for j, a in enumerate(inputs)]
+
+
+def kron_fuse_backward(inputs, grad_out, *, sides=None, seed=0, stream=None):
+    """The gradients of kron_fuse with respect to its inputs: given grad_out = dL/d
+    kron_fuse(inputs, ...) [n x w0 w1 ...] and the forward's options, the list of dL/d
+    inputs[j] (each of its input's shape; float32, float64 for float64 inputs)."""
+    op = "kron_fuse_backward"
+    inputs = _inputs(op, inputs)
+    grad_out = as_array(grad_out, op, "grad_out")
+    grads = _grads(op, inputs, _out_dtype(inputs[0]))
+    _kfuse.kron_fuse_backward(inputs, grad_out, grads, sides=_sides(op, sides), seed=seed,
+                              **execution(inputs[0], stream))
+    return grads
+
+
+def rp_fuse_backward(inputs, grad_out, *, sides=None, seed=0, distribution=RpDistribution.Uniform,
+                     scaling=RpScaling.Unbiased, precision=Precision.Exact, stream=None):
+    """The gradients of rp_fuse with respect to its inputs: given grad_out = dL/dZ
+    [n x l] (float32) and the forward's options, the list of dL/d inputs[j] (each of its
+    input's shape, float32 whatever the inputs' dtype)."""
+    op = "rp_fuse_backward"
+    inputs = _inputs(op, inputs)
+    grad_out = as_array(grad_out, op, "grad_out")
+    grads = _grads(op, inputs, "float32")
+    _kfuse.rp_fuse_backward(inputs, grad_out, grads,
+                            **_rp_kwargs(op, sides, seed, distribution, scaling, precision),
+                            **execution(inputs[0], stream))
+    return grads
+
+
 def rp_projection_matrix(input, rows, l, *, sides=None, seed=0,
                          distribution=RpDistribution.Uniform, scaling=RpScaling.Unbiased,
                          precision=Precision.Exact, like=None, stream=None):

@@ -75,6 +75,52 @@ void rp_fuse(const std::vector<In>& inputs, const Out& out, const Sides& sides, 
       });
 }
 
+template <class O>
+std::vector<kfuse::MatrixView<O>> grad_views(Call& c, const std::vector<Out>& grads) {
+  static const char* names[] = {"grads[0]", "grads[1]", "grads[2]", "grads[3]"};
+  std::vector<kfuse::MatrixView<O>> views;
+  for (std::size_t j = 0; j < grads.size(); ++j)
+    views.push_back(c.matrix<O>(grads[j], j < 4 ? names[j] : "grads[j]"));
+  return views;
+}
+
+void kron_fuse_backward(const std::vector<In>& inputs, const In& grad_out,
+                        const std::vector<Out>& grads, const Sides& sides, std::uint64_t seed,
+                        std::uintptr_t stream, bool torch_ws) {
+  Call c("kron_fuse_backward", stream, torch_ws);
+  dispatch_dtype<float, double, kfuse::bf16, kfuse::f16>(
+      first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
+        using T = decltype(tag);
+        const auto in = input_views<T>(c, inputs);
+        const auto dz = c.matrix<const FuseOut<T>>(grad_out, "grad_out");
+        const auto g = grad_views<FuseOut<T>>(c, grads);
+        kfuse::Context& ctx = c.context();
+        kfuse::KronFuseOptions opt;
+        opt.sides = sides;
+        opt.seed = seed;
+        nb::gil_scoped_release release;
+        kfuse::kron_fuse_backward(ctx, in, dz, g, opt);
+      });
+}
+
+void rp_fuse_backward(const std::vector<In>& inputs, const In& grad_out,
+                      const std::vector<Out>& grads, const Sides& sides, std::uint64_t seed,
+                      kfuse::RpDistribution distribution, kfuse::RpScaling scaling,
+                      kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
+  Call c("rp_fuse_backward", stream, torch_ws);
+  dispatch_dtype<float, kfuse::bf16, kfuse::f16>(
+      first_dtype(c, inputs), c.op(), "inputs[0]", [&](auto tag) {
+        using T = decltype(tag);
+        const auto in = input_views<T>(c, inputs);
+        const auto dz = c.matrix<const float>(grad_out, "grad_out");
+        const auto g = grad_views<float>(c, grads);
+        kfuse::Context& ctx = c.context();
+        const auto opt = rp_options(sides, seed, distribution, scaling, precision);
+        nb::gil_scoped_release release;
+        kfuse::rp_fuse_backward(ctx, in, dz, g, opt);
+      });
+}
+
 void rp_projection_matrix(int input, const Out& out, const Sides& sides, std::uint64_t seed,
                           kfuse::RpDistribution distribution, kfuse::RpScaling scaling,
                           kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
@@ -114,7 +160,8 @@ void cross_modal(kfuse::Modality modality, const In& shared, const In& expert, c
                  kfuse::RpDistribution distribution, kfuse::RpScaling scaling,
                  kfuse::Precision precision, std::uintptr_t stream, bool torch_ws) {
   Call c(Rp ? "cross_modal_rp" : "cross_modal_kron", stream, torch_ws);
-  dispatch_storage<!Rp>(dtype(shared, c.op(), "shared"), c.op(), "shared", [&](auto tag) {
+  const kfuse::DType dt = dtype(shared, c.op(), "shared");
+  auto body = [&](auto tag) {
     using T = decltype(tag);
     const auto s = c.matrix<const T>(shared, "shared"), e = c.matrix<const T>(expert, "expert");
     const auto o = c.matrix<FuseOut<T>>(out, "out");
@@ -126,7 +173,11 @@ void cross_modal(kfuse::Modality modality, const In& shared, const In& expert, c
       kfuse::cross_modal_rp(ctx, modality, s, e, o, opt);
     else
       kfuse::cross_modal_kron(ctx, modality, s, e, o, opt);
-  });
+  };
+  if constexpr (Rp)
+    dispatch_dtype<float, kfuse::bf16, kfuse::f16>(dt, c.op(), "shared", body);
+  else
+    dispatch_dtype<float, double, kfuse::bf16, kfuse::f16>(dt, c.op(), "shared", body);
 }
 
 void rff_fuse(const std::vector<In>& inputs, const Out& out, const std::vector<double>& sigmas,
@@ -287,6 +338,13 @@ void register_fuse(nb::module_& m) {
   m.def("rp_fuse", &rp_fuse, "inputs"_a, "out"_a, nb::kw_only(), "sides"_a = Sides{},
         "seed"_a = rp.seed, "distribution"_a = rp.distribution, "scaling"_a = rp.scaling,
         "precision"_a = rp.precision, "stream"_a = 0, "torch_workspace"_a = false);
+  m.def("kron_fuse_backward", &kron_fuse_backward, "inputs"_a, "grad_out"_a, "grads"_a,
+        nb::kw_only(), "sides"_a = Sides{}, "seed"_a = kr.seed, "stream"_a = 0,
+        "torch_workspace"_a = false);
+  m.def("rp_fuse_backward", &rp_fuse_backward, "inputs"_a, "grad_out"_a, "grads"_a, nb::kw_only(),
+        "sides"_a = Sides{}, "seed"_a = rp.seed, "distribution"_a = rp.distribution,
+        "scaling"_a = rp.scaling, "precision"_a = rp.precision, "stream"_a = 0,
+        "torch_workspace"_a = false);
   m.def("rp_projection_matrix", &rp_projection_matrix, "input"_a, "out"_a, nb::kw_only(),
         "sides"_a = Sides{}, "seed"_a = rp.seed, "distribution"_a = rp.distribution,
         "scaling"_a = rp.scaling, "precision"_a = rp.precision, "stream"_a = 0,

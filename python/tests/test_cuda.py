@@ -41,6 +41,19 @@ def test_fuse_family_on_cuda_is_bitwise_the_cpu():
         torch.testing.assert_close(f(Ag, Bg).cpu(), f(A, B), rtol=0, atol=0)
 
 
+def test_fuse_backwards_on_cuda():
+    # Not bitwise: cuBLAS sums in its own order (fp32 under Exact).
+    (A, Ag), (B, Bg) = both(33, 12), both(33, 7)
+    (G, Gg), (K, Kg) = both(33, 50), both(33, 84)
+    sides = ["cosine", ("rbf", 0.8, 6)]
+    for got, want in ((kfuse.rp_fuse_backward([Ag, Bg], Gg, sides=sides, seed=3),
+                       kfuse.rp_fuse_backward([A, B], G, sides=sides, seed=3)),
+                      (kfuse.kron_fuse_backward([Ag, Bg], Kg, sides=["cosine", "linear"]),
+                       kfuse.kron_fuse_backward([A, B], K, sides=["cosine", "linear"]))):
+        for g, w in zip(got, want):
+            close(g, w)
+
+
 def test_contrastive_on_cuda_with_device_scale():
     A = torch.nn.functional.normalize(torch.randn(300, 64), dim=1)
     B = torch.nn.functional.normalize(torch.randn(300, 64), dim=1)
@@ -99,3 +112,18 @@ def test_torch_layer_on_cuda():
     torch.testing.assert_close(loss, ref, rtol=1e-4, atol=1e-5)
     torch.library.opcheck(kt.ops.clip_loss_fwd, (img, txt, scale.log().detach(), 0.0, True))
     assert np.isfinite(img.grad.sum().item())
+
+
+def test_torch_fuse_ops_on_cuda():
+    import kfuse.torch as kt
+
+    A = torch.randn(20, 6, device="cuda", requires_grad=True)
+    B = torch.randn(20, 5, device="cuda", requires_grad=True)
+    G = torch.randn(20, 16, device="cuda")
+    kt.rp_fuse([A, B], 16, sides=["cosine", "linear"], seed=5).backward(G)
+    Ac, Bc = (x.detach().cpu().requires_grad_() for x in (A, B))
+    kt.rp_fuse([Ac, Bc], 16, sides=["cosine", "linear"], seed=5).backward(G.cpu())
+    close(A.grad, Ac.grad)
+    close(B.grad, Bc.grad)
+    torch.library.opcheck(kt.ops.rp_fuse_op, ([A, B], 16, [1, 0], [1.0, 1.0], [0, 0], 5,
+                                              "Uniform", "Unbiased", "Exact"))

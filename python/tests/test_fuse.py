@@ -111,3 +111,30 @@ def test_cross_modal_rp(rng):
     U = [kfuse.rp_projection_matrix(j, w, l, seed=9) for j, w in enumerate((3, 2 * w2, 2 * w3))]
     ref = (S @ U[0]) * (u2 @ U[1]) * (e3 @ U[2]) / np.sqrt(l)
     np.testing.assert_allclose(Z, ref, rtol=2e-4, atol=2e-5)
+
+
+def test_kron_fuse_backward_linear_sides(rng):
+    # d<G, a (x) b>/da_i = sum_k G[i, i' k] b_k and likewise for b.
+    A, B = rng.normal(size=(5, 3)), rng.normal(size=(5, 4))
+    G = rng.normal(size=(5, 12))
+    dA, dB = kfuse.kron_fuse_backward([A, B], G)
+    assert dA.dtype == np.float64 and dA.shape == A.shape and dB.shape == B.shape
+    G3 = G.reshape(5, 3, 4)
+    np.testing.assert_allclose(dA, np.einsum("nij,nj->ni", G3, B), rtol=1e-13)
+    np.testing.assert_allclose(dB, np.einsum("nij,ni->nj", G3, A), rtol=1e-13)
+
+
+def test_rp_fuse_backward_linear_sides(rng):
+    # Z = (A U0) o (B U1) / sqrt l: dA = ((G o B U1) / sqrt l) U0^T.
+    A, B = (rng.normal(size=(6, d)).astype(np.float32) for d in (3, 5))
+    l = 16
+    G = rng.normal(size=(6, l)).astype(np.float32)
+    U0 = kfuse.rp_projection_matrix(0, 3, l, seed=9).astype(np.float64)
+    U1 = kfuse.rp_projection_matrix(1, 5, l, seed=9).astype(np.float64)
+    dA, dB = kfuse.rp_fuse_backward([A, strided(B)], G, seed=9)
+    assert dA.dtype == np.float32 and dA.shape == A.shape and dB.shape == B.shape
+    s = 1 / np.sqrt(l)
+    np.testing.assert_allclose(dA, (G * (B @ U1) * s) @ U0.T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dB, (G * (A @ U0) * s) @ U1.T, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="grad_out"):
+        kfuse.rp_fuse_backward([A, B], G[:5])

@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -109,6 +110,29 @@ void run_topk(Context& ctx, const TopkProblem& p, Precision precision) {
   return KFUSE_DISPATCH(ctx, cuda::product_topk(ctx, p, precision), cpu::product_topk(p));
 }
 
+void run_factor_grad(Context& ctx, const detail::FactorGradProblem& p) {
+  return KFUSE_DISPATCH(ctx, cuda::fuse_factor_grad(ctx, p), cpu::fuse_factor_grad(p));
+}
+
+void run_grad_gemm(Context& ctx, const detail::GradGemm& g, Precision precision) {
+  return KFUSE_DISPATCH(ctx, cuda::fuse_grad_gemm(ctx, g, precision),
+                        cpu::fuse_grad_gemm(g, precision));
+}
+
+template <class W>
+void run_cosine_grad(Context& ctx, const detail::CosineGradProblem& p) {
+  return KFUSE_DISPATCH(ctx, cuda::fuse_cosine_grad<W>(ctx, p), cpu::fuse_cosine_grad<W>(p));
+}
+
+void run_fourier_grad(Context& ctx, const detail::FourierGradProblem& p) {
+  return KFUSE_DISPATCH(ctx, cuda::fuse_fourier_grad(ctx, p), cpu::fuse_fourier_grad(p));
+}
+
+template <class W>
+void run_kron_grad(Context& ctx, const detail::KronGradProblem& p) {
+  return KFUSE_DISPATCH(ctx, cuda::kron_fuse_grad<W>(ctx, p), cpu::kron_fuse_grad<W>(p));
+}
+
 // ------------------------------------------------------------------ validation
 
 const char* const kInputNames[kMaxFuseInputs] = {"inputs[0]", "inputs[1]", "inputs[2]",
@@ -168,11 +192,12 @@ std::vector<FuseSide> check_sides(const Validator& v, const std::vector<FuseSide
 }
 
 // The product of the widths, failing when a fused row would reach 2^31 columns.
-std::int64_t fused_width(const Validator& v, const std::int64_t* widths, int count) {
+std::int64_t fused_width(const Validator& v, const std::int64_t* widths, int count,
+                         const char* out_name = "out") {
   std::int64_t width = 1;
   for (int j = 0; j < count; ++j) {
     if (widths[j] > kMaxFuseWidth / width)
-      v.fail(Status::Unsupported, "out",
+      v.fail(Status::Unsupported, out_name,
              "the fused row would have more than 2^31 - 1 columns (input " + std::to_string(j) +
                  " has width " + std::to_string(widths[j]) + ")");
     width *= widths[j];
@@ -185,6 +210,34 @@ void check_out_disjoint(const Validator& v, const MatrixView<O>& out,
                         const std::vector<MatrixView<const T>>& inputs) {
   for (std::size_t j = 0; j < inputs.size(); ++j)
     v.disjoint("out", out, kInputNames[j], inputs[j]);
+}
+
+const char* const kGradNames[kMaxFuseInputs] = {"grads[0]", "grads[1]", "grads[2]", "grads[3]"};
+
+// One gradient per input, of its input's shape, disjoint from every input, from
+// grad_out and from each other (a backward writes them while it reads those).
+template <class G, class T, class D>
+void check_grads(const Validator& v, const std::vector<MatrixView<G>>& grads,
+                 const std::vector<MatrixView<const T>>& inputs,
+                 const MatrixView<const D>& grad_out) {
+  if (grads.size() != inputs.size())
+    v.fail(Status::InvalidArgument, "grads",
+           "expected one gradient per input (" + std::to_string(inputs.size()) + "), got " +
+               std::to_string(grads.size()));
+  for (std::size_t j = 0; j < grads.size(); ++j) {
+    v.matrix(kGradNames[j], grads[j]);
+    v.extent(kGradNames[j], "rows (the rows of the inputs)", inputs[j].rows, grads[j].rows);
+    v.extent(kGradNames[j], "cols (the cols of its input)", inputs[j].cols, grads[j].cols);
+  }
+  for (std::size_t j = 0; j < grads.size(); ++j) {
+    for (std::size_t k = 0; k < inputs.size(); ++k)
+      v.disjoint(kGradNames[j], grads[j], kInputNames[k], inputs[k]);
+    v.disjoint(kGradNames[j], grads[j], "grad_out", grad_out);
+    for (std::size_t k = 0; k < j; ++k)
+      if (detail::views_overlap(grads[j], grads[k]))
+        v.fail(Status::InvalidArgument, kGradNames[j],
+               std::string("must not overlap '") + kGradNames[k] + "'");
+  }
 }
 
 // ------------------------------------------------------------------ operands
@@ -269,6 +322,16 @@ class FeatureMaps {
     return buffers_.back()->template as<U>();
   }
 
+  // rows x cols elements, the size checked: a matrix of two validated widths (U_j of a
+  // backward: up to 2^31 x 2^31) can pass 64 bits in bytes, which is OutOfMemory,
+  // never a wrapped size.
+  template <class U>
+  U* allocate(std::int64_t rows, std::int64_t cols) {
+    const std::size_t bytes = detail::workspace_bytes(detail::checked_mul(rows, cols), sizeof(U));
+    buffers_.push_back(std::make_unique<Scratch>(ctx_, bytes > 0 ? bytes : sizeof(U)));
+    return buffers_.back()->template as<U>();
+  }
+
  private:
   Context& ctx_;
   std::vector<std::unique_ptr<Scratch>> buffers_;
@@ -347,6 +410,183 @@ void rp_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matri
   p.out = out.data;
   p.ldo = out.ld;
   run_projection(ctx, p, o.precision);
+}
+
+// ------------------------------------------------------------------ backwards
+
+// The gradient with respect to input `slot`'s mapped row has landed in
+// `mapped_grad`: grad itself for a Linear or Cosine side (whose map keeps the
+// width), scratch [n x 2r] (leading dimension 2r) for an Rbf side. This takes it
+// back through the side's map into grad. (An Rbf side needs W = float: the host
+// layer rejects it otherwise.)
+template <class W, class T>
+void side_backward(Context& ctx, FeatureMaps<W>& maps, const FuseSide& side,
+                   const MatrixView<const T>& input, const FuseOperand& mapped, std::uint64_t seed,
+                   int slot, W* mapped_grad, MatrixView<W> grad) {
+  const std::int64_t n = input.rows;
+  if (side.kernel == SideKernel::Cosine) {
+    detail::CosineGradProblem c;
+    c.in = raw_operand(input);
+    c.in.row_scale = mapped.row_scale;
+    c.n = n;
+    c.grad = grad.data;
+    c.ldg = grad.ld;
+    run_cosine_grad<W>(ctx, c);
+  } else if constexpr (std::is_same_v<W, float>) {
+    if (side.kernel != SideKernel::Rbf) return;
+    const std::int64_t r = side.rff_features;
+    detail::FourierGradProblem f;
+    f.features = static_cast<const float*>(mapped.data);
+    f.grad = mapped_grad;
+    f.n = n;
+    f.r = r;
+    run_fourier_grad(ctx, f);
+    // The frequencies W [d x r] the forward drew (FeatureMaps::map), then
+    // grad = (h W^T) / sigma.
+    float* freq = maps.template allocate<float>(input.cols, r);
+    run_random(ctx,
+               random_matrix(seed, detail::kStreamSideFourier + static_cast<std::uint32_t>(slot),
+                             detail::kDrawGaussian, input.cols, r),
+               freq);
+    detail::GradGemm g;
+    g.m = n;
+    g.n = input.cols;
+    g.k = r;
+    g.alpha = static_cast<float>(1.0 / side.sigma);
+    g.A = mapped_grad;
+    g.lda = 2 * r;
+    g.B = freq;
+    g.ldb = r;
+    g.C = grad.data;
+    g.ldc = grad.ld;
+    run_grad_gemm(ctx, g, Precision::Exact);
+  }
+}
+
+// The mapped-row gradient's home for side_backward: grad itself, or scratch for an
+// Rbf side.
+template <class W>
+W* mapped_grad_of(FeatureMaps<W>& maps, const FuseOperand& mapped, const FuseSide& side,
+                  std::int64_t n, const MatrixView<W>& grad, std::int64_t* ld) {
+  if (side.kernel != SideKernel::Rbf) {
+    *ld = grad.ld;
+    return grad.data;
+  }
+  *ld = mapped.width;
+  return maps.template allocate<W>(n, mapped.width);
+}
+
+template <class T, class O>
+void kron_backward_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs,
+                        MatrixView<const O> grad_out, const std::vector<MatrixView<O>>& grads,
+                        const KronFuseOptions& o) {
+  const Validator v("kron_fuse_backward", ctx);
+  const std::int64_t n = check_inputs(v, inputs, 2);
+  const int count = static_cast<int>(inputs.size());
+  const std::vector<FuseSide> sides = check_sides(v, o.sides, inputs.size());
+  if constexpr (!std::is_same_v<O, float>)
+    for (int j = 0; j < count; ++j)
+      if (sides[j].kernel == SideKernel::Rbf)
+        v.fail(Status::Unsupported, "sides[" + std::to_string(j) + "]",
+               "the gradient through an Rbf side's random Fourier features is fp32 only");
+  v.matrix("grad_out", grad_out);
+  v.extent("grad_out", "rows (the rows of the inputs)", n, grad_out.rows);
+  std::int64_t widths[kMaxFuseInputs];
+  for (int j = 0; j < count; ++j)
+    widths[j] = fuse_side_width(sides[j], inputs[j].cols);
+  v.extent("grad_out", "cols (the fused width, the product of the inputs' widths)",
+           fused_width(v, widths, count, "grad_out"), grad_out.cols);
+  check_grads(v, grads, inputs, grad_out);
+  if (n == 0) return;
+
+  FeatureMaps<O> maps(ctx);
+  detail::KronGradProblem p;
+  for (int j = 0; j < count; ++j)
+    p.in[j] = maps.map(raw_operand(inputs[j]), n, sides[j], o.seed, j);
+  p.count = count;
+  p.n = n;
+  p.width = grad_out.cols;
+  p.dz = grad_out.data;
+  p.ldz = grad_out.ld;
+  for (int j = 0; j < count; ++j) {
+    O* mapped_grad = mapped_grad_of(maps, p.in[j], sides[j], n, grads[j], &p.ldo);
+    p.skip = j;
+    p.out = mapped_grad;
+    run_kron_grad<O>(ctx, p);
+    side_backward<O>(ctx, maps, sides[j], inputs[j], p.in[j], o.seed, j, mapped_grad, grads[j]);
+  }
+}
+
+template <class T>
+void rp_backward_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs,
+                      MatrixView<const float> grad_out, const std::vector<MatrixView<float>>& grads,
+                      const RpFuseOptions& o) {
+  const Validator v("rp_fuse_backward", ctx);
+  const std::int64_t n = check_inputs(v, inputs, 2);
+  const int count = static_cast<int>(inputs.size());
+  const std::vector<FuseSide> sides = check_sides(v, o.sides, inputs.size());
+  v.matrix("grad_out", grad_out);
+  v.extent("grad_out", "rows (the rows of the inputs)", n, grad_out.rows);
+  v.at_least("grad_out", "cols (l, the number of random features)", 1, grad_out.cols);
+  check_width(v, "grad_out", "cols (l, the number of random features)", grad_out.cols);
+  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
+                "Uniform, Gaussian or Rademacher");
+  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
+  v.precision(o.precision);
+  check_grads(v, grads, inputs, grad_out);
+  if (n == 0) return;
+
+  const std::int64_t l = grad_out.cols;
+  FeatureMaps<float> maps(ctx);
+  ProjectionProblem scaled;  // the forward's scales
+  set_scaling(scaled, o.scaling, l);
+  // The forward's factors F_k = (v_k U_k) * factor_scale, each by the forward's own
+  // projection (one operand, no final scale): under Exact the same bits.
+  FuseOperand mapped[kMaxFuseInputs];
+  detail::FactorGradProblem fg;
+  for (int j = 0; j < count; ++j) {
+    mapped[j] = maps.map(raw_operand(inputs[j]), n, sides[j], o.seed, j);
+    float* factor = maps.template allocate<float>(n, l);
+    ProjectionProblem p;
+    p.in[0] = mapped[j];
+    p.weight[0] = projection_matrix(o.seed, j, o.distribution, mapped[j].width, l);
+    p.count = 1;
+    p.n = n;
+    p.l = l;
+    p.kind = ProjectionKind::Product;
+    p.factor_scale = scaled.factor_scale;
+    p.out = factor;
+    p.ldo = l;
+    run_projection(ctx, p, o.precision);
+    fg.factor[j] = factor;
+  }
+  fg.count = count;
+  fg.n = n;
+  fg.l = l;
+  fg.dz = grad_out.data;
+  fg.ldz = grad_out.ld;
+  fg.scale = scaled.final_scale;
+  fg.out = maps.template allocate<float>(n, l);
+  for (int j = 0; j < count; ++j) {
+    // G_j = final_scale dZ o prod_{k != j} F_k; dL/dv_j = factor_scale G_j U_j^T.
+    fg.skip = j;
+    run_factor_grad(ctx, fg);
+    const std::int64_t w = mapped[j].width;
+    float* u = maps.template allocate<float>(w, l);
+    run_random(ctx, projection_matrix(o.seed, j, o.distribution, w, l), u);
+    detail::GradGemm g;
+    g.m = n;
+    g.n = w;
+    g.k = l;
+    g.alpha = scaled.factor_scale;
+    g.A = fg.out;
+    g.lda = l;
+    g.B = u;
+    g.ldb = l;
+    g.C = mapped_grad_of(maps, mapped[j], sides[j], n, grads[j], &g.ldc);
+    run_grad_gemm(ctx, g, o.precision);
+    side_backward<float>(ctx, maps, sides[j], inputs[j], mapped[j], o.seed, j, g.C, grads[j]);
+  }
 }
 
 // ------------------------------------------------------------------ cross-modal
@@ -675,6 +915,28 @@ void topk_impl(Context& ctx, MatrixView<const T> Q1, MatrixView<const T> Q2, Mat
                            const ProductTopkOptions& o) {                                \
     topk_impl<T>(ctx, Q1, Q2, G1, G2, indices, scores, o);                               \
   }
+
+#define KFUSE_FUSE_BACKWARD_OVERLOADS(T)                                                           \
+  void rp_fuse_backward(Context& ctx, const std::vector<MatrixView<const T>>& inputs,              \
+                        MatrixView<const float> grad_out,                                          \
+                        const std::vector<MatrixView<float>>& grads, const RpFuseOptions& o) {     \
+    rp_backward_impl<T>(ctx, inputs, grad_out, grads, o);                                          \
+  }                                                                                                \
+  void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const T>>& inputs,            \
+                          MatrixView<const float> grad_out,                                        \
+                          const std::vector<MatrixView<float>>& grads, const KronFuseOptions& o) { \
+    kron_backward_impl<T, float>(ctx, inputs, grad_out, grads, o);                                 \
+  }
+
+KFUSE_FUSE_BACKWARD_OVERLOADS(float)
+KFUSE_FUSE_BACKWARD_OVERLOADS(bf16)
+KFUSE_FUSE_BACKWARD_OVERLOADS(f16)
+
+void kron_fuse_backward(Context& ctx, const std::vector<MatrixView<const double>>& inputs,
+                        MatrixView<const double> grad_out,
+                        const std::vector<MatrixView<double>>& grads, const KronFuseOptions& o) {
+  kron_backward_impl<double, double>(ctx, inputs, grad_out, grads, o);
+}
 
 KFUSE_FUSE_FEATURE_OVERLOADS(float)
 KFUSE_FUSE_FEATURE_OVERLOADS(bf16)

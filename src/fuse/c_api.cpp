@@ -31,6 +31,19 @@ std::vector<kfuse::MatrixView<const T>> input_views(const kfuse_matrix_t* inputs
   return views;
 }
 
+// The gradients of a backward, one per input, of the output type O.
+template <class O>
+std::vector<kfuse::MatrixView<O>> grad_views(const kfuse_matrix_t* grads, int count,
+                                             kfuse_dtype_t dtype, const char* op) {
+  static const char* const names[KFUSE_MAX_FUSE_INPUTS] = {"grads[0]", "grads[1]", "grads[2]",
+                                                           "grads[3]"};
+  if (grads == nullptr) fail(kfuse::Status::InvalidArgument, op, "grads", "is null");
+  std::vector<kfuse::MatrixView<O>> views;
+  for (int j = 0; j < count && j < KFUSE_MAX_FUSE_INPUTS; ++j)
+    views.push_back(matrix<O>(&grads[j], dtype, op, names[j]));
+  return views;
+}
+
 // `name`: the side as the C++ validation names it ("sides[1]", "shared", ...).
 kfuse::FuseSide side_of(const kfuse_fuse_side_t& s, const std::string& name, const char* op) {
   const std::string argument = name + ".kernel";
@@ -180,6 +193,45 @@ kfuse_status_t kfuse_rp_fuse(kfuse_context_t ctx, const kfuse_matrix_t* inputs, 
       using T = decltype(zero);
       kfuse::rp_fuse(c, input_views<T>(inputs, count, op), matrix<float>(out, KFUSE_F32, op, "out"),
                      rp_options(o, op));
+    });
+  });
+}
+
+kfuse_status_t kfuse_kron_fuse_backward(kfuse_context_t ctx, const kfuse_matrix_t* inputs,
+                                        int count, const kfuse_matrix_t* grad_out,
+                                        const kfuse_matrix_t* grads,
+                                        const kfuse_kron_fuse_options_t* options) {
+  static const char* op = "kfuse_kron_fuse_backward";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16, double>(inputs, op, "inputs", [&](auto zero) {
+      using T = decltype(zero);
+      using O = out_of<T>;
+      kfuse::KronFuseOptions k;
+      k.sides = sides_of(o.side_count, o.sides, op);
+      k.seed = o.seed;
+      kfuse::kron_fuse_backward(c, input_views<T>(inputs, count, op),
+                                matrix<const O>(grad_out, out_dtype<T>, op, "grad_out"),
+                                grad_views<O>(grads, count, out_dtype<T>, op), k);
+    });
+  });
+}
+
+kfuse_status_t kfuse_rp_fuse_backward(kfuse_context_t ctx, const kfuse_matrix_t* inputs, int count,
+                                      const kfuse_matrix_t* grad_out, const kfuse_matrix_t* grads,
+                                      const kfuse_rp_fuse_options_t* options) {
+  static const char* op = "kfuse_rp_fuse_backward";
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    const auto& o = options_of(options, op);
+    if (count < 1) fail(kfuse::Status::InvalidArgument, op, "inputs", "expected >= 1 input");
+    dispatch_matrix<float, kfuse::bf16, kfuse::f16>(inputs, op, "inputs", [&](auto zero) {
+      using T = decltype(zero);
+      kfuse::rp_fuse_backward(c, input_views<T>(inputs, count, op),
+                              matrix<const float>(grad_out, KFUSE_F32, op, "grad_out"),
+                              grad_views<float>(grads, count, KFUSE_F32, op), rp_options(o, op));
     });
   });
 }

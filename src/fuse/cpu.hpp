@@ -38,4 +38,15 @@ bool sketch_uses_fft(const detail::SketchProblem& p);
 
 void product_topk(const detail::TopkProblem& p);
 
+// The backwards' pieces (src/fuse/cpu_backward.cpp; kernels/fuse/problem.hpp says what each
+// computes).
+void fuse_factor_grad(const detail::FactorGradProblem& p);
+// Exact: cpu::gemm (fp32 products, double sums); TF32 / BF16: the BLAS's sgemm.
+void fuse_grad_gemm(const detail::GradGemm& g, Precision precision);
+template <class W>
+void fuse_cosine_grad(const detail::CosineGradProblem& p);
+void fuse_fourier_grad(const detail::FourierGradProblem& p);
+template <class W>
+void kron_fuse_grad(const detail::KronGradProblem& p);
+
 }  // namespace kfuse::cpu

@@ -79,6 +79,19 @@ const kfuse_matrix_t* input_array(Case& c, const Inputs& in, InputArray& a) {
   return c.args[in.first].present ? a.m : nullptr;
 }
 
+const char* const kGradNames[4] = {"grads[0]", "grads[1]", "grads[2]", "grads[3]"};
+
+// A backward's gradients: one [n x d_j] output per input, in one descriptor array
+// like the inputs (see Inputs).
+Inputs grads(Builder& b, int count, std::int64_t n, int dtype, const std::int64_t* d) {
+  Inputs g{static_cast<int>(b.c().args.size()), count};
+  for (int j = 0; j < count; ++j) {
+    const int i = b.matrix(kGradNames[j], Role::Out, dtype, n, d[j]);
+    b.c().args[i].nullable = j == 0;
+  }
+  return g;
+}
+
 // count: 1 to 4; a mutation may pass 0, -1 or 5.
 void count_mutations(Builder& b, std::shared_ptr<int> count) {
   for (int v : {0, -1, 5, 1 << 30})
@@ -125,6 +138,43 @@ void kron_fuse(Builder& b) {
   };
 }
 
+// kron_fuse_backward: the forward's case plus grad_out [n x width] and the gradients.
+// (An Rbf side with fp64 inputs is Unsupported, naming the side.)
+void kron_fuse_backward(Builder& b) {
+  Case& c = b.c();
+  Rng& r = b.rng();
+  const int count = static_cast<int>(r.range(1, 3));
+  const int dtype = input_dtype(r, true);
+  const int out_dtype = dtype == KFUSE_F64 ? KFUSE_F64 : KFUSE_F32;
+  const std::int64_t n = b.extent(0, 40);
+  auto o = std::make_shared<kfuse_kron_fuse_options_t>(kfuse_kron_fuse_options_default());
+  o->seed = r.next();
+  std::int64_t d[4], width = 1;
+  const bool sides = r.chance(0.6);
+  o->side_count = sides ? count : 0;
+  for (int j = 0; j < count; ++j) {
+    d[j] = r.range(1, 6);
+    std::int64_t w = d[j];
+    if (sides) random_side(b, o->sides[j], "sides[" + std::to_string(j) + "]", d[j], &w, true);
+    width *= w;
+  }
+  const Inputs in = inputs(b, count, n, dtype, d);
+  for (int j = 0; j < count; ++j)
+    c.args[in.first + j].dtype_choice = false;  // the gradients' dtype follows the inputs'
+  const int dz = b.matrix("grad_out", Role::In, out_dtype, n, width);
+  const Inputs g = grads(b, count, n, out_dtype, d);
+  auto cnt = std::make_shared<int>(count);
+  count_mutations(b, cnt);
+  side_count_mutations(b, &o->side_count, count);
+  c.takes_options();
+  c.names.insert(c.names.end(), {"inputs", "grad_out", "grads", "sides", "side_count", "seed"});
+  c.call = [&c, in, dz, g, o, cnt] {
+    InputArray a, ga;
+    return kfuse_kron_fuse_backward(c.ctx, input_array(c, in, a), *cnt, c.M(dz),
+                                    input_array(c, g, ga), c.opt(*o));
+  };
+}
+
 void rp_common(Builder& b, kfuse_rp_fuse_options_t& o) {
   Rng& r = b.rng();
   o.seed = r.next();
@@ -166,6 +216,40 @@ void rp_fuse(Builder& b) {
   c.call = [&c, in, out, o, cnt] {
     InputArray a;
     return kfuse_rp_fuse(c.ctx, input_array(c, in, a), *cnt, c.M(out), c.opt(*o));
+  };
+}
+
+// rp_fuse_backward: the forward's case plus grad_out [n x l] and the gradients.
+void rp_fuse_backward(Builder& b) {
+  Case& c = b.c();
+  Rng& r = b.rng();
+  const int count = static_cast<int>(r.range(1, 4));
+  const int dtype = input_dtype(r, false);
+  const std::int64_t n = b.extent(0, 40), l = b.extent(1, 70);
+  auto o = std::make_shared<kfuse_rp_fuse_options_t>(kfuse_rp_fuse_options_default());
+  rp_common(b, *o);
+  std::int64_t d[4];
+  const bool sides = r.chance(0.5);
+  o->side_count = sides ? count : 0;
+  for (int j = 0; j < count; ++j) {
+    d[j] = r.range(1, 40);
+    std::int64_t w;
+    if (sides) random_side(b, o->sides[j], "sides[" + std::to_string(j) + "]", d[j], &w, true);
+  }
+  const Inputs in = inputs(b, count, n, dtype, d);
+  const int dz = b.matrix("grad_out", Role::In, KFUSE_F32, n, l);
+  c.args[dz].free_cols = true;  // l
+  const Inputs g = grads(b, count, n, KFUSE_F32, d);
+  auto cnt = std::make_shared<int>(count);
+  count_mutations(b, cnt);
+  side_count_mutations(b, &o->side_count, count);
+  c.takes_options();
+  c.names.insert(c.names.end(), {"inputs", "grad_out", "grads", "sides", "side_count",
+                                 "distribution", "scaling", "precision"});
+  c.call = [&c, in, dz, g, o, cnt] {
+    InputArray a, ga;
+    return kfuse_rp_fuse_backward(c.ctx, input_array(c, in, a), *cnt, c.M(dz),
+                                  input_array(c, g, ga), c.opt(*o));
   };
 }
 
@@ -364,6 +448,8 @@ void product_kernel_topk(Builder& b) {
 std::vector<EntryPoint> fuse_entry_points() {
   return {{"kfuse_kron_fuse", kron_fuse},
           {"kfuse_rp_fuse", rp_fuse},
+          {"kfuse_kron_fuse_backward", kron_fuse_backward},
+          {"kfuse_rp_fuse_backward", rp_fuse_backward},
           {"kfuse_rp_projection_matrix", rp_projection_matrix},
           {"kfuse_cross_modal_width", cross_modal_width},
           {"kfuse_cross_modal_kron", cross_modal<true>},

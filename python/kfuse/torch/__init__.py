@@ -9,10 +9,11 @@ torch.autograd.gradcheck and torch.library.opcheck, and drop-in modules:
 
 from . import ops
 from .modules import ClipLoss, GaussianKernelOperator, SigLipLoss, SparseMoeBlock
-from .ops import clip_loss, gauss_matvec, kde, mmd2, moe_gather, moe_mlp, moe_plan, moe_scatter, siglip_loss
+from .ops import (clip_loss, gauss_matvec, kde, kron_fuse, mmd2, moe_gather, moe_mlp, moe_plan,
+                  moe_scatter, rp_fuse, siglip_loss)
 
 __all__ = [
     "ClipLoss", "SigLipLoss", "SparseMoeBlock", "GaussianKernelOperator", "clip_loss",
     "siglip_loss", "gauss_matvec", "kde", "mmd2", "moe_plan", "moe_mlp", "moe_scatter",
-    "moe_gather", "ops",
+    "moe_gather", "kron_fuse", "rp_fuse", "ops",
 ]

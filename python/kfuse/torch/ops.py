@@ -289,6 +289,219 @@ def mmd2(X, Y, *, sigma=1.0, unbiased=False):
     return mmd2_op(X.contiguous(), Y.contiguous(), float(sigma), bool(unbiased))
 
 
+# ----------------------------------------------------------------- fusion
+
+# The schema cannot carry a FuseSide or an enum: sides travel as three lists (kernel
+# codes: the position in kfuse.SideKernel, sigmas, rff_features), the rp options as
+# their names, and the seed as a signed 64-bit int (two's complement of the library's
+# uint64). The wrappers parse sides and names in plain Python, which torch.compile
+# traces (it cannot trace the construction of a kfuse.FuseSide).
+_U64 = 1 << 64
+_KERNELS = list(kfuse.SideKernel)
+_KERNEL_CODES = {m.name.lower(): j for j, m in enumerate(_KERNELS)}
+
+
+def _name_of(kind, value, op, name):
+    names = {m.name.lower(): m.name for m in kind}
+    key = value.lower() if isinstance(value, str) else getattr(value, "name", "").lower()
+    if key not in names:
+        raise ValueError(f"{op}: argument '{name}' is {value!r}, expected one of "
+                         + ", ".join(names.values()))
+    return names[key]
+
+
+def _side_triple(value, op, name):
+    """(kernel code, sigma, rff_features) of a side given as kfuse.fuse takes it."""
+    if value is None:
+        return _KERNEL_CODES["linear"], 1.0, 0
+    if isinstance(value, kfuse.FuseSide):
+        return _KERNELS.index(value.kernel), float(value.sigma), int(value.rff_features)
+    if isinstance(value, dict):
+        value = (value.get("kernel", "linear"), value.get("sigma", 1.0),
+                 value.get("rff_features", 0))
+    if isinstance(value, (str, kfuse.SideKernel)):
+        value = (value,)
+    if isinstance(value, (tuple, list)) and 1 <= len(value) <= 3:
+        kernel = _name_of(kfuse.SideKernel, value[0], op, name).lower()
+        return (_KERNEL_CODES[kernel], float(value[1]) if len(value) > 1 else 1.0,
+                int(value[2]) if len(value) > 2 else 0)
+    raise TypeError(f"{op}: argument '{name}' is {value!r}, not a side kernel")
+
+
+def _side_lists(sides, count, op):
+    # Never empty lists (an empty list is no leaf of the autograd registration's pytree,
+    # unlike None, its gradient): no sides are `count` linear ones.
+    triples = [_side_triple(s, op, f"sides[{j}]") for j, s in enumerate(sides or [None] * count)]
+    return [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+
+
+def _sides_of(kernels, sigmas, rff_features):
+    return [kfuse.FuseSide(_KERNELS[k], s, r)
+            for k, s, r in zip(kernels, sigmas, rff_features)]
+
+
+def _seed_arg(seed):
+    seed = int(seed) % _U64
+    return seed - _U64 if seed >= 1 << 63 else seed
+
+
+def _width(a, j, kernels, rff_features):
+    rbf = kernels and _KERNELS[kernels[j]] == kfuse.SideKernel.Rbf
+    return 2 * rff_features[j] if rbf else a.shape[1]
+
+
+def _fuse_dtype(a):
+    return torch.float64 if a.dtype == torch.float64 else torch.float32
+
+
+@torch.library.custom_op(_lib + "kron_fuse", mutates_args=())
+def kron_fuse_op(inputs: list[Tensor], kernels: list[int], sigmas: list[float],
+                 rff_features: list[int], seed: int) -> Tensor:
+    return kfuse.kron_fuse(inputs, sides=_sides_of(kernels, sigmas, rff_features),
+                           seed=seed % _U64)
+
+
+@kron_fuse_op.register_fake
+def _(inputs, kernels, sigmas, rff_features, seed):
+    width = 1
+    for j, a in enumerate(inputs):
+        width *= _width(a, j, kernels, rff_features)
+    return inputs[0].new_empty((inputs[0].shape[0], width), dtype=_fuse_dtype(inputs[0]))
+
+
+@torch.library.custom_op(_lib + "kron_fuse_backward", mutates_args=())
+def kron_fuse_backward_op(inputs: list[Tensor], grad_out: Tensor, kernels: list[int],
+                          sigmas: list[float], rff_features: list[int],
+                          seed: int) -> list[Tensor]:
+    return kfuse.kron_fuse_backward(inputs, grad_out,
+                                    sides=_sides_of(kernels, sigmas, rff_features),
+                                    seed=seed % _U64)
+
+
+@kron_fuse_backward_op.register_fake
+def _(inputs, grad_out, kernels, sigmas, rff_features, seed):
+    return [a.new_empty(a.shape, dtype=_fuse_dtype(a)) for a in inputs]
+
+
+def _fuse_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[0])
+    ctx.options = inputs[1:]
+
+
+def _kron_backward(ctx, g):
+    inputs = list(ctx.saved_tensors)
+    grads = kron_fuse_backward_op(inputs, g.to(_fuse_dtype(inputs[0])).contiguous(),
+                                  *ctx.options)
+    return [d.to(a.dtype) for d, a in zip(grads, inputs)], None, None, None, None
+
+
+kron_fuse_op.register_autograd(_kron_backward, setup_context=_fuse_setup)
+
+
+def _fold_rows(info, dims, tensors):
+    """Under vmap: each tensor [n x d] of a batch, with its batch dimension moved to the
+    front (or expanded), folded into the rows: [batch n x d]. The fusion ops are row by
+    row, so the batch is one call on more rows."""
+    B = info.batch_size
+    out = []
+    for x, d in zip(tensors, dims):
+        x = x.movedim(d, 0) if d is not None else x.expand(B, *x.shape)
+        out.append(x.reshape(B * x.shape[1], x.shape[2]).contiguous())
+    return out
+
+
+def _unfold_rows(info, y):
+    return y.reshape(info.batch_size, -1, y.shape[1])
+
+
+@torch.library.register_vmap(_lib + "kron_fuse")
+def _(info, in_dims, inputs, *options):
+    return _unfold_rows(info, kron_fuse_op(_fold_rows(info, in_dims[0], inputs), *options)), 0
+
+
+@torch.library.register_vmap(_lib + "kron_fuse_backward")
+def _(info, in_dims, inputs, grad_out, *options):
+    dims = list(in_dims[0]) + [in_dims[1]]
+    *folded, g = _fold_rows(info, dims, list(inputs) + [grad_out])
+    grads = kron_fuse_backward_op(folded, g, *options)
+    return [_unfold_rows(info, d) for d in grads], [0] * len(grads)
+
+
+def kron_fuse(inputs, *, sides=None, seed=0):
+    """The exact fused rows phi0(a) (x) phi1(b) (x) ... of 2 to 4 inputs [n x d_j]
+    (float32, float64, bfloat16 or float16; float64 in gives float64 out, else float32),
+    differentiable in every input. sides: as kfuse.kron_fuse takes them."""
+    kernels, sigmas, rff = _side_lists(sides, len(inputs), "kfuse.torch.kron_fuse")
+    return kron_fuse_op([a.contiguous() for a in inputs], kernels, sigmas, rff, _seed_arg(seed))
+
+
+@torch.library.custom_op(_lib + "rp_fuse", mutates_args=())
+def rp_fuse_op(inputs: list[Tensor], l: int, kernels: list[int], sigmas: list[float],
+               rff_features: list[int], seed: int, distribution: str, scaling: str,
+               precision: str) -> Tensor:
+    return kfuse.rp_fuse(inputs, l, sides=_sides_of(kernels, sigmas, rff_features),
+                         seed=seed % _U64, distribution=distribution, scaling=scaling,
+                         precision=precision)
+
+
+@rp_fuse_op.register_fake
+def _(inputs, l, kernels, sigmas, rff_features, seed, distribution, scaling, precision):
+    return inputs[0].new_empty((inputs[0].shape[0], l), dtype=torch.float32)
+
+
+@torch.library.custom_op(_lib + "rp_fuse_backward", mutates_args=())
+def rp_fuse_backward_op(inputs: list[Tensor], grad_out: Tensor, kernels: list[int],
+                        sigmas: list[float], rff_features: list[int], seed: int,
+                        distribution: str, scaling: str, precision: str) -> list[Tensor]:
+    return kfuse.rp_fuse_backward(inputs, grad_out,
+                                  sides=_sides_of(kernels, sigmas, rff_features),
+                                  seed=seed % _U64, distribution=distribution, scaling=scaling,
+                                  precision=precision)
+
+
+@rp_fuse_backward_op.register_fake
+def _(inputs, grad_out, kernels, sigmas, rff_features, seed, distribution, scaling, precision):
+    return [a.new_empty(a.shape, dtype=torch.float32) for a in inputs]
+
+
+def _rp_backward(ctx, g):
+    inputs = list(ctx.saved_tensors)
+    l, *options = ctx.options
+    grads = rp_fuse_backward_op(inputs, g.to(torch.float32).contiguous(), *options)
+    return ([d.to(a.dtype) for d, a in zip(grads, inputs)],) + (None,) * 8
+
+
+rp_fuse_op.register_autograd(_rp_backward, setup_context=_fuse_setup)
+
+
+@torch.library.register_vmap(_lib + "rp_fuse")
+def _(info, in_dims, inputs, l, *options):
+    return _unfold_rows(info, rp_fuse_op(_fold_rows(info, in_dims[0], inputs), l, *options)), 0
+
+
+@torch.library.register_vmap(_lib + "rp_fuse_backward")
+def _(info, in_dims, inputs, grad_out, *options):
+    dims = list(in_dims[0]) + [in_dims[1]]
+    *folded, g = _fold_rows(info, dims, list(inputs) + [grad_out])
+    grads = rp_fuse_backward_op(folded, g, *options)
+    return [_unfold_rows(info, d) for d in grads], [0] * len(grads)
+
+
+def rp_fuse(inputs, l, *, sides=None, seed=0, distribution="uniform", scaling="unbiased",
+            precision="exact"):
+    """RP-KrossFuse Z = s (phi0(A) U0) o (phi1(B) U1) o ... [n x l] (float32) of 2 to 4
+    inputs (float32, bfloat16 or float16), differentiable in every input (the library's
+    rp_fuse_backward; gradients in the inputs' dtype). Options as kfuse.rp_fuse takes
+    them."""
+    op = "kfuse.torch.rp_fuse"
+    kernels, sigmas, rff = _side_lists(sides, len(inputs), op)
+    names = [_name_of(kind, value, op, name) for kind, value, name in (
+        (kfuse.RpDistribution, distribution, "distribution"),
+        (kfuse.RpScaling, scaling, "scaling"), (kfuse.Precision, precision, "precision"))]
+    return rp_fuse_op([a.contiguous() for a in inputs], int(l), kernels, sigmas, rff,
+                      _seed_arg(seed), *names)
+
+
 # ----------------------------------------------------------------- mixture of experts
 
 
