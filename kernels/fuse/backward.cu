@@ -13,7 +13,7 @@
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
 #include "kernels/core/launch_plan.hpp"
-#include "kernels/fuse/launch.hpp"
+#include "kernels/fuse/kernels.hpp"
 #include "kernels/fuse/problem.hpp"
 
 namespace kfuse::cuda {
@@ -70,15 +70,15 @@ __global__ void kron_grad_kernel(const KronGradProblem p) {
 
 }  // namespace
 
-void fuse_factor_grad(Context& ctx, const FactorGradProblem& p) {
+namespace fuse {
+
+void launch_factor_grad(Context& ctx, const FactorGradProblem& p) {
   if (p.n == 0 || p.l == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   KFUSE_LAUNCH(factor_grad_kernel, grid_for(p.n * p.l), kBlock, 0, ctx.stream(), p);
 }
 
-void fuse_grad_gemm(Context& ctx, const GradGemm& g, Precision precision) {
+void launch_grad_gemm(Context& ctx, const GradGemm& g, Precision precision) {
   if (g.m == 0 || g.n == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   const cublasComputeType_t compute =
       precision == Precision::Exact ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   const GemmOperand A{g.A, CUDA_R_32F, g.lda, Op::N};
@@ -87,29 +87,27 @@ void fuse_grad_gemm(Context& ctx, const GradGemm& g, Precision precision) {
 }
 
 template <class W>
-void fuse_cosine_grad(Context& ctx, const CosineGradProblem& p) {
+void launch_cosine_grad(Context& ctx, const CosineGradProblem& p) {
   if (p.n == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   KFUSE_LAUNCH(cosine_grad_kernel<W>, grid_for(p.n), kBlock, 0, ctx.stream(), p);
 }
 
-void fuse_fourier_grad(Context& ctx, const FourierGradProblem& p) {
+void launch_fourier_grad(Context& ctx, const FourierGradProblem& p) {
   if (p.n == 0 || p.r == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   KFUSE_LAUNCH(fourier_grad_kernel, grid_for(p.n * p.r), kBlock, 0, ctx.stream(), p);
 }
 
 template <class W>
-void kron_fuse_grad(Context& ctx, const KronGradProblem& p) {
+void launch_kron_grad(Context& ctx, const KronGradProblem& p) {
   const std::int64_t w = p.in[p.skip].width;
   if (p.n == 0 || w == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   KFUSE_LAUNCH(kron_grad_kernel<W>, grid_for(p.n * w), kBlock, 0, ctx.stream(), p);
 }
 
-template void fuse_cosine_grad<float>(Context&, const CosineGradProblem&);
-template void fuse_cosine_grad<double>(Context&, const CosineGradProblem&);
-template void kron_fuse_grad<float>(Context&, const KronGradProblem&);
-template void kron_fuse_grad<double>(Context&, const KronGradProblem&);
+template void launch_cosine_grad<float>(Context&, const CosineGradProblem&);
+template void launch_cosine_grad<double>(Context&, const CosineGradProblem&);
+template void launch_kron_grad<float>(Context&, const KronGradProblem&);
+template void launch_kron_grad<double>(Context&, const KronGradProblem&);
 
+}  // namespace fuse
 }  // namespace kfuse::cuda

@@ -25,7 +25,7 @@
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
 #include "kernels/core/launch_plan.hpp"
-#include "kernels/fuse/launch.hpp"
+#include "kernels/fuse/kernels.hpp"
 #include "kernels/fuse/tile.cuh"
 #include "src/core/scratch.hpp"
 
@@ -130,7 +130,7 @@ void draw_weights(Context& ctx, const ProjectionProblem& p,
     if (p.factor_row[j] != nullptr) continue;
     store[j] = std::make_unique<detail::Scratch>(
         ctx, static_cast<std::size_t>(p.weight[j].rows * p.weight[j].cols) * sizeof(float));
-    fuse_random_matrix(ctx, p.weight[j], store[j]->as<float>());
+    launch_random_matrix(ctx, p.weight[j], store[j]->as<float>());
     w[j] = store[j]->as<float>();
   }
 }
@@ -301,12 +301,14 @@ void launch_fast(Context& ctx, const ProjectionProblem& p, Precision precision) 
 
 }  // namespace
 
-void fuse_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
+namespace fuse {
+
+void launch_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
   if (p.n == 0 || p.l == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   if (precision != Precision::Exact && p.kind == ProjectionKind::Product)
     return launch_fast(ctx, p, precision);
   launch_exact(ctx, p);
 }
 
+}  // namespace fuse
 }  // namespace kfuse::cuda

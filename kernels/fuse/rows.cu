@@ -8,7 +8,7 @@
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
 #include "kernels/core/launch_plan.hpp"
-#include "kernels/fuse/launch.hpp"
+#include "kernels/fuse/kernels.hpp"
 #include "kernels/fuse/math.hpp"
 
 namespace kfuse::cuda {
@@ -161,25 +161,24 @@ __global__ void __launch_bounds__(kBlock) kron_kernel(const KronProblem p, bool 
 
 }  // namespace
 
+namespace fuse {
+
 template <class W>
-void fuse_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) {
+void launch_inv_norms(Context& ctx, const FuseOperand& op, std::int64_t n, W* out) {
   if (n == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   KFUSE_LAUNCH(inv_norms_kernel<W>, blocks_for(n), kBlock, 0, ctx.stream(), op, n, out);
 }
 
-void fuse_random_matrix(Context& ctx, const detail::RandomMatrix& r, float* out) {
+void launch_random_matrix(Context& ctx, const detail::RandomMatrix& r, float* out) {
   if (r.rows == 0 || r.cols == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   const bool vec = r.ld % 4 == 0 && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
   KFUSE_LAUNCH(random_matrix_kernel, blocks_for(r.rows * ((r.cols + 3) / 4)), kBlock, 0,
                ctx.stream(), r, out, vec);
 }
 
 template <class W>
-void kron_fuse(Context& ctx, const KronProblem& p) {
+void launch_kron(Context& ctx, const KronProblem& p) {
   if (p.n == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   std::int64_t total = 0;
   for (int j = 0; j < p.count; ++j)
     total += p.in[j].width;
@@ -196,9 +195,10 @@ void kron_fuse(Context& ctx, const KronProblem& p) {
   KFUSE_LAUNCH(kron_kernel<W>, grid, kBlock, smem, ctx.stream(), p, vec, staged);
 }
 
-template void fuse_inv_norms<float>(Context&, const FuseOperand&, std::int64_t, float*);
-template void fuse_inv_norms<double>(Context&, const FuseOperand&, std::int64_t, double*);
-template void kron_fuse<float>(Context&, const KronProblem&);
-template void kron_fuse<double>(Context&, const KronProblem&);
+template void launch_inv_norms<float>(Context&, const FuseOperand&, std::int64_t, float*);
+template void launch_inv_norms<double>(Context&, const FuseOperand&, std::int64_t, double*);
+template void launch_kron<float>(Context&, const KronProblem&);
+template void launch_kron<double>(Context&, const KronProblem&);
 
+}  // namespace fuse
 }  // namespace kfuse::cuda

@@ -19,7 +19,7 @@
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
 #include "kernels/core/launch_plan.hpp"
-#include "kernels/fuse/launch.hpp"
+#include "kernels/fuse/kernels.hpp"
 #include "kernels/fuse/math.hpp"
 #include "src/core/scratch.hpp"
 
@@ -139,9 +139,10 @@ __global__ void sketch_product_l1_kernel(const float* a, const float* b, std::in
 
 }  // namespace
 
-void tensor_sketch(Context& ctx, const SketchProblem& p) {
+namespace fuse {
+
+void launch_tensor_sketch(Context& ctx, const SketchProblem& p) {
   if (p.n == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   const std::int64_t l = p.l, n = p.n, spectrum = l / 2 + 1;
   detail::Scratch sketches(ctx, static_cast<std::size_t>(2 * n * l) * sizeof(float));
@@ -178,4 +179,5 @@ void tensor_sketch(Context& ctx, const SketchProblem& p) {
   KFUSE_CUDA_TRY(cudaStreamSynchronize(stream));  // the documented synchronisation
 }
 
+}  // namespace fuse
 }  // namespace kfuse::cuda

@@ -19,7 +19,7 @@
 #include "kernels/core/cuda_check.hpp"
 #include "kernels/core/device.cuh"
 #include "kernels/core/launch_plan.hpp"
-#include "kernels/fuse/launch.hpp"
+#include "kernels/fuse/kernels.hpp"
 #include "kernels/fuse/tile.cuh"
 #include "kfuse/fuse.hpp"
 #include "src/core/scratch.hpp"
@@ -153,10 +153,11 @@ constexpr int kBlocksPerSmTarget = 3;
 
 }  // namespace
 
-void product_topk(Context& ctx, const TopkProblem& p, Precision precision) {
+namespace fuse {
+
+void launch_product_topk(Context& ctx, const TopkProblem& p, Precision precision) {
   (void)precision;  // a permission: the exact kernel is the only one
   if (p.m == 0) return;
-  detail::DeviceGuard guard(ctx.device());
   cudaStream_t stream = ctx.stream();
   int sms = 0;
   KFUSE_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
@@ -200,4 +201,5 @@ void product_topk(Context& ctx, const TopkProblem& p, Precision precision) {
   }
 }
 
+}  // namespace fuse
 }  // namespace kfuse::cuda
