@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +31,7 @@ namespace kfuse {
 namespace {
 
 namespace cd = detail::contrastive;
+using detail::number;
 using detail::Validator;
 
 // The accepted host values of t, b and the upstream gradient (the argument is in
@@ -82,12 +82,6 @@ void store_accumulator(Context& ctx, const float* src, std::int64_t ld_src, std:
 }
 
 // ------------------------------------------------------------------ validation
-
-std::string number(double value) {
-  std::ostringstream s;
-  s << value;
-  return s.str();
-}
 
 // Na, Nb and d within the documented bounds (contrastive.hpp), so that no workspace
 // size overflows. na_name, nb_name: the arguments that carry them.

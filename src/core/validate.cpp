@@ -1,10 +1,18 @@
 #include "src/core/validate.hpp"
 
 #include <cstdint>
+#include <sstream>
+#include <string>
 
 #include "src/core/device.hpp"
 
 namespace kfuse::detail {
+
+std::string number(double value) {
+  std::ostringstream s;
+  s << value;
+  return s.str();
+}
 
 void argument_error(Status status, const char* op, const std::string& argument,
                     const std::string& what) {

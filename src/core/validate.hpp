@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <string>
 
 #include "kfuse/context.hpp"
@@ -29,6 +28,9 @@ std::size_t span_bytes(const VectorView<T>& v) {
 }
 
 // The one form of an argument error: "op: argument 'name': what".
+// A double as messages print it (shortest form: "0.5", "1e+300", "nan").
+std::string number(double value);
+
 [[noreturn]] void argument_error(Status status, const char* op, const std::string& argument,
                                  const std::string& what);
 
@@ -138,11 +140,6 @@ class Validator {
   void location(const char* name, Memory memory, const void* data) const;
   static std::string dims(std::int64_t r, std::int64_t c) {
     return std::to_string(r) + " x " + std::to_string(c);
-  }
-  static std::string number(double v) {
-    std::ostringstream s;
-    s << v;
-    return s.str();
   }
 
   const char* op_;
