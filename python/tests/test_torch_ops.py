@@ -180,7 +180,8 @@ def test_siglip_negative_rows_against_float64_reference():
     ref = -F.logsigmoid(z * (t64.exp() * A64 @ B64.T + b64)).sum() / 6
     ref.backward()
     torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
-    for got, want in ((A.grad, A64.grad), (B.grad, B64.grad), (t.grad, t64.grad), (b.grad, b64.grad)):
+    for got, want in ((A.grad, A64.grad), (B.grad, B64.grad), (t.grad, t64.grad),
+                      (b.grad, b64.grad)):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
 
 
