@@ -17,7 +17,8 @@ def _log_scale(logit_scale):
 
 
 class _Labels:
-    """open_clip's cache_labels: the labels of a batch size kept per device."""
+    """open_clip's cache_labels: with cache, the last batch size's labels are kept (on
+    their device) until the batch size or the device changes."""
 
     def __init__(self, cache):
         self.cache = cache
