@@ -114,6 +114,37 @@ def test_torch_layer_on_cuda():
     assert np.isfinite(img.grad.sum().item())
 
 
+def test_torch_contrastive_labels_on_cuda():
+    # What the distributed losses call: one CLIP direction with labels (local rows
+    # against gathered ones) and SigLIP rows with no positive, labels on the device,
+    # checked and unchecked (no synchronisation).
+    import kfuse.torch as kt
+
+    (L, Lg), (G, Gg) = both(8, 16), both(24, 16)
+    labels, negatives = torch.arange(8) + 8, torch.full((8,), -1)
+    t = math.log(1 / 0.07)
+    cases = {
+        "AtoB": lambda a, b, lab, check: kt.clip_loss(a, b, t, labels=lab, direction="AtoB",
+                                                      check_labels=check),
+        "BtoA": lambda a, b, lab, check: kt.clip_loss(b, a, t, labels=lab, direction="BtoA",
+                                                      check_labels=check),
+        "siglip": lambda a, b, lab, check: kt.siglip_loss(a, b, math.log(10.0), -3.0,
+                                                          labels=lab, check_labels=check),
+    }
+    for name, f in cases.items():
+        lab = negatives if name == "siglip" else labels
+        for check in (True, False):
+            cpu = [x.clone().requires_grad_() for x in (L, G)]
+            gpu = [x.clone().requires_grad_() for x in (Lg, Gg)]
+            want = f(*cpu, lab, True)
+            got = f(*gpu, lab.cuda(), check)
+            want.backward()
+            got.backward()
+            close(got, want.detach())
+            for g, w in zip(gpu, cpu):
+                close(g.grad, w.grad)
+
+
 def test_torch_fuse_ops_on_cuda():
     import kfuse.torch as kt
 

@@ -57,9 +57,13 @@ def test_siglip_loss_matches_open_clip():
     assert "contrastive_loss" in kt.SigLipLoss()(img, txt, scale, bias, output_dict=True)
 
 
-def test_distributed_losses_are_refused_clearly():
-    with pytest.raises(NotImplementedError, match="world_size = 2"):
-        kt.ClipLoss(world_size=2, rank=0)
+def test_distributed_variants_without_support_are_refused_clearly():
+    # The distributed losses themselves: test_distributed.py.
+    with pytest.raises(NotImplementedError, match="use_horovod"):
+        kt.ClipLoss(world_size=2, rank=0, use_horovod=True)
+    kt.ClipLoss(use_horovod=True)  # one process: Horovod gathers nothing, as in open_clip
+    with pytest.raises(ValueError, match="dist_impl 'ring'"):
+        kt.SigLipLoss(world_size=2, rank=0, dist_impl="ring")
 
 
 class TinyClip(torch.nn.Module):

@@ -48,6 +48,29 @@ def test_opcheck_contrastive():
                                   torch.tensor(1.0), True))
 
 
+def test_opcheck_contrastive_labels_and_direction():
+    # A distributed loss's shapes: 4 local rows against 9 gathered columns, one
+    # direction at a time (the other's log-sum-exps an empty tensor), and SigLIP rows
+    # with no positive (-1).
+    A, B, t = unit(4, 6), unit(9, 6), torch.tensor(2.0, requires_grad=True)
+    labels = torch.arange(4) + 4
+    for direction, lab in (("AtoB", labels), ("BtoA", labels), ("Both", None)):
+        X, Y = (A, B) if direction == "AtoB" else (B, A) if direction == "BtoA" else (B, B)
+        args = (X, Y, t, 0.0, True, lab, direction, True)
+        opcheck(ops.clip_loss_fwd, args)
+        f = ops.clip_loss_fwd(*args)
+        assert f[1].shape[0] == (X.shape[0] if direction != "BtoA" else 0)
+        assert f[2].shape[0] == (Y.shape[0] if direction != "AtoB" else 0)
+        opcheck(ops.clip_loss_bwd, (X.detach(), Y.detach(), t.detach(), f[1].detach(),
+                                    f[2].detach(), torch.tensor(1.0), 0.0, True, lab,
+                                    direction, False))
+    b = torch.tensor(-3.0, requires_grad=True)
+    negatives = torch.tensor([-1, 2, -1, 8])
+    opcheck(ops.siglip_loss_fwd, (A, B, t, b, True, negatives, True))
+    opcheck(ops.siglip_loss_bwd, (A.detach(), B.detach(), t.detach(), b.detach(),
+                                  torch.tensor(1.0), True, negatives, False))
+
+
 def test_opcheck_gauss():
     X, Y, V = rand(7, 3), rand(5, 3), rand(5, 2)
     opcheck(ops.gauss_matvec_op, (X, Y, V, 0.9))
@@ -125,6 +148,40 @@ def test_clip_loss_gradients_against_float64_reference():
     ref.backward()
     torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
     for got, want in ((A.grad, A64.grad), (B.grad, B64.grad), (t.grad, t64.grad)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_clip_loss_one_direction_with_labels_against_float64_reference(direction):
+    # open_clip's local loss: 5 local rows against 15 gathered ones, pairs at 5 + i.
+    local, gathered = unit(5, 8), unit(15, 8)
+    t = torch.tensor(math.log(1 / 0.07), requires_grad=True)
+    labels = torch.arange(5) + 5
+    A, B = (local, gathered) if direction == "AtoB" else (gathered, local)
+    loss = kt.clip_loss(A, B, t, labels=labels, direction=direction)
+    loss.backward()
+    L64, G64, t64 = (x.detach().double().requires_grad_() for x in (local, gathered, t))
+    ref = F.cross_entropy(t64.exp() * L64 @ G64.T, labels)
+    ref.backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
+    for got, want in ((local.grad, L64.grad), (gathered.grad, G64.grad), (t.grad, t64.grad)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
+
+
+def test_siglip_negative_rows_against_float64_reference():
+    A, B = unit(6, 8), unit(6, 8)
+    t, b = torch.tensor(math.log(10.0), requires_grad=True), torch.tensor(-3.0, requires_grad=True)
+    labels = torch.tensor([-1, 3, -1, -1, 0, -1])
+    loss = kt.siglip_loss(A, B, t, b, labels=labels)
+    loss.backward()
+    A64, B64, t64, b64 = (x.detach().double().requires_grad_() for x in (A, B, t, b))
+    z = -torch.ones(6, 6, dtype=torch.float64)
+    z[1, 3] = z[4, 0] = 1
+    ref = -F.logsigmoid(z * (t64.exp() * A64 @ B64.T + b64)).sum() / 6
+    ref.backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
+    for got, want in ((A.grad, A64.grad), (B.grad, B64.grad), (t.grad, t64.grad),
+                      (b.grad, b64.grad)):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
 
 

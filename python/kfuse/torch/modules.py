@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ops
+from . import _distributed, ops
 
 
 def _log_scale(logit_scale):
@@ -16,11 +16,21 @@ def _log_scale(logit_scale):
     return math.log(float(logit_scale))
 
 
-def _single_process(name, world_size):
-    if world_size != 1:
-        raise NotImplementedError(
-            f"kfuse.torch.{name}: world_size = {world_size}; the distributed loss (features "
-            "gathered across ranks) is not implemented yet, only world_size = 1")
+class _Labels:
+    """open_clip's cache_labels: with cache, the last batch size's labels are kept (on
+    their device) until the batch size or the device changes."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.stored = {}
+
+    def get(self, key, device, make):
+        labels = self.stored.get((key, device))
+        if labels is None:
+            labels = make().to(device)
+            if self.cache:
+                self.stored = {(key, device): labels}
+        return labels
 
 
 class ClipLoss(nn.Module):
@@ -30,22 +40,51 @@ class ClipLoss(nn.Module):
     logit_scale[, logit_bias], output_dict=False)`` with logit_scale the scale itself
     (``model.logit_scale.exp()``); the loss is (CE(S) + CE(S^T)) / 2 over the batch,
     S = logit_scale * image_features @ text_features.T. A bias does not change CLIP's
-    loss and is accepted and ignored, as in open_clip. Only world_size = 1 for now."""
+    loss and is accepted and ignored, as in open_clip.
+
+    world_size > 1 (under torch.distributed, every rank with the same batch size n):
+    the features are all-gathered as open_clip gathers them (differentiably with
+    gather_with_grad; otherwise only this rank's rows carry a gradient); then
+    local_loss=False is the loss over all N = world_size n pairs, and local_loss=True
+    the mean of the cross-entropies of this rank's n image rows against all texts and
+    of its n text rows against all images (pairs at n rank + i). use_horovod is not
+    supported (NotImplementedError)."""
 
     def __init__(self, local_loss=False, gather_with_grad=False, cache_labels=False, rank=0,
                  world_size=1, use_horovod=False):
         super().__init__()
-        _single_process("ClipLoss", world_size)
+        if use_horovod and world_size > 1:
+            raise NotImplementedError("kfuse.torch.ClipLoss: use_horovod=True is not "
+                                      "supported; the features are gathered with "
+                                      "torch.distributed only (use_horovod=False)")
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
         self.cache_labels = cache_labels
         self.rank = rank
         self.world_size = world_size
         self.use_horovod = use_horovod
+        self._labels = _Labels(cache_labels)
 
     def forward(self, image_features, text_features, logit_scale, logit_bias=None,
                 output_dict=False):
-        loss = ops.clip_loss(image_features, text_features, _log_scale(logit_scale))
+        t = _log_scale(logit_scale)
+        if self.world_size == 1:
+            loss = ops.clip_loss(image_features, text_features, t)
+        else:
+            images, texts = _distributed.gather_features(
+                image_features, text_features, local_loss=self.local_loss,
+                gather_with_grad=self.gather_with_grad, rank=self.rank,
+                world_size=self.world_size)
+            if self.local_loss:
+                n = image_features.shape[0]
+                labels = self._labels.get(n, image_features.device,
+                                          lambda: torch.arange(n) + n * self.rank)
+                # Labels valid by construction: no check (a host synchronisation on a GPU).
+                one_way = dict(labels=labels, direction="AtoB", check_labels=False)
+                loss = (ops.clip_loss(image_features, texts, t, **one_way) +
+                        ops.clip_loss(text_features, images, t, **one_way)) / 2
+            else:
+                loss = ops.clip_loss(images, texts, t)
         return {"contrastive_loss": loss} if output_dict else loss
 
 
@@ -53,19 +92,39 @@ class SigLipLoss(nn.Module):
     """open_clip.loss.SigLipLoss computed by kfuse: ``loss = SigLipLoss()(image_features,
     text_features, logit_scale, logit_bias, output_dict=False)``, the sigmoid loss
     -sum log sigmoid(z * S) / N with S = logit_scale * image @ text.T + logit_bias.
-    Only world_size = 1 for now."""
+
+    world_size > 1 (under torch.distributed, every rank with the same batch size n):
+    this rank's loss plus, for each other rank's texts, the loss of this rank's images
+    against them with no positive pair (open_clip's negative_only: labels -1), the texts
+    received differentiably as dist_impl says ("bidir" (default), "shift", "reduce" or
+    "gather"; "gather" takes the other ranks' texts in one block)."""
 
     def __init__(self, cache_labels=False, rank=0, world_size=1, dist_impl=None):
         super().__init__()
-        _single_process("SigLipLoss", world_size)
         self.cache_labels = cache_labels
         self.rank = rank
         self.world_size = world_size
         self.dist_impl = dist_impl or "bidir"
+        if self.dist_impl not in ("bidir", "shift", "reduce", "gather"):
+            raise ValueError(f"kfuse.torch.SigLipLoss: dist_impl {self.dist_impl!r} is not "
+                             "one of 'bidir', 'shift', 'reduce', 'gather'")
+        self._labels = _Labels(cache_labels)
 
     def forward(self, image_features, text_features, logit_scale, logit_bias, output_dict=False):
-        loss = ops.siglip_loss(image_features, text_features, _log_scale(logit_scale),
-                               logit_bias)
+        t = _log_scale(logit_scale)
+        loss = ops.siglip_loss(image_features, text_features, t, logit_bias)
+        if self.world_size > 1:
+            n = image_features.shape[0]
+            negatives = self._labels.get(n, image_features.device,
+                                         lambda: torch.full((n,), -1, dtype=torch.int64))
+            for texts, other in _distributed.other_texts(text_features, rank=self.rank,
+                                                         world_size=self.world_size,
+                                                         dist_impl=self.dist_impl):
+                if other:
+                    loss = loss + ops.siglip_loss(image_features, texts, t, logit_bias,
+                                                  labels=negatives, check_labels=False)
+                else:  # in the graph with weight 0 (see other_texts), without a loss
+                    loss = loss + 0.0 * texts.sum()
         return {"contrastive_loss": loss} if output_dict else loss
 
 

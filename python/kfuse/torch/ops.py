@@ -39,109 +39,154 @@ def _autocast(tensors, allowed):
 # ----------------------------------------------------------------- contrastive
 
 
+# The pairs and the direction travel as labels (None: row i with row i; int64 [Na], or
+# [Nb] for "BtoA") and the direction's name ("Both", "AtoB", "BtoA"). A direction
+# without row (column) log-sum-exps returns an empty [0] tensor in their place: a custom
+# op's outputs are tensors. check_labels=False skips the library's check of labels in
+# device memory (a host synchronisation), for labels that are valid by construction.
+def _has_rows(direction):
+    return direction in ("Both", "AtoB")
+
+
+def _has_cols(direction):
+    return direction in ("Both", "BtoA")
+
+
 @torch.library.custom_op(_lib + "clip_loss_fwd", mutates_args=())
-def clip_loss_fwd(A: Tensor, B: Tensor, t: Tensor, label_smoothing: float,
-                  deterministic: bool) -> tuple[Tensor, Tensor, Tensor]:
-    f = kfuse.clip_loss_forward(A, B, logit_scale=t, label_smoothing=label_smoothing,
-                                deterministic=deterministic)
-    return f.loss, f.lse_rows, f.lse_cols
+def clip_loss_fwd(A: Tensor, B: Tensor, t: Tensor, label_smoothing: float, deterministic: bool,
+                  labels: Tensor | None = None, direction: str = "Both",
+                  check_labels: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    f = kfuse.clip_loss_forward(A, B, labels, logit_scale=t, label_smoothing=label_smoothing,
+                                direction=direction, deterministic=deterministic,
+                                check_device_labels=check_labels)
+    none = A.new_empty((0,), dtype=torch.float32)
+    return (f.loss, none if f.lse_rows is None else f.lse_rows,
+            none if f.lse_cols is None else f.lse_cols)
 
 
 @clip_loss_fwd.register_fake
-def _(A, B, t, label_smoothing, deterministic):
+def _(A, B, t, label_smoothing, deterministic, labels=None, direction="Both", check_labels=True):
     f32 = torch.float32
-    return (A.new_empty((), dtype=f32), A.new_empty((A.shape[0],), dtype=f32),
-            A.new_empty((B.shape[0],), dtype=f32))
+    return (A.new_empty((), dtype=f32),
+            A.new_empty((A.shape[0] if _has_rows(direction) else 0,), dtype=f32),
+            A.new_empty((B.shape[0] if _has_cols(direction) else 0,), dtype=f32))
 
 
 @torch.library.custom_op(_lib + "clip_loss_bwd", mutates_args=())
 def clip_loss_bwd(A: Tensor, B: Tensor, t: Tensor, lse_rows: Tensor, lse_cols: Tensor,
-                  grad_loss: Tensor, label_smoothing: float,
-                  deterministic: bool) -> tuple[Tensor, Tensor, Tensor]:
-    g = kfuse.clip_loss_backward(A, B, lse_rows, lse_cols, grad_loss=grad_loss, logit_scale=t,
-                                 label_smoothing=label_smoothing, deterministic=deterministic)
+                  grad_loss: Tensor, label_smoothing: float, deterministic: bool,
+                  labels: Tensor | None = None, direction: str = "Both",
+                  check_labels: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    g = kfuse.clip_loss_backward(A, B, lse_rows if _has_rows(direction) else None,
+                                 lse_cols if _has_cols(direction) else None, labels,
+                                 grad_loss=grad_loss, logit_scale=t,
+                                 label_smoothing=label_smoothing, direction=direction,
+                                 deterministic=deterministic, check_device_labels=check_labels)
     return g.dA, g.dB, g.dt
 
 
 @clip_loss_bwd.register_fake
-def _(A, B, t, lse_rows, lse_cols, grad_loss, label_smoothing, deterministic):
+def _(A, B, t, lse_rows, lse_cols, grad_loss, label_smoothing, deterministic, labels=None,
+      direction="Both", check_labels=True):
     return torch.empty_like(A), torch.empty_like(B), t.new_empty(())
 
 
 def _clip_setup(ctx, inputs, output):
-    A, B, t, label_smoothing, deterministic = inputs
+    A, B, t, label_smoothing, deterministic, labels, direction, check_labels = inputs
     _, lse_rows, lse_cols = output
-    ctx.save_for_backward(A, B, t, lse_rows, lse_cols)
+    ctx.save_for_backward(A, B, t, lse_rows, lse_cols, labels)
     ctx.options = (label_smoothing, deterministic)
+    ctx.pairs = (direction, check_labels)
 
 
 def _clip_backward(ctx, grad_loss, _grad_lse_rows, _grad_lse_cols):
-    A, B, t, lse_rows, lse_cols = ctx.saved_tensors
+    A, B, t, lse_rows, lse_cols, labels = ctx.saved_tensors
     dA, dB, dt = clip_loss_bwd(A, B, t, lse_rows, lse_cols,
-                               grad_loss.to(torch.float32).contiguous(), *ctx.options)
-    return dA, dB, dt, None, None
+                               grad_loss.to(torch.float32).contiguous(), *ctx.options, labels,
+                               *ctx.pairs)
+    return dA, dB, dt, None, None, None, None, None
 
 
 clip_loss_fwd.register_autograd(_clip_backward, setup_context=_clip_setup)
 
 
-def clip_loss(A, B, logit_scale, *, label_smoothing=0.0, deterministic=True):
-    """The symmetric CLIP loss of A [N x d] and B [N x d] (float32, bfloat16 or float16)
-    with logits exp(logit_scale) A B^T; differentiable in A, B and logit_scale (t, the
-    log of the scale: open_clip's parameter before .exp()). Under torch.autocast, A and
-    B are cast to the autocast dtype (tensor cores on a GPU); the loss is float32."""
+def _labels_arg(labels, like):
+    return None if labels is None else labels.to(dtype=torch.int64, device=like.device).contiguous()
+
+
+def clip_loss(A, B, logit_scale, *, label_smoothing=0.0, deterministic=True, labels=None,
+              direction="both", check_labels=True):
+    """The CLIP loss of A [Na x d] and B [Nb x d] (float32, bfloat16 or float16) with
+    logits exp(logit_scale) A B^T; differentiable in A, B and logit_scale (t, the log of
+    the scale: open_clip's parameter before .exp()). direction "both" (default: the
+    symmetric loss, Na == Nb), "AtoB" (the rows of A against all of B, labels [Na] in
+    [0, Nb)) or "BtoA" (the columns, labels [Nb] in [0, Na)); labels default to i.
+    Under torch.autocast, A and B are cast to the autocast dtype (tensor cores on a GPU);
+    the loss is float32."""
     t = _scalar_tensor(logit_scale, A)
+    direction = _name_of(kfuse.ClipDirection, direction, "kfuse.torch.clip_loss", "direction")
     A, B = _autocast([A, B], (torch.bfloat16, torch.float16))
     return clip_loss_fwd(A.contiguous(), B.contiguous(), t, float(label_smoothing),
-                         bool(deterministic))[0]
+                         bool(deterministic), _labels_arg(labels, A), direction,
+                         bool(check_labels))[0]
 
 
 @torch.library.custom_op(_lib + "siglip_loss_fwd", mutates_args=())
-def siglip_loss_fwd(A: Tensor, B: Tensor, t: Tensor, b: Tensor, deterministic: bool) -> Tensor:
-    return kfuse.siglip_loss_forward(A, B, logit_scale=t, bias=b,
-                                     deterministic=deterministic).loss
+def siglip_loss_fwd(A: Tensor, B: Tensor, t: Tensor, b: Tensor, deterministic: bool,
+                    labels: Tensor | None = None, check_labels: bool = True) -> Tensor:
+    return kfuse.siglip_loss_forward(A, B, labels, logit_scale=t, bias=b,
+                                     deterministic=deterministic,
+                                     check_device_labels=check_labels).loss
 
 
 @siglip_loss_fwd.register_fake
-def _(A, B, t, b, deterministic):
+def _(A, B, t, b, deterministic, labels=None, check_labels=True):
     return A.new_empty((), dtype=torch.float32)
 
 
 @torch.library.custom_op(_lib + "siglip_loss_bwd", mutates_args=())
 def siglip_loss_bwd(A: Tensor, B: Tensor, t: Tensor, b: Tensor, grad_loss: Tensor,
-                    deterministic: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    g = kfuse.siglip_loss_backward(A, B, grad_loss=grad_loss, logit_scale=t, bias=b,
-                                   deterministic=deterministic)
+                    deterministic: bool, labels: Tensor | None = None,
+                    check_labels: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    g = kfuse.siglip_loss_backward(A, B, labels, grad_loss=grad_loss, logit_scale=t, bias=b,
+                                   deterministic=deterministic,
+                                   check_device_labels=check_labels)
     return g.dA, g.dB, g.dt, g.db
 
 
 @siglip_loss_bwd.register_fake
-def _(A, B, t, b, grad_loss, deterministic):
+def _(A, B, t, b, grad_loss, deterministic, labels=None, check_labels=True):
     return torch.empty_like(A), torch.empty_like(B), t.new_empty(()), b.new_empty(())
 
 
 def _siglip_setup(ctx, inputs, output):
-    A, B, t, b, deterministic = inputs
-    ctx.save_for_backward(A, B, t, b)
-    ctx.deterministic = deterministic
+    A, B, t, b, deterministic, labels, check_labels = inputs
+    ctx.save_for_backward(A, B, t, b, labels)
+    ctx.options = (deterministic,)
+    ctx.check_labels = check_labels
 
 
 def _siglip_backward(ctx, grad_loss):
-    A, B, t, b = ctx.saved_tensors
+    A, B, t, b, labels = ctx.saved_tensors
     dA, dB, dt, db = siglip_loss_bwd(A, B, t, b, grad_loss.to(torch.float32).contiguous(),
-                                     ctx.deterministic)
-    return dA, dB, dt, db, None
+                                     *ctx.options, labels, ctx.check_labels)
+    return dA, dB, dt, db, None, None, None
 
 
 siglip_loss_fwd.register_autograd(_siglip_backward, setup_context=_siglip_setup)
 
 
-def siglip_loss(A, B, logit_scale, logit_bias, *, deterministic=True):
-    """The SigLIP loss (1/N) sum_ij softplus(-z_ij S_ij), S = exp(logit_scale) A B^T +
-    logit_bias; differentiable in A, B, logit_scale (t, a log) and logit_bias."""
+def siglip_loss(A, B, logit_scale, logit_bias, *, deterministic=True, labels=None,
+                check_labels=True):
+    """The SigLIP loss (1/Na) sum_ij softplus(-z_ij S_ij), S = exp(logit_scale) A B^T +
+    logit_bias, z_ij = +1 where labels[i] == j (default: i == j) and -1 elsewhere;
+    labels [Na] in [0, Nb) or -1 (a row with no positive pair in B: a distributed
+    loss's block of another rank's texts). Differentiable in A, B, logit_scale (t, a
+    log) and logit_bias."""
     t, b = _scalar_tensor(logit_scale, A), _scalar_tensor(logit_bias, A)
     A, B = _autocast([A, B], (torch.bfloat16, torch.float16))
-    return siglip_loss_fwd(A.contiguous(), B.contiguous(), t, b, bool(deterministic))
+    return siglip_loss_fwd(A.contiguous(), B.contiguous(), t, b, bool(deterministic),
+                           _labels_arg(labels, A), bool(check_labels))
 
 
 # ----------------------------------------------------------------- Gaussian kernel
