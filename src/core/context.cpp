@@ -1,5 +1,6 @@
 #include "kfuse/context.hpp"
 
+#include <cstdlib>
 #include <string>
 
 #include "kfuse/error.hpp"
@@ -26,6 +27,20 @@ int cuda_device_count() noexcept {
 bool built_with_cuda() noexcept {
   return detail::kBuiltWithCuda;
 }
+
+namespace {
+// KFUSE_DRAW_CACHE_BYTES when it is a whole byte count, else the default.
+std::size_t initial_draw_cache_budget() {
+  const char* env = std::getenv("KFUSE_DRAW_CACHE_BYTES");
+  if (env == nullptr || *env == '\0') return Context::kDefaultDrawCacheBytes;
+  char* end = nullptr;
+  const unsigned long long bytes = std::strtoull(env, &end, 10);
+  if (*end != '\0' || *env == '-') return Context::kDefaultDrawCacheBytes;
+  return static_cast<std::size_t>(bytes);
+}
+}  // namespace
+
+Context::Impl::Impl() : draw_cache(initial_draw_cache_budget()) {}
 
 Context::Impl::~Impl() {
   detail::destroy_cublas(device, cublas);
@@ -125,6 +140,19 @@ Allocator& Context::allocator() {
     throw Error(Status::Unsupported,
                 "Context::allocator: a Cpu context allocates no device memory");
   return *impl_->allocator;
+}
+
+void Context::set_draw_cache_budget(std::size_t bytes) {
+  impl_->draw_cache.set_budget(bytes);
+}
+std::size_t Context::draw_cache_budget() const noexcept {
+  return impl_->draw_cache.budget();
+}
+std::size_t Context::draw_cache_bytes() const noexcept {
+  return impl_->draw_cache.bytes();
+}
+void Context::clear_draw_cache() noexcept {
+  impl_->draw_cache.clear();
 }
 
 void Context::synchronize() const {

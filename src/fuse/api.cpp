@@ -17,6 +17,7 @@
 #include "kernels/fuse/problem.hpp"
 #include "src/core/backend.hpp"
 #include "src/core/checked.hpp"
+#include "src/core/context_impl.hpp"
 #include "src/core/scratch.hpp"
 #include "src/core/validate.hpp"
 #include "src/fuse/cpu.hpp"
@@ -99,7 +100,7 @@ void run_kron(Context& ctx, const KronProblem& p) {
 
 void run_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
   return KFUSE_DISPATCH(ctx, cuda::fuse_projection(ctx, p, precision),
-                        cpu::fuse_projection(p, precision));
+                        cpu::fuse_projection(p, precision, &detail::draw_cache(ctx)));
 }
 
 void run_sketch(Context& ctx, const SketchProblem& p) {

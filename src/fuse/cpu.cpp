@@ -11,6 +11,7 @@
 #include "src/core/blas.hpp"
 #include "src/core/fft.hpp"
 #include "src/core/isa.hpp"
+#include "src/core/lru_cache.hpp"
 
 #include <algorithm>
 #include <complex>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
 #include <immintrin.h>
@@ -191,14 +193,55 @@ RowQuadsFn row_quads_fn() {
 
 // ------------------------------------------------------------------ projections
 
+// The buffer of `count` floats stored under key in the draw cache, or one that
+// draw(float*) fills (and the cache then keeps). A null cache: drawn every call.
+template <class Draw>
+std::shared_ptr<const float> cached_draw(detail::LruCache* cache, const std::string& key,
+                                         std::int64_t count, Draw draw) {
+  if (cache != nullptr)
+    if (detail::LruCache::Buffer hit = cache->find(key))
+      return std::static_pointer_cast<const float>(hit);
+  // (Not value-initialised: draw writes every entry.)
+  std::shared_ptr<float> buffer(new float[static_cast<std::size_t>(count)],
+                                std::default_delete<float[]>());
+  draw(buffer.get());
+  if (cache != nullptr) cache->insert(key, buffer, static_cast<std::size_t>(count) * sizeof(float));
+  return buffer;
+}
+
 // weight_j drawn straight into [strip][k][kStrip] (zero past l): a strip's four
 // quads of columns are four Philox blocks.
 struct PackedWeights {
   std::int64_t strips = 0;
-  std::unique_ptr<float[]> data[detail::kFuseMaxOperands];  // every entry written
+  std::shared_ptr<const float> data[detail::kFuseMaxOperands];  // every entry written
 };
 
-PackedWeights draw_weights(const ProjectionProblem& p) {
+void draw_strips(const detail::RandomMatrix& r, std::int64_t rows, std::int64_t l,
+                 std::int64_t strips, float* dst) {
+  const RowQuadsFn draw = row_quads_fn();
+#pragma omp parallel if (rows * l >= kParallelWork / 16)
+  {
+    std::vector<float> line(static_cast<std::size_t>(strips * kStrip), 0.0f);
+#pragma omp for schedule(static)
+    for (std::int64_t k = 0; k < rows; ++k) {
+      // The row's quads, then zeros past l.
+      draw(r, k, 0, (l + 3) / 4, line.data());
+      for (std::int64_t c = l; c < strips * kStrip; ++c)
+        line[c] = 0.0f;
+      for (std::int64_t s = 0; s < strips; ++s)
+        std::memcpy(dst + (s * rows + k) * kStrip, line.data() + s * kStrip,
+                    kStrip * sizeof(float));
+    }
+  }
+}
+
+// The key of weight r ([rows x l]) in the layout `tag`: everything its entries depend on.
+std::string weight_key(const char* tag, const detail::RandomMatrix& r, std::int64_t rows,
+                       std::int64_t l) {
+  return detail::cache_key(tag, r.seed, r.stream, r.distribution, rows, l);
+}
+
+PackedWeights draw_weights(const ProjectionProblem& p, detail::LruCache* cache) {
   static_assert(kStrip % 4 == 0, "a strip holds whole quads");
   PackedWeights w;
   w.strips = (p.l + kStrip - 1) / kStrip;
@@ -206,23 +249,9 @@ PackedWeights draw_weights(const ProjectionProblem& p) {
     if (p.factor_row[j] != nullptr) continue;
     const detail::RandomMatrix& r = p.weight[j];
     const std::int64_t rows = p.in[j].width;
-    w.data[j].reset(new float[static_cast<std::size_t>(w.strips * rows * kStrip)]);
-    float* dst = w.data[j].get();
-    const RowQuadsFn draw = row_quads_fn();
-#pragma omp parallel if (rows * p.l >= kParallelWork / 16)
-    {
-      std::vector<float> line(static_cast<std::size_t>(w.strips * kStrip), 0.0f);
-#pragma omp for schedule(static)
-      for (std::int64_t k = 0; k < rows; ++k) {
-        // The row's quads, then zeros past l.
-        draw(r, k, 0, (p.l + 3) / 4, line.data());
-        for (std::int64_t c = p.l; c < w.strips * kStrip; ++c)
-          line[c] = 0.0f;
-        for (std::int64_t s = 0; s < w.strips; ++s)
-          std::memcpy(dst + (s * rows + k) * kStrip, line.data() + s * kStrip,
-                      kStrip * sizeof(float));
-      }
-    }
+    w.data[j] =
+        cached_draw(cache, weight_key("fuse/strips16", r, rows, p.l), w.strips * rows * kStrip,
+                    [&](float* dst) { draw_strips(r, rows, p.l, w.strips, dst); });
   }
   return w;
 }
@@ -574,9 +603,9 @@ void kron_fuse(const KronProblem& p) {
   }
 }
 
-void fuse_projection(const ProjectionProblem& p) {
+void fuse_projection(const ProjectionProblem& p, detail::LruCache* draw_cache) {
   if (p.n == 0 || p.l == 0) return;
-  const PackedWeights w = draw_weights(p);
+  const PackedWeights w = draw_weights(p, draw_cache);
   auto* strip_fn = &projection_strip_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) strip_fn = &projection_strip_avx2;
@@ -613,16 +642,15 @@ constexpr std::int64_t kGemmBlockRows = 256;
 // with each X_j U_j one sgemm (fp32 products and accumulation, in the BLAS's order:
 // not the exact path's chain, and not bitwise reproducible across BLAS builds or
 // processors). The mapped rows are staged in float as in the exact path.
-void fuse_projection_gemm(const ProjectionProblem& p) {
-  // (Not value-initialised: every entry is drawn.)
-  std::unique_ptr<float[]> U[detail::kFuseMaxOperands];
+void fuse_projection_gemm(const ProjectionProblem& p, detail::LruCache* draw_cache) {
+  std::shared_ptr<const float> U[detail::kFuseMaxOperands];
   for (int j = 0; j < p.count; ++j) {
     if (p.factor_row[j] != nullptr) continue;
     detail::RandomMatrix r = p.weight[j];
     r.rows = p.in[j].width;
     r.cols = r.ld = p.l;
-    U[j].reset(new float[static_cast<std::size_t>(r.rows * r.cols)]);
-    fuse_random_matrix(r, U[j].get());
+    U[j] = cached_draw(draw_cache, weight_key("fuse/rows", r, r.rows, p.l), r.rows * r.cols,
+                       [&](float* dst) { fuse_random_matrix(r, dst); });
   }
   std::vector<float> staged, factor;
   for (std::int64_t i0 = 0; i0 < p.n; i0 += kGemmBlockRows) {
@@ -668,10 +696,11 @@ void fuse_projection_gemm(const ProjectionProblem& p) {
 
 }  // namespace
 
-void fuse_projection(const ProjectionProblem& p, Precision precision) {
+void fuse_projection(const ProjectionProblem& p, Precision precision,
+                     detail::LruCache* draw_cache) {
   if (precision != Precision::Exact && p.kind == ProjectionKind::Product && p.n > 0 && p.l > 0)
-    return fuse_projection_gemm(p);
-  fuse_projection(p);
+    return fuse_projection_gemm(p, draw_cache);
+  fuse_projection(p, draw_cache);
 }
 
 namespace {

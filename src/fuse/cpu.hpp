@@ -6,6 +6,7 @@
 
 #include "kernels/fuse/problem.hpp"
 #include "kfuse/precision.hpp"
+#include "src/core/lru_cache.hpp"
 
 namespace kfuse::cpu {
 
@@ -25,11 +26,14 @@ template <class W>
 void kron_fuse(const detail::KronProblem& p);
 
 // The exact chains (the result the GPU's exact kernel gives, bit for bit).
-void fuse_projection(const detail::ProjectionProblem& p);
+// draw_cache (the context's; may be null): where the drawn weights are looked up and
+// kept, keyed by everything they depend on and the layout this path reads.
+void fuse_projection(const detail::ProjectionProblem& p, detail::LruCache* draw_cache);
 // Under a TF32 or BF16 permission a Product projection goes through the BLAS
 // (fp32 sgemm per operand, then the product): faster, not bitwise reproducible.
 // Exact, and Fourier projections, take the chains above.
-void fuse_projection(const detail::ProjectionProblem& p, Precision precision);
+void fuse_projection(const detail::ProjectionProblem& p, Precision precision,
+                     detail::LruCache* draw_cache);
 
 void tensor_sketch(const detail::SketchProblem& p);
 // Whether tensor_sketch convolves p's count sketches by FFT (else directly); a pure
