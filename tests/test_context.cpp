@@ -72,7 +72,7 @@ TEST(Context, DrawCacheBudgetFromTheEnvironment) {
   EXPECT_EQ(Context::cpu().draw_cache_budget(), 12345u);
   setenv("KFUSE_DRAW_CACHE_BYTES", "0", 1);
   EXPECT_EQ(Context::cpu().draw_cache_budget(), 0u);
-  for (const char* bad : {"12k", "-1", "lots"}) {
+  for (const char* bad : {"12k", "-1", " 7", "lots"}) {
     setenv("KFUSE_DRAW_CACHE_BYTES", bad, 1);
     EXPECT_EQ(Context::cpu().draw_cache_budget(), Context::kDefaultDrawCacheBytes) << bad;
   }

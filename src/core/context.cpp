@@ -29,14 +29,14 @@ bool built_with_cuda() noexcept {
 }
 
 namespace {
-// KFUSE_DRAW_CACHE_BYTES when it is a whole byte count, else the default.
+// KFUSE_DRAW_CACHE_BYTES when it is a whole byte count (digits only), else the default.
 std::size_t initial_draw_cache_budget() {
   const char* env = std::getenv("KFUSE_DRAW_CACHE_BYTES");
   if (env == nullptr || *env == '\0') return Context::kDefaultDrawCacheBytes;
-  char* end = nullptr;
-  const unsigned long long bytes = std::strtoull(env, &end, 10);
-  if (*end != '\0' || *env == '-') return Context::kDefaultDrawCacheBytes;
-  return static_cast<std::size_t>(bytes);
+  for (const char* c = env; *c != '\0'; ++c)
+    if (*c < '0' || *c > '9') return Context::kDefaultDrawCacheBytes;
+  // (Past the range: ULLONG_MAX, no bound.)
+  return static_cast<std::size_t>(std::strtoull(env, nullptr, 10));
 }
 }  // namespace
 

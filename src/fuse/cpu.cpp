@@ -2,10 +2,12 @@
 // kernels/fuse/math.hpp (the CUDA kernels compute the same bits); this file only lays the
 // work out for a CPU: OpenMP over rows or column strips, mapped rows staged once,
 // the random matrices packed into 16-column strips so that the fma chains run
-// 16 columns at a time in vector registers. As in the Gaussian family, the hot
-// loops are compiled twice, for the build's baseline and (x86-64) for AVX2+FMA,
-// chosen at run time (KFUSE_CPU_ISA=baseline forces the former; both give the same
-// bits: std::fma is correctly rounded either way, only slower without FMA).
+// 16 columns at a time in vector registers, and drawn once per context (its draw
+// cache, src/core/lru_cache.hpp: a pure function of seed, stream, distribution, width
+// and l). As in the Gaussian family, the hot loops are compiled twice, for the
+// build's baseline and (x86-64) for AVX2+FMA, chosen at run time
+// (KFUSE_CPU_ISA=baseline forces the former; both give the same bits: std::fma is
+// correctly rounded either way, only slower without FMA).
 // This file is compiled with -ffp-contract=off (CMakeLists.txt).
 #include "src/fuse/cpu.hpp"
 #include "src/core/blas.hpp"
