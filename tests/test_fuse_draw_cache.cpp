@@ -1,7 +1,7 @@
 // The context's draw cache on the CPU path (Context::set_draw_cache_budget): a
 // result computed from cached random matrices is bitwise the one a context without
-// the cache gives, for every op that draws them (rp_fuse exact and TF32,
-// rff_fuse, cross_modal_rp); calls that differ in anything the draw depends on
+// the cache gives, for every op that draws them (rp_fuse exact and TF32, its
+// backward, rff_fuse, cross_modal_rp); calls that differ in anything the draw depends on
 // (seed, input slot, distribution, width, l) never share an entry; the budget
 // bounds what is held.
 #include <gtest/gtest.h>
@@ -87,6 +87,49 @@ TEST(FuseDrawCache, CachedResultsEqualAContextWithoutTheCacheBitwise) {
   };
   run(ctx, cross, n, l);
   EXPECT_TRUE(bitwise_equal(run(ctx, cross, n, l), uncached(cross, n, l)));
+}
+
+// rp_fuse_backward draws U_j (and an Rbf side's frequencies) for its products with
+// U_j^T through the cache too: the gradients from cached matrices are bitwise those of
+// a context without the cache, and a repeated call draws nothing new.
+TEST(FuseDrawCache, BackwardFromTheCacheEqualsAContextWithoutIt) {
+  const std::int64_t n = 11, l = 37, d0 = 19, d1 = 8;
+  const std::vector<float> a = uniform<float>(n * d0, 8), b = uniform<float>(n * d1, 9);
+  const std::vector<float> dz = uniform<float>(n * l, 10);
+  for (Precision precision : {Precision::Exact, Precision::TF32}) {
+    SCOPED_TRACE(precision == Precision::Exact ? "exact" : "tf32");
+    RpFuseOptions o;
+    o.seed = 21;
+    o.sides = {FuseSide{SideKernel::Rbf, 0.9, 12}, FuseSide{SideKernel::Cosine, 1.0, 0}};
+    o.precision = precision;
+    auto backward = [&](Context& ctx) {
+      std::vector<float> ga = nan_filled<float>(n * d0), gb = nan_filled<float>(n * d1);
+      rp_fuse_backward(ctx, {view(a, n, d0), view(b, n, d1)},
+                       MatrixView<const float>(dz.data(), n, l, l, Memory::Host),
+                       {MatrixView<float>(ga.data(), n, d0, d0, Memory::Host),
+                        MatrixView<float>(gb.data(), n, d1, d1, Memory::Host)},
+                       o);
+      ga.insert(ga.end(), gb.begin(), gb.end());
+      return ga;
+    };
+    // What the forward alone keeps (its factors are the backward's first step).
+    Context forward_only = Context::cpu();
+    std::vector<float> z(static_cast<std::size_t>(n * l));
+    rp_fuse(forward_only, {view(a, n, d0), view(b, n, d1)},
+            MatrixView<float>(z.data(), n, l, l, Memory::Host), o);
+    Context ctx = Context::cpu();
+    const std::vector<float> first = backward(ctx);
+    const std::size_t held = ctx.draw_cache_bytes();
+    // U_j and the frequencies for the products with their transposes, row-major.
+    EXPECT_GT(held, forward_only.draw_cache_bytes()) << "the backward's draws were not kept";
+    const std::vector<float> second = backward(ctx);
+    EXPECT_EQ(ctx.draw_cache_bytes(), held) << "the second call drew again";
+    Context fresh = Context::cpu();
+    fresh.set_draw_cache_budget(0);
+    const std::vector<float> reference = backward(fresh);
+    EXPECT_TRUE(bitwise_equal(first, reference));
+    EXPECT_TRUE(bitwise_equal(second, reference));
+  }
 }
 
 // One context runs calls that differ in one thing the draw depends on each, in an

@@ -97,8 +97,9 @@ class Context {
   // Blocks the host until the context's stream has finished. No-op on Cpu.
   void synchronize() const;
 
-  // The draw cache: the random matrices the CPU path draws (rp_fuse's U_j,
-  // cross_modal_rp's, rff_fuse's frequencies), kept in host memory, in the layout the
+  // The draw cache: the random matrices the CPU path draws (rp_fuse's and its
+  // backward's U_j, cross_modal_rp's, the Fourier frequencies of rff_fuse and of Rbf
+  // sides), kept in host memory, in the layout the
   // CPU path reads, so that a repeated call with the same seed, input slot,
   // distribution, width and l skips the draw. An entry is a pure function of its key
   // (the draw depends on nothing else), so a cached result is bitwise the one a fresh

@@ -568,6 +568,19 @@ void fuse_random_matrix(const detail::RandomMatrix& r, float* out) {
   }
 }
 
+void fuse_random_matrix(const detail::RandomMatrix& r, float* out, detail::LruCache* draw_cache) {
+  if (draw_cache == nullptr || r.rows == 0 || r.cols == 0) return fuse_random_matrix(r, out);
+  detail::RandomMatrix packed = r;
+  packed.ld = r.cols;
+  const std::shared_ptr<const float> u =
+      cached_draw(draw_cache, weight_key("fuse/rows", r, r.rows, r.cols), r.rows * r.cols,
+                  [&](float* dst) { fuse_random_matrix(packed, dst); });
+#pragma omp parallel for schedule(static) if (r.rows * r.cols >= kParallelWork)
+  for (std::int64_t row = 0; row < r.rows; ++row)
+    std::memcpy(out + row * r.ld, u.get() + row * r.cols,
+                static_cast<std::size_t>(r.cols) * sizeof(float));
+}
+
 template <class W>
 void kron_fuse(const KronProblem& p) {
   const int m = p.count;

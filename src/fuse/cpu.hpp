@@ -15,6 +15,10 @@ template <class W>
 void fuse_inv_norms(const detail::FuseOperand& op, std::int64_t n, W* out);
 
 void fuse_random_matrix(const detail::RandomMatrix& r, float* out);
+// The same through the draw cache (null: drawn): r's [rows x cols] kept row-major (the
+// TF32 / BF16 route's layout and key, so the two share entries), then copied into out
+// (leading dimension r.ld).
+void fuse_random_matrix(const detail::RandomMatrix& r, float* out, detail::LruCache* draw_cache);
 
 // Entries (row, 4 quad0 .. 4 (quad0 + count) - 1) of the random matrix r (r.rows,
 // r.cols and r.ld are not used): the values of detail::random_quad, computed eight
