@@ -42,7 +42,16 @@ constexpr int kStrip = 16;  // columns per vector strip
 // independent chains to keep both FMA pipes busy. Staged rows are padded with zero
 // rows to a whole number of blocks, so the inner loop has no row test.
 constexpr int kMicroRows = 6;
-constexpr std::int64_t kChunkRows = 20 * kMicroRows;  // rows staged at once
+// Rows staged at once by the exact projection: as many whole register blocks as fit
+// kStagedBytes of mapped rows (every strip reads all of them, so they should stay near
+// the core), at least one block. A pure layout choice: each output's chain is the same
+// whatever the chunk.
+constexpr std::int64_t kStagedBytes = std::int64_t(1) << 20;
+std::int64_t chunk_rows(std::int64_t chain) {
+  const std::int64_t rows =
+      kStagedBytes / (std::int64_t(sizeof(float)) * std::max<std::int64_t>(chain, 1));
+  return std::max<std::int64_t>(kMicroRows, rows / kMicroRows * kMicroRows);
+}
 
 std::int64_t padded_rows(std::int64_t rows) {
   return (rows + kMicroRows - 1) / kMicroRows * kMicroRows;
@@ -50,6 +59,11 @@ std::int64_t padded_rows(std::int64_t rows) {
 // Below this much work (elementary steps) a loop runs on one thread: a parallel
 // region costs more than it saves, and much more on an oversubscribed machine.
 constexpr std::int64_t kParallelWork = std::int64_t(1) << 16;
+// The same for a pass of one or two operations per element (a copy, a row norm, an
+// elementwise product: memory-bound, under a millisecond below this many elements).
+// Each parallel region ends in a barrier, and on a loaded machine a barrier waits for
+// a descheduled thread's next time slice (milliseconds), far more than such a pass.
+constexpr std::int64_t kParallelPass = std::int64_t(1) << 20;
 
 // ------------------------------------------------------------------ random draws
 
@@ -544,7 +558,7 @@ void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
   if (use_avx2()) rows_fn = &inv_norms_avx2<W>;
 #endif
   constexpr std::int64_t kRows = 64;
-#pragma omp parallel for schedule(static) if (n * op.d >= kParallelWork)
+#pragma omp parallel for schedule(static) if (n * op.d >= kParallelPass)
   for (std::int64_t i0 = 0; i0 < n; i0 += kRows)
     rows_fn(op, i0, std::min(n, i0 + kRows), out);
 }
@@ -575,7 +589,7 @@ void fuse_random_matrix(const detail::RandomMatrix& r, float* out, detail::LruCa
   const std::shared_ptr<const float> u =
       cached_draw(draw_cache, weight_key("fuse/rows", r, r.rows, r.cols), r.rows * r.cols,
                   [&](float* dst) { fuse_random_matrix(packed, dst); });
-#pragma omp parallel for schedule(static) if (r.rows * r.cols >= kParallelWork)
+#pragma omp parallel for schedule(static) if (r.rows * r.cols >= kParallelPass)
   for (std::int64_t row = 0; row < r.rows; ++row)
     std::memcpy(out + row * r.ld, u.get() + row * r.cols,
                 static_cast<std::size_t>(r.cols) * sizeof(float));
@@ -626,20 +640,21 @@ void fuse_projection(const ProjectionProblem& p, detail::LruCache* draw_cache) {
   if (use_avx2()) strip_fn = &projection_strip_avx2;
 #endif
   std::vector<float> staged[detail::kFuseMaxOperands];
-  for (std::int64_t i0 = 0; i0 < p.n; i0 += kChunkRows) {
-    const std::int64_t rows = std::min(kChunkRows, p.n - i0);
+  std::int64_t chain = 0;
+  for (int j = 0; j < p.count; ++j)
+    chain += p.in[j].width;
+  const std::int64_t chunk = chunk_rows(chain);
+  for (std::int64_t i0 = 0; i0 < p.n; i0 += chunk) {
+    const std::int64_t rows = std::min(chunk, p.n - i0);
     for (int j = 0; j < p.count; ++j) {
       if (p.factor_row[j] != nullptr) continue;
       const FuseOperand& op = p.in[j];
       staged[j].assign(static_cast<std::size_t>(padded_rows(rows) * op.width), 0.0f);
-#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelPass)
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t k = 0; k < op.width; ++k)
           staged[j][r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
     }
-    std::int64_t chain = 0;
-    for (int j = 0; j < p.count; ++j)
-      chain += p.in[j].width;
 #pragma omp parallel for schedule(dynamic, 4) if (rows * p.l * chain >= kParallelWork)
     for (std::int64_t s = 0; s < w.strips; ++s)
       strip_fn(p, w, staged, i0, rows, s);
@@ -688,7 +703,7 @@ void fuse_projection_gemm(const ProjectionProblem& p, detail::LruCache* draw_cac
             f[r * ldf + c] = p.factor_row[j][c] * p.factor_scale;
       } else {
         staged.resize(static_cast<std::size_t>(rows * op.width));
-#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelPass)
         for (std::int64_t r = 0; r < rows; ++r)
           for (std::int64_t k = 0; k < op.width; ++k)
             staged[r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
@@ -696,13 +711,13 @@ void fuse_projection_gemm(const ProjectionProblem& p, detail::LruCache* draw_cac
               U[j].get(), p.l, 0.0f, f, ldf);
       }
       if (j > 0) {
-#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelPass)
         for (std::int64_t r = 0; r < rows; ++r)
           for (std::int64_t c = 0; c < p.l; ++c)
             z[r * p.ldo + c] *= f[r * ldf + c];
       }
     }
-#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelPass)
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c = 0; c < p.l; ++c)
         z[r * p.ldo + c] *= p.final_scale;
