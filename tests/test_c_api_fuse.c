@@ -86,6 +86,25 @@ int main(void) {
       }
     CHECK(err < 1e-5);
 
+    /* the draw cache: the call above kept U1 and U2; a context without it gives the
+       same bits; budget 0 and clear hold nothing */
+    {
+      kfuse_context_t off = NULL;
+      uint64_t held = 0;
+      CHECK(kfuse_context_draw_cache_bytes(ctx, &held) == KFUSE_SUCCESS && held > 0);
+      CHECK(kfuse_context_create_cpu(&off) == KFUSE_SUCCESS);
+      CHECK(kfuse_context_set_draw_cache_budget(off, 0) == KFUSE_SUCCESS);
+      memcpy(before, z, sizeof z);
+      CHECK(kfuse_rp_fuse(off, in, 2, &out, &o) == KFUSE_SUCCESS);
+      CHECK(memcmp(before, z, sizeof z) == 0);
+      CHECK(kfuse_context_draw_cache_bytes(off, &held) == KFUSE_SUCCESS && held == 0);
+      kfuse_context_destroy(off);
+      CHECK(kfuse_context_clear_draw_cache(ctx) == KFUSE_SUCCESS);
+      CHECK(kfuse_context_draw_cache_bytes(ctx, &held) == KFUSE_SUCCESS && held == 0);
+      CHECK(kfuse_context_draw_cache_bytes(ctx, NULL) == KFUSE_INVALID_ARGUMENT);
+      CHECK(kfuse_context_clear_draw_cache(NULL) == KFUSE_INVALID_ARGUMENT);
+    }
+
     /* errors: l = 0, unknown distribution, mismatched rows; output untouched */
     memcpy(before, z, sizeof z);
     out = host(z, N, 0, KFUSE_F32);

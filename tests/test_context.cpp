@@ -1,6 +1,7 @@
 // The shared vocabulary: contexts without a driver, views, errors, names.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,27 @@ TEST(Context, CudaContextOwnsAStream) {
 
 // Workspace from a caller's allocator must honour the 256-byte alignment contract;
 // an allocator that does not is refused before any kernel sees its memory.
+// The draw cache's budget: the default, KFUSE_DRAW_CACHE_BYTES when it is a byte
+// count (read when a context is created), the default again when it is not.
+TEST(Context, DrawCacheBudgetFromTheEnvironment) {
+  const char* saved = std::getenv("KFUSE_DRAW_CACHE_BYTES");
+  const std::string restore = saved ? saved : "";
+  unsetenv("KFUSE_DRAW_CACHE_BYTES");
+  EXPECT_EQ(Context::cpu().draw_cache_budget(), Context::kDefaultDrawCacheBytes);
+  setenv("KFUSE_DRAW_CACHE_BYTES", "12345", 1);
+  EXPECT_EQ(Context::cpu().draw_cache_budget(), 12345u);
+  setenv("KFUSE_DRAW_CACHE_BYTES", "0", 1);
+  EXPECT_EQ(Context::cpu().draw_cache_budget(), 0u);
+  for (const char* bad : {"12k", "-1", " 7", "lots"}) {
+    setenv("KFUSE_DRAW_CACHE_BYTES", bad, 1);
+    EXPECT_EQ(Context::cpu().draw_cache_budget(), Context::kDefaultDrawCacheBytes) << bad;
+  }
+  if (saved)
+    setenv("KFUSE_DRAW_CACHE_BYTES", restore.c_str(), 1);
+  else
+    unsetenv("KFUSE_DRAW_CACHE_BYTES");
+}
+
 TEST(Context, MisalignedAllocatorIsRejected) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
   struct Offset final : Allocator {

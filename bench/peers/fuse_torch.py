@@ -14,7 +14,8 @@ product_kernel_topk impl "torch": scores materialised per chunk of queries
 tensor_sketch     impl "torch": count sketches by index_add_, then rfft / irfft (hashes
                   drawn beforehand).
 rff_fuse          impl "torch": [cos, sin](cat(A / s1, B / s2) @ W) / sqrt r, W drawn
-                  with torch.randn in the timed call (kfuse draws its frequencies per call).
+                  with torch.randn in the timed call (kfuse's GPU path draws its frequencies
+                  per call, its CPU path once per context: the draw cache).
 Precisions: exact (fp32, TF32 off), tf32 (TF32 matmuls allowed), bf16 (bf16 operands).
 """
 import math

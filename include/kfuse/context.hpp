@@ -14,6 +14,10 @@ struct cublasContext;
 
 namespace kfuse {
 
+namespace detail {
+struct ContextAccess;  // src/core/context_impl.hpp
+}
+
 using cudaStream = CUstream_st*;      // == cudaStream_t
 using cublasHandle = cublasContext*;  // == cublasHandle_t
 
@@ -93,9 +97,27 @@ class Context {
   // Blocks the host until the context's stream has finished. No-op on Cpu.
   void synchronize() const;
 
+  // The draw cache: the random matrices the CPU path draws (rp_fuse's and its
+  // backward's U_j, cross_modal_rp's, the Fourier frequencies of rff_fuse and of Rbf
+  // sides), kept in host memory, in the layout the
+  // CPU path reads, so that a repeated call with the same seed, input slot,
+  // distribution, width and l skips the draw. An entry is a pure function of its key
+  // (the draw depends on nothing else), so a cached result is bitwise the one a fresh
+  // context gives. At most `draw_cache_budget()` bytes are held; past it the least
+  // recently used matrices are dropped; a matrix larger than the budget is drawn per
+  // call. The default budget is kDefaultDrawCacheBytes, or the environment's
+  // KFUSE_DRAW_CACHE_BYTES (a byte count) when a context is created; 0 turns the cache
+  // off. The GPU path draws its matrices inside its kernels and uses no draw cache.
+  static constexpr std::size_t kDefaultDrawCacheBytes = std::size_t(256) << 20;
+  void set_draw_cache_budget(std::size_t bytes);  // drops entries down to it at once
+  std::size_t draw_cache_budget() const noexcept;
+  std::size_t draw_cache_bytes() const noexcept;  // held now
+  void clear_draw_cache() noexcept;
+
   struct Impl;  // defined in src/, opaque to users
 
  private:
+  friend struct detail::ContextAccess;
   explicit Context(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -26,6 +26,17 @@
 // CPU and the GPU: the same seed gives bitwise the same U and the same rp_fuse,
 // rff_fuse and cross_modal_rp outputs on both (Precision::Exact; TF32/BF16 are
 // faster on a GPU and not bitwise reproducible).
+//
+// Drawn once per context (CPU path): because the same (seed, input j, distribution,
+// width, l) always gives the same U, the CPU path keeps the matrices it draws (U_j of
+// rp_fuse, rp_fuse_backward and cross_modal_rp; rff_fuse's and Rbf sides' frequencies;
+// not rp_projection_matrix's, which the caller keeps) in the context's draw cache, in the
+// layout it reads (the exact chains: 16-column strips, w_j x ceil(l / 16) x 16 floats;
+// TF32 / BF16 and the backwards' products: w_j x l floats), keyed by all of those, so
+// a repeated call skips the draw and gives the same bits as a fresh context. It holds
+// at most 256 MiB by default, least recently used dropped first;
+// Context::set_draw_cache_budget (0: off), clear_draw_cache and the environment's
+// KFUSE_DRAW_CACHE_BYTES control it (include/kfuse/context.hpp).
 #pragma once
 
 #include <cstdint>

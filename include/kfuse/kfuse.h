@@ -85,6 +85,12 @@ kfuse_status_t kfuse_context_create_best(kfuse_context_t* out);
 void kfuse_context_destroy(kfuse_context_t ctx);
 kfuse_status_t kfuse_context_backend(kfuse_context_t ctx, kfuse_backend_t* out);
 kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx);
+/* The CPU path's draw cache of random matrices (kfuse::Context::set_draw_cache_budget,
+ * include/kfuse/context.hpp): at most `bytes` held (0 turns it off); the bytes held now;
+ * drop what it holds. */
+kfuse_status_t kfuse_context_set_draw_cache_budget(kfuse_context_t ctx, uint64_t bytes);
+kfuse_status_t kfuse_context_draw_cache_bytes(kfuse_context_t ctx, uint64_t* out);
+kfuse_status_t kfuse_context_clear_draw_cache(kfuse_context_t ctx);
 
 /* ------------------------------------------------------------------ op families
  * One header per family, each included here. */

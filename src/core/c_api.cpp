@@ -2,6 +2,10 @@
 // in src/<family>/c_api.cpp.
 #include "kfuse/kfuse.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+
 #include "src/core/c_api_util.hpp"
 
 // The enumerations the C API hands back by a cast (statuses, backends) must number
@@ -99,6 +103,27 @@ kfuse_status_t kfuse_context_backend(kfuse_context_t ctx, kfuse_backend_t* out) 
 
 kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx) {
   return guarded([&] { context_of(ctx, "kfuse_context_synchronize").synchronize(); });
+}
+
+kfuse_status_t kfuse_context_set_draw_cache_budget(kfuse_context_t ctx, uint64_t bytes) {
+  return guarded([&] {
+    context_of(ctx, "kfuse_context_set_draw_cache_budget")
+        .set_draw_cache_budget(static_cast<std::size_t>(
+            std::min<uint64_t>(bytes, std::numeric_limits<std::size_t>::max())));
+  });
+}
+
+kfuse_status_t kfuse_context_draw_cache_bytes(kfuse_context_t ctx, uint64_t* out) {
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, "kfuse_context_draw_cache_bytes");
+    if (out == nullptr)
+      fail(kfuse::Status::InvalidArgument, "kfuse_context_draw_cache_bytes", "out", "is null");
+    *out = c.draw_cache_bytes();
+  });
+}
+
+kfuse_status_t kfuse_context_clear_draw_cache(kfuse_context_t ctx) {
+  return guarded([&] { context_of(ctx, "kfuse_context_clear_draw_cache").clear_draw_cache(); });
 }
 
 }  // extern "C"

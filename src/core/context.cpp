@@ -1,5 +1,6 @@
 #include "kfuse/context.hpp"
 
+#include <cstdlib>
 #include <string>
 
 #include "kfuse/error.hpp"
@@ -26,6 +27,20 @@ int cuda_device_count() noexcept {
 bool built_with_cuda() noexcept {
   return detail::kBuiltWithCuda;
 }
+
+namespace {
+// KFUSE_DRAW_CACHE_BYTES when it is a whole byte count (digits only), else the default.
+std::size_t initial_draw_cache_budget() {
+  const char* env = std::getenv("KFUSE_DRAW_CACHE_BYTES");
+  if (env == nullptr || *env == '\0') return Context::kDefaultDrawCacheBytes;
+  for (const char* c = env; *c != '\0'; ++c)
+    if (*c < '0' || *c > '9') return Context::kDefaultDrawCacheBytes;
+  // (Past the range: ULLONG_MAX, no bound.)
+  return static_cast<std::size_t>(std::strtoull(env, nullptr, 10));
+}
+}  // namespace
+
+Context::Impl::Impl() : draw_cache(initial_draw_cache_budget()) {}
 
 Context::Impl::~Impl() {
   detail::destroy_cublas(device, cublas);
@@ -125,6 +140,19 @@ Allocator& Context::allocator() {
     throw Error(Status::Unsupported,
                 "Context::allocator: a Cpu context allocates no device memory");
   return *impl_->allocator;
+}
+
+void Context::set_draw_cache_budget(std::size_t bytes) {
+  impl_->draw_cache.set_budget(bytes);
+}
+std::size_t Context::draw_cache_budget() const noexcept {
+  return impl_->draw_cache.budget();
+}
+std::size_t Context::draw_cache_bytes() const noexcept {
+  return impl_->draw_cache.bytes();
+}
+void Context::clear_draw_cache() noexcept {
+  impl_->draw_cache.clear();
 }
 
 void Context::synchronize() const {

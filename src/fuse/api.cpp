@@ -17,6 +17,7 @@
 #include "kernels/fuse/problem.hpp"
 #include "src/core/backend.hpp"
 #include "src/core/checked.hpp"
+#include "src/core/context_impl.hpp"
 #include "src/core/scratch.hpp"
 #include "src/core/validate.hpp"
 #include "src/fuse/cpu.hpp"
@@ -92,6 +93,13 @@ void run_random(Context& ctx, const RandomMatrix& r, float* out) {
                         cpu::fuse_random_matrix(r, out));
 }
 
+// The backwards' draws, through the CPU path's draw cache (rp_projection_matrix, an
+// explicit request for U that the caller keeps, draws without it).
+void run_random_cached(Context& ctx, const RandomMatrix& r, float* out) {
+  return KFUSE_DISPATCH(ctx, cuda::fuse_random_matrix(ctx, r, out),
+                        cpu::fuse_random_matrix(r, out, &detail::draw_cache(ctx)));
+}
+
 template <class W>
 void run_kron(Context& ctx, const KronProblem& p) {
   return KFUSE_DISPATCH(ctx, cuda::kron_fuse<W>(ctx, p), cpu::kron_fuse<W>(p));
@@ -99,7 +107,7 @@ void run_kron(Context& ctx, const KronProblem& p) {
 
 void run_projection(Context& ctx, const ProjectionProblem& p, Precision precision) {
   return KFUSE_DISPATCH(ctx, cuda::fuse_projection(ctx, p, precision),
-                        cpu::fuse_projection(p, precision));
+                        cpu::fuse_projection(p, precision, &detail::draw_cache(ctx)));
 }
 
 void run_sketch(Context& ctx, const SketchProblem& p) {
@@ -444,10 +452,11 @@ void side_backward(Context& ctx, FeatureMaps<W>& maps, const FuseSide& side,
     // The frequencies W [d x r] the forward drew (FeatureMaps::map), then
     // grad = (h W^T) / sigma.
     float* freq = maps.template allocate<float>(input.cols, r);
-    run_random(ctx,
-               random_matrix(seed, detail::kStreamSideFourier + static_cast<std::uint32_t>(slot),
-                             detail::kDrawGaussian, input.cols, r),
-               freq);
+    run_random_cached(
+        ctx,
+        random_matrix(seed, detail::kStreamSideFourier + static_cast<std::uint32_t>(slot),
+                      detail::kDrawGaussian, input.cols, r),
+        freq);
     detail::GradGemm g;
     g.m = n;
     g.n = input.cols;
@@ -573,7 +582,7 @@ void rp_backward_impl(Context& ctx, const std::vector<MatrixView<const T>>& inpu
     run_factor_grad(ctx, fg);
     const std::int64_t w = mapped[j].width;
     float* u = maps.template allocate<float>(w, l);
-    run_random(ctx, projection_matrix(o.seed, j, o.distribution, w, l), u);
+    run_random_cached(ctx, projection_matrix(o.seed, j, o.distribution, w, l), u);
     detail::GradGemm g;
     g.m = n;
     g.n = w;

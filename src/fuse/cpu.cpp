@@ -2,15 +2,18 @@
 // kernels/fuse/math.hpp (the CUDA kernels compute the same bits); this file only lays the
 // work out for a CPU: OpenMP over rows or column strips, mapped rows staged once,
 // the random matrices packed into 16-column strips so that the fma chains run
-// 16 columns at a time in vector registers. As in the Gaussian family, the hot
-// loops are compiled twice, for the build's baseline and (x86-64) for AVX2+FMA,
-// chosen at run time (KFUSE_CPU_ISA=baseline forces the former; both give the same
-// bits: std::fma is correctly rounded either way, only slower without FMA).
+// 16 columns at a time in vector registers, and drawn once per context (its draw
+// cache, src/core/lru_cache.hpp: a pure function of seed, stream, distribution, width
+// and l). As in the Gaussian family, the hot loops are compiled twice, for the
+// build's baseline and (x86-64) for AVX2+FMA, chosen at run time
+// (KFUSE_CPU_ISA=baseline forces the former; both give the same bits: std::fma is
+// correctly rounded either way, only slower without FMA).
 // This file is compiled with -ffp-contract=off (CMakeLists.txt).
 #include "src/fuse/cpu.hpp"
 #include "src/core/blas.hpp"
 #include "src/core/fft.hpp"
 #include "src/core/isa.hpp"
+#include "src/core/lru_cache.hpp"
 
 #include <algorithm>
 #include <complex>
@@ -18,6 +21,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
 #include <immintrin.h>
@@ -38,7 +42,16 @@ constexpr int kStrip = 16;  // columns per vector strip
 // independent chains to keep both FMA pipes busy. Staged rows are padded with zero
 // rows to a whole number of blocks, so the inner loop has no row test.
 constexpr int kMicroRows = 6;
-constexpr std::int64_t kChunkRows = 20 * kMicroRows;  // rows staged at once
+// Rows staged at once by the exact projection: as many whole register blocks as fit
+// kStagedBytes of mapped rows (every strip reads all of them, so they should stay near
+// the core), at least one block. A pure layout choice: each output's chain is the same
+// whatever the chunk.
+constexpr std::int64_t kStagedBytes = std::int64_t(1) << 20;
+std::int64_t chunk_rows(std::int64_t chain) {
+  const std::int64_t rows =
+      kStagedBytes / (std::int64_t(sizeof(float)) * std::max<std::int64_t>(chain, 1));
+  return std::max<std::int64_t>(kMicroRows, rows / kMicroRows * kMicroRows);
+}
 
 std::int64_t padded_rows(std::int64_t rows) {
   return (rows + kMicroRows - 1) / kMicroRows * kMicroRows;
@@ -46,6 +59,11 @@ std::int64_t padded_rows(std::int64_t rows) {
 // Below this much work (elementary steps) a loop runs on one thread: a parallel
 // region costs more than it saves, and much more on an oversubscribed machine.
 constexpr std::int64_t kParallelWork = std::int64_t(1) << 16;
+// The same for a pass of one or two operations per element (a copy, a row norm, an
+// elementwise product: memory-bound, under a millisecond below this many elements).
+// Each parallel region ends in a barrier, and on a loaded machine a barrier waits for
+// a descheduled thread's next time slice (milliseconds), far more than such a pass.
+constexpr std::int64_t kParallelPass = std::int64_t(1) << 20;
 
 // ------------------------------------------------------------------ random draws
 
@@ -191,14 +209,55 @@ RowQuadsFn row_quads_fn() {
 
 // ------------------------------------------------------------------ projections
 
+// The buffer of `count` floats stored under key in the draw cache, or one that
+// draw(float*) fills (and the cache then keeps). A null cache: drawn every call.
+template <class Draw>
+std::shared_ptr<const float> cached_draw(detail::LruCache* cache, const std::string& key,
+                                         std::int64_t count, Draw draw) {
+  if (cache != nullptr)
+    if (detail::LruCache::Buffer hit = cache->find(key))
+      return std::static_pointer_cast<const float>(hit);
+  // (Not value-initialised: draw writes every entry.)
+  std::shared_ptr<float> buffer(new float[static_cast<std::size_t>(count)],
+                                std::default_delete<float[]>());
+  draw(buffer.get());
+  if (cache != nullptr) cache->insert(key, buffer, static_cast<std::size_t>(count) * sizeof(float));
+  return buffer;
+}
+
 // weight_j drawn straight into [strip][k][kStrip] (zero past l): a strip's four
 // quads of columns are four Philox blocks.
 struct PackedWeights {
   std::int64_t strips = 0;
-  std::unique_ptr<float[]> data[detail::kFuseMaxOperands];  // every entry written
+  std::shared_ptr<const float> data[detail::kFuseMaxOperands];  // every entry written
 };
 
-PackedWeights draw_weights(const ProjectionProblem& p) {
+void draw_strips(const detail::RandomMatrix& r, std::int64_t rows, std::int64_t l,
+                 std::int64_t strips, float* dst) {
+  const RowQuadsFn draw = row_quads_fn();
+#pragma omp parallel if (rows * l >= kParallelWork / 16)
+  {
+    std::vector<float> line(static_cast<std::size_t>(strips * kStrip), 0.0f);
+#pragma omp for schedule(static)
+    for (std::int64_t k = 0; k < rows; ++k) {
+      // The row's quads, then zeros past l.
+      draw(r, k, 0, (l + 3) / 4, line.data());
+      for (std::int64_t c = l; c < strips * kStrip; ++c)
+        line[c] = 0.0f;
+      for (std::int64_t s = 0; s < strips; ++s)
+        std::memcpy(dst + (s * rows + k) * kStrip, line.data() + s * kStrip,
+                    kStrip * sizeof(float));
+    }
+  }
+}
+
+// The key of weight r ([rows x l]) in the layout `tag`: everything its entries depend on.
+std::string weight_key(const char* tag, const detail::RandomMatrix& r, std::int64_t rows,
+                       std::int64_t l) {
+  return detail::cache_key(tag, r.seed, r.stream, r.distribution, rows, l);
+}
+
+PackedWeights draw_weights(const ProjectionProblem& p, detail::LruCache* cache) {
   static_assert(kStrip % 4 == 0, "a strip holds whole quads");
   PackedWeights w;
   w.strips = (p.l + kStrip - 1) / kStrip;
@@ -206,23 +265,9 @@ PackedWeights draw_weights(const ProjectionProblem& p) {
     if (p.factor_row[j] != nullptr) continue;
     const detail::RandomMatrix& r = p.weight[j];
     const std::int64_t rows = p.in[j].width;
-    w.data[j].reset(new float[static_cast<std::size_t>(w.strips * rows * kStrip)]);
-    float* dst = w.data[j].get();
-    const RowQuadsFn draw = row_quads_fn();
-#pragma omp parallel if (rows * p.l >= kParallelWork / 16)
-    {
-      std::vector<float> line(static_cast<std::size_t>(w.strips * kStrip), 0.0f);
-#pragma omp for schedule(static)
-      for (std::int64_t k = 0; k < rows; ++k) {
-        // The row's quads, then zeros past l.
-        draw(r, k, 0, (p.l + 3) / 4, line.data());
-        for (std::int64_t c = p.l; c < w.strips * kStrip; ++c)
-          line[c] = 0.0f;
-        for (std::int64_t s = 0; s < w.strips; ++s)
-          std::memcpy(dst + (s * rows + k) * kStrip, line.data() + s * kStrip,
-                      kStrip * sizeof(float));
-      }
-    }
+    w.data[j] =
+        cached_draw(cache, weight_key("fuse/strips16", r, rows, p.l), w.strips * rows * kStrip,
+                    [&](float* dst) { draw_strips(r, rows, p.l, w.strips, dst); });
   }
   return w;
 }
@@ -513,7 +558,7 @@ void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
   if (use_avx2()) rows_fn = &inv_norms_avx2<W>;
 #endif
   constexpr std::int64_t kRows = 64;
-#pragma omp parallel for schedule(static) if (n * op.d >= kParallelWork)
+#pragma omp parallel for schedule(static) if (n * op.d >= kParallelPass)
   for (std::int64_t i0 = 0; i0 < n; i0 += kRows)
     rows_fn(op, i0, std::min(n, i0 + kRows), out);
 }
@@ -535,6 +580,19 @@ void fuse_random_matrix(const detail::RandomMatrix& r, float* out) {
       std::memcpy(out + row * r.ld, line.data(), static_cast<std::size_t>(r.cols) * sizeof(float));
     }
   }
+}
+
+void fuse_random_matrix(const detail::RandomMatrix& r, float* out, detail::LruCache* draw_cache) {
+  if (draw_cache == nullptr || r.rows == 0 || r.cols == 0) return fuse_random_matrix(r, out);
+  detail::RandomMatrix packed = r;
+  packed.ld = r.cols;
+  const std::shared_ptr<const float> u =
+      cached_draw(draw_cache, weight_key("fuse/rows", r, r.rows, r.cols), r.rows * r.cols,
+                  [&](float* dst) { fuse_random_matrix(packed, dst); });
+#pragma omp parallel for schedule(static) if (r.rows * r.cols >= kParallelPass)
+  for (std::int64_t row = 0; row < r.rows; ++row)
+    std::memcpy(out + row * r.ld, u.get() + row * r.cols,
+                static_cast<std::size_t>(r.cols) * sizeof(float));
 }
 
 template <class W>
@@ -574,28 +632,29 @@ void kron_fuse(const KronProblem& p) {
   }
 }
 
-void fuse_projection(const ProjectionProblem& p) {
+void fuse_projection(const ProjectionProblem& p, detail::LruCache* draw_cache) {
   if (p.n == 0 || p.l == 0) return;
-  const PackedWeights w = draw_weights(p);
+  const PackedWeights w = draw_weights(p, draw_cache);
   auto* strip_fn = &projection_strip_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) strip_fn = &projection_strip_avx2;
 #endif
   std::vector<float> staged[detail::kFuseMaxOperands];
-  for (std::int64_t i0 = 0; i0 < p.n; i0 += kChunkRows) {
-    const std::int64_t rows = std::min(kChunkRows, p.n - i0);
+  std::int64_t chain = 0;
+  for (int j = 0; j < p.count; ++j)
+    chain += p.in[j].width;
+  const std::int64_t chunk = chunk_rows(chain);
+  for (std::int64_t i0 = 0; i0 < p.n; i0 += chunk) {
+    const std::int64_t rows = std::min(chunk, p.n - i0);
     for (int j = 0; j < p.count; ++j) {
       if (p.factor_row[j] != nullptr) continue;
       const FuseOperand& op = p.in[j];
       staged[j].assign(static_cast<std::size_t>(padded_rows(rows) * op.width), 0.0f);
-#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelPass)
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t k = 0; k < op.width; ++k)
           staged[j][r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
     }
-    std::int64_t chain = 0;
-    for (int j = 0; j < p.count; ++j)
-      chain += p.in[j].width;
 #pragma omp parallel for schedule(dynamic, 4) if (rows * p.l * chain >= kParallelWork)
     for (std::int64_t s = 0; s < w.strips; ++s)
       strip_fn(p, w, staged, i0, rows, s);
@@ -613,16 +672,15 @@ constexpr std::int64_t kGemmBlockRows = 256;
 // with each X_j U_j one sgemm (fp32 products and accumulation, in the BLAS's order:
 // not the exact path's chain, and not bitwise reproducible across BLAS builds or
 // processors). The mapped rows are staged in float as in the exact path.
-void fuse_projection_gemm(const ProjectionProblem& p) {
-  // (Not value-initialised: every entry is drawn.)
-  std::unique_ptr<float[]> U[detail::kFuseMaxOperands];
+void fuse_projection_gemm(const ProjectionProblem& p, detail::LruCache* draw_cache) {
+  std::shared_ptr<const float> U[detail::kFuseMaxOperands];
   for (int j = 0; j < p.count; ++j) {
     if (p.factor_row[j] != nullptr) continue;
     detail::RandomMatrix r = p.weight[j];
     r.rows = p.in[j].width;
     r.cols = r.ld = p.l;
-    U[j].reset(new float[static_cast<std::size_t>(r.rows * r.cols)]);
-    fuse_random_matrix(r, U[j].get());
+    U[j] = cached_draw(draw_cache, weight_key("fuse/rows", r, r.rows, p.l), r.rows * r.cols,
+                       [&](float* dst) { fuse_random_matrix(r, dst); });
   }
   std::vector<float> staged, factor;
   for (std::int64_t i0 = 0; i0 < p.n; i0 += kGemmBlockRows) {
@@ -645,7 +703,7 @@ void fuse_projection_gemm(const ProjectionProblem& p) {
             f[r * ldf + c] = p.factor_row[j][c] * p.factor_scale;
       } else {
         staged.resize(static_cast<std::size_t>(rows * op.width));
-#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * op.width >= kParallelPass)
         for (std::int64_t r = 0; r < rows; ++r)
           for (std::int64_t k = 0; k < op.width; ++k)
             staged[r * op.width + k] = detail::operand_value<float>(op, i0 + r, k);
@@ -653,13 +711,13 @@ void fuse_projection_gemm(const ProjectionProblem& p) {
               U[j].get(), p.l, 0.0f, f, ldf);
       }
       if (j > 0) {
-#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelPass)
         for (std::int64_t r = 0; r < rows; ++r)
           for (std::int64_t c = 0; c < p.l; ++c)
             z[r * p.ldo + c] *= f[r * ldf + c];
       }
     }
-#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelWork)
+#pragma omp parallel for schedule(static) if (rows * p.l >= kParallelPass)
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c = 0; c < p.l; ++c)
         z[r * p.ldo + c] *= p.final_scale;
@@ -668,10 +726,11 @@ void fuse_projection_gemm(const ProjectionProblem& p) {
 
 }  // namespace
 
-void fuse_projection(const ProjectionProblem& p, Precision precision) {
+void fuse_projection(const ProjectionProblem& p, Precision precision,
+                     detail::LruCache* draw_cache) {
   if (precision != Precision::Exact && p.kind == ProjectionKind::Product && p.n > 0 && p.l > 0)
-    return fuse_projection_gemm(p);
-  fuse_projection(p);
+    return fuse_projection_gemm(p, draw_cache);
+  fuse_projection(p, draw_cache);
 }
 
 namespace {

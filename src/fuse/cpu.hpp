@@ -6,6 +6,7 @@
 
 #include "kernels/fuse/problem.hpp"
 #include "kfuse/precision.hpp"
+#include "src/core/lru_cache.hpp"
 
 namespace kfuse::cpu {
 
@@ -14,6 +15,10 @@ template <class W>
 void fuse_inv_norms(const detail::FuseOperand& op, std::int64_t n, W* out);
 
 void fuse_random_matrix(const detail::RandomMatrix& r, float* out);
+// The same through the draw cache (null: drawn): r's [rows x cols] kept row-major (the
+// TF32 / BF16 route's layout and key, so the two share entries), then copied into out
+// (leading dimension r.ld).
+void fuse_random_matrix(const detail::RandomMatrix& r, float* out, detail::LruCache* draw_cache);
 
 // Entries (row, 4 quad0 .. 4 (quad0 + count) - 1) of the random matrix r (r.rows,
 // r.cols and r.ld are not used): the values of detail::random_quad, computed eight
@@ -25,11 +30,14 @@ template <class W>
 void kron_fuse(const detail::KronProblem& p);
 
 // The exact chains (the result the GPU's exact kernel gives, bit for bit).
-void fuse_projection(const detail::ProjectionProblem& p);
+// draw_cache (the context's; may be null): where the drawn weights are looked up and
+// kept, keyed by everything they depend on and the layout this path reads.
+void fuse_projection(const detail::ProjectionProblem& p, detail::LruCache* draw_cache);
 // Under a TF32 or BF16 permission a Product projection goes through the BLAS
 // (fp32 sgemm per operand, then the product): faster, not bitwise reproducible.
 // Exact, and Fourier projections, take the chains above.
-void fuse_projection(const detail::ProjectionProblem& p, Precision precision);
+void fuse_projection(const detail::ProjectionProblem& p, Precision precision,
+                     detail::LruCache* draw_cache);
 
 void tensor_sketch(const detail::SketchProblem& p);
 // Whether tensor_sketch convolves p's count sketches by FFT (else directly); a pure

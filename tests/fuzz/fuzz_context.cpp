@@ -1,7 +1,9 @@
 // Fuzz cases for the C API's common part (kfuse.h): errors and contexts.
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "enum_calls.h"
 #include "fuzz_core.hpp"
@@ -76,6 +78,31 @@ void synchronize(Builder& b) {
   c.call = [&c] { return kfuse_context_synchronize(c.ctx); };
 }
 
+void set_draw_cache_budget(Builder& b) {
+  Case& c = b.c();
+  const std::uint64_t bytes = b.rng().pick(
+      std::vector<std::uint64_t>{0, 1, 4096, std::uint64_t(1) << 40, ~std::uint64_t(0)});
+  c.log.push_back("bytes " + std::to_string(bytes));
+  c.call = [&c, bytes] { return kfuse_context_set_draw_cache_budget(c.ctx, bytes); };
+}
+
+void draw_cache_bytes(Builder& b) {
+  Case& c = b.c();
+  auto out = std::make_shared<std::uint64_t>(0);
+  const bool null_out = b.rng().chance(0.3);
+  if (null_out) c.reject("out NULL");
+  c.struct_outputs.push_back({out.get(), sizeof *out});
+  c.names.push_back("out");
+  c.call = [&c, out, null_out] {
+    return kfuse_context_draw_cache_bytes(c.ctx, null_out ? nullptr : out.get());
+  };
+}
+
+void clear_draw_cache(Builder& b) {
+  Case& c = b.c();
+  c.call = [&c] { return kfuse_context_clear_draw_cache(c.ctx); };
+}
+
 // Functions without a status: any int is a status to name; the message survives.
 void names_and_errors(Builder& b) {
   Rng& r = b.rng();
@@ -99,6 +126,9 @@ std::vector<EntryPoint> context_entry_points() {
           {"kfuse_context_create_cuda_on_stream", create_cuda_on_stream},
           {"kfuse_context_backend", backend},
           {"kfuse_context_synchronize", synchronize},
+          {"kfuse_context_set_draw_cache_budget", set_draw_cache_budget},
+          {"kfuse_context_draw_cache_bytes", draw_cache_bytes},
+          {"kfuse_context_clear_draw_cache", clear_draw_cache},
           {"kfuse_status_name", names_and_errors}};
 }
 
