@@ -154,6 +154,23 @@ void check_width(const Validator& v, const char* name, const char* what, std::in
            std::string("expected ") + what + " <= 2^31 - 1, got " + std::to_string(width));
 }
 
+// The columns of `name` (out, grad_out): l, the number of random features, 1 to
+// kMaxFuseWidth.
+void check_random_features(const Validator& v, const char* name, std::int64_t l) {
+  v.at_least(name, "cols (l, the number of random features)", 1, l);
+  check_width(v, name, "cols (l, the number of random features)", l);
+}
+
+// A random projection's options (RpFuseOptions, CrossModalOptions): U's distribution,
+// the scaling and the precision.
+template <class Options>
+void check_projection_options(const Validator& v, const Options& o) {
+  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
+                "Uniform, Gaussian or Rademacher");
+  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
+  v.precision(o.precision);
+}
+
 // A side's kernel and its parameters; `feature_map`: the call needs an Rbf side's
 // random Fourier features (rff_features >= 1).
 void check_side(const Validator& v, const std::string& name, const FuseSide& side,
@@ -298,7 +315,7 @@ class FeatureMaps {
       op.row_scale = scales;
     } else if (side.kernel == SideKernel::Rbf) {
       const std::int64_t r = side.rff_features;
-      float* features = allocate<float>(n * 2 * r);
+      float* features = allocate<float>(n, 2 * r);
       ProjectionProblem p;
       p.in[0] = raw;
       p.in[0].scale = 1.0 / side.sigma;
@@ -323,18 +340,11 @@ class FeatureMaps {
     return op;
   }
 
+  // rows x cols elements (at least one), the size checked: a matrix of two validated
+  // widths (U_j of a backward: up to 2^31 x 2^31, an Rbf side's n x 2r features) can
+  // pass 64 bits in bytes, which is OutOfMemory, never a wrapped size.
   template <class U>
-  U* allocate(std::int64_t count) {
-    buffers_.push_back(std::make_unique<Scratch>(
-        ctx_, static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(U)));
-    return buffers_.back()->template as<U>();
-  }
-
-  // rows x cols elements, the size checked: a matrix of two validated widths (U_j of a
-  // backward: up to 2^31 x 2^31) can pass 64 bits in bytes, which is OutOfMemory,
-  // never a wrapped size.
-  template <class U>
-  U* allocate(std::int64_t rows, std::int64_t cols) {
+  U* allocate(std::int64_t rows, std::int64_t cols = 1) {
     const std::size_t bytes = detail::workspace_bytes(detail::checked_mul(rows, cols), sizeof(U));
     buffers_.push_back(std::make_unique<Scratch>(ctx_, bytes > 0 ? bytes : sizeof(U)));
     return buffers_.back()->template as<U>();
@@ -394,12 +404,8 @@ void rp_impl(Context& ctx, const std::vector<MatrixView<const T>>& inputs, Matri
   const std::vector<FuseSide> sides = check_sides(v, o.sides, inputs.size());
   v.matrix("out", out);
   v.extent("out", "rows (the rows of the inputs)", n, out.rows);
-  v.at_least("out", "cols (l, the number of random features)", 1, out.cols);
-  check_width(v, "out", "cols (l, the number of random features)", out.cols);
-  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
-                "Uniform, Gaussian or Rademacher");
-  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
-  v.precision(o.precision);
+  check_random_features(v, "out", out.cols);
+  check_projection_options(v, o);
   check_out_disjoint(v, out, inputs);
   if (n == 0) return;
 
@@ -536,12 +542,8 @@ void rp_backward_impl(Context& ctx, const std::vector<MatrixView<const T>>& inpu
   const std::vector<FuseSide> sides = check_sides(v, o.sides, inputs.size());
   v.matrix("grad_out", grad_out);
   v.extent("grad_out", "rows (the rows of the inputs)", n, grad_out.rows);
-  v.at_least("grad_out", "cols (l, the number of random features)", 1, grad_out.cols);
-  check_width(v, "grad_out", "cols (l, the number of random features)", grad_out.cols);
-  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
-                "Uniform, Gaussian or Rademacher");
-  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
-  v.precision(o.precision);
+  check_random_features(v, "grad_out", grad_out.cols);
+  check_projection_options(v, o);
   check_grads(v, grads, inputs, grad_out);
   if (n == 0) return;
 
@@ -684,12 +686,8 @@ void cross_rp_impl(Context& ctx, Modality modality, MatrixView<const T> shared,
   check_cross_modal(v, modality, shared, expert, o);
   v.matrix("out", out);
   v.extent("out", "rows (the rows of shared)", shared.rows, out.rows);
-  v.at_least("out", "cols (l, the number of random features)", 1, out.cols);
-  check_width(v, "out", "cols (l, the number of random features)", out.cols);
-  v.enumeration("distribution", o.distribution, RpDistribution::Rademacher,
-                "Uniform, Gaussian or Rademacher");
-  v.enumeration("scaling", o.scaling, RpScaling::AuthorsCompat, "Unbiased or AuthorsCompat");
-  v.precision(o.precision);
+  check_random_features(v, "out", out.cols);
+  check_projection_options(v, o);
   v.disjoint("out", out, "shared", shared);
   v.disjoint("out", out, "expert", expert);
   if (shared.rows == 0) return;
