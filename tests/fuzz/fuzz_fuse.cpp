@@ -186,23 +186,43 @@ void rp_common(Builder& b, kfuse_rp_fuse_options_t& o) {
   b.enum_option("precision", &o.precision, 3);
 }
 
+// What rp_fuse and its backward draw alike: 1 to 4 inputs of n rows (their sides half
+// the time), l random features, the options.
+struct RpCase {
+  int count;
+  std::int64_t n, l;
+  std::int64_t d[4];
+  std::shared_ptr<kfuse_rp_fuse_options_t> o;
+  Inputs in;
+};
+
+RpCase rp_case(Builder& b) {
+  Rng& r = b.rng();
+  RpCase k;
+  k.count = static_cast<int>(r.range(1, 4));
+  const int dtype = input_dtype(r, false);
+  k.n = b.extent(0, 40);
+  k.l = b.extent(1, 70);
+  k.o = std::make_shared<kfuse_rp_fuse_options_t>(kfuse_rp_fuse_options_default());
+  rp_common(b, *k.o);
+  const bool sides = r.chance(0.5);
+  k.o->side_count = sides ? k.count : 0;
+  for (int j = 0; j < k.count; ++j) {
+    k.d[j] = r.range(1, 40);
+    std::int64_t w;
+    if (sides) random_side(b, k.o->sides[j], "sides[" + std::to_string(j) + "]", k.d[j], &w, true);
+  }
+  k.in = inputs(b, k.count, k.n, dtype, k.d);
+  return k;
+}
+
 void rp_fuse(Builder& b) {
   Case& c = b.c();
-  Rng& r = b.rng();
-  const int count = static_cast<int>(r.range(1, 4));
-  const int dtype = input_dtype(r, false);
-  const std::int64_t n = b.extent(0, 40), l = b.extent(1, 70);
-  auto o = std::make_shared<kfuse_rp_fuse_options_t>(kfuse_rp_fuse_options_default());
-  rp_common(b, *o);
-  std::int64_t d[4];
-  const bool sides = r.chance(0.5);
-  o->side_count = sides ? count : 0;
-  for (int j = 0; j < count; ++j) {
-    d[j] = r.range(1, 40);
-    std::int64_t w;
-    if (sides) random_side(b, o->sides[j], "sides[" + std::to_string(j) + "]", d[j], &w, true);
-  }
-  const Inputs in = inputs(b, count, n, dtype, d);
+  const RpCase k = rp_case(b);
+  const int count = k.count;
+  const std::int64_t n = k.n, l = k.l;
+  const Inputs in = k.in;
+  const auto o = k.o;
   for (int j = 0; j < count; ++j)
     c.args[in.first + j].free_cols = true;  // U_j is drawn to fit
   const int out = b.matrix("out", Role::Out, KFUSE_F32, n, l);
@@ -222,24 +242,14 @@ void rp_fuse(Builder& b) {
 // rp_fuse_backward: the forward's case plus grad_out [n x l] and the gradients.
 void rp_fuse_backward(Builder& b) {
   Case& c = b.c();
-  Rng& r = b.rng();
-  const int count = static_cast<int>(r.range(1, 4));
-  const int dtype = input_dtype(r, false);
-  const std::int64_t n = b.extent(0, 40), l = b.extent(1, 70);
-  auto o = std::make_shared<kfuse_rp_fuse_options_t>(kfuse_rp_fuse_options_default());
-  rp_common(b, *o);
-  std::int64_t d[4];
-  const bool sides = r.chance(0.5);
-  o->side_count = sides ? count : 0;
-  for (int j = 0; j < count; ++j) {
-    d[j] = r.range(1, 40);
-    std::int64_t w;
-    if (sides) random_side(b, o->sides[j], "sides[" + std::to_string(j) + "]", d[j], &w, true);
-  }
-  const Inputs in = inputs(b, count, n, dtype, d);
+  const RpCase k = rp_case(b);
+  const int count = k.count;
+  const std::int64_t n = k.n, l = k.l;
+  const Inputs in = k.in;
+  const auto o = k.o;
   const int dz = b.matrix("grad_out", Role::In, KFUSE_F32, n, l);
   c.args[dz].free_cols = true;  // l
-  const Inputs g = grads(b, count, n, KFUSE_F32, d);
+  const Inputs g = grads(b, count, n, KFUSE_F32, k.d);
   auto cnt = std::make_shared<int>(count);
   count_mutations(b, cnt);
   side_count_mutations(b, &o->side_count, count);
