@@ -52,8 +52,6 @@ constexpr std::int64_t kTaskBlocks = 4;
 // Below this many merged states, a parallel region costs more than it saves.
 constexpr std::int64_t kParallelMin = 1 << 16;
 
-#define KFUSE_CPU_HOT inline __attribute__((always_inline))
-
 // Packed columns (rows of y, in fp32) are padded with zeros to a multiple of kStrip,
 // and by one more strip when that is a multiple of 256 bytes: the gradient product
 // walks 64 of them at this stride, which at 2 KiB (d = 512) would map them all to
@@ -128,8 +126,8 @@ void pack_rows_t(DType dtype, const void* src, std::int64_t ld, std::int64_t row
 }
 
 // ------------------------------------------------------------------ hot loops
-// Always inlined into the per-ISA entry points at the end of the file, so that
-// each is compiled whole for its instruction set.
+// Always inlined into the per-ISA entry points (cpu_entry_point, src/core/isa.hpp), so
+// that each is compiled whole for its instruction set.
 
 // Eight floats in one (256-bit) vector: GCC/Clang vector extensions, so that the
 // accumulators of a register block are values the compiler keeps in registers
@@ -554,27 +552,6 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
     store_rows(p, k, blk);
 }
 
-// ------------------------------------------------------------------ entry points
-
-void forward_rect_baseline(const ForwardProblem& p, std::int64_t g, std::int64_t h) {
-  forward_rect(p, g, h);
-}
-void backward_rows_baseline(const BackwardProblem& p, std::int64_t i_begin, std::int64_t i_end) {
-  backward_rows(p, i_begin, i_end);
-}
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-__attribute__((target("avx2,fma"))) void forward_rect_avx2(const ForwardProblem& p, std::int64_t g,
-                                                           std::int64_t h) {
-  forward_rect(p, g, h);
-}
-__attribute__((target("avx2,fma"))) void backward_rows_avx2(const BackwardProblem& p,
-                                                            std::int64_t i_begin,
-                                                            std::int64_t i_end) {
-  backward_rows(p, i_begin, i_end);
-}
-#endif
-
 // Folds the [parts][n] states of one direction in order 0, 1, ... into its outputs.
 void merge_states(const ForwardProblem& p, const double* part, std::int64_t parts, std::int64_t n,
                   const float* pos, double classes, float* lse_out, float* loss_out) {
@@ -602,10 +579,10 @@ void merge_states(const ForwardProblem& p, const double* part, std::int64_t part
 
 void contrastive_forward(const ForwardProblem& p) {
   const RectPlan& plan = p.plan;
-  auto* rect_fn = &forward_rect_baseline;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) rect_fn = &forward_rect_avx2;
-#endif
+  // One entry point per instruction set (src/core/isa.hpp). The register blocks are
+  // written in 256-bit vectors: the AVX-512 entry point gains the wider epilogue loops and
+  // 32 vector registers, not 512-bit dot products.
+  auto* const rect_fn = cpu_entry_point<&forward_rect>();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   if (p.loss == Loss::Clip) {
     if (p.want_rows) std::fill(p.pos_x, p.pos_x + p.s.nx, nan);
@@ -624,10 +601,7 @@ void contrastive_forward(const ForwardProblem& p) {
 }
 
 void contrastive_backward(const BackwardProblem& p) {
-  auto* rows_fn = &backward_rows_baseline;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) rows_fn = &backward_rows_avx2;
-#endif
+  auto* const rows_fn = cpu_entry_point<&backward_rows>();
   const std::int64_t task_rows = kTaskBlocks * kRows;
   const std::int64_t tasks = (p.s.nx + task_rows - 1) / task_rows;
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)

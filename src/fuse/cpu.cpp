@@ -4,10 +4,10 @@
 // the random matrices packed into 16-column strips so that the fma chains run
 // 16 columns at a time in vector registers, and drawn once per context (its draw
 // cache, src/core/lru_cache.hpp: a pure function of seed, stream, distribution, width
-// and l). As in the Gaussian family, the hot loops are compiled twice, for the
-// build's baseline and (x86-64) for AVX2+FMA, chosen at run time
-// (KFUSE_CPU_ISA=baseline forces the former; both give the same bits: std::fma is
-// correctly rounded either way, only slower without FMA).
+// and l). As in the Gaussian family, the hot loops are compiled once per instruction
+// set (the build's baseline, AVX2+FMA, AVX-512; src/core/isa.hpp), chosen at run time
+// (KFUSE_CPU_ISA forces one; all give the same bits: std::fma is correctly rounded
+// whatever the instruction set, only slower without FMA).
 // This file is compiled with -ffp-contract=off (CMakeLists.txt).
 #include "src/fuse/cpu.hpp"
 #include "src/core/blas.hpp"
@@ -23,7 +23,7 @@
 #include <memory>
 #include <string>
 #include <vector>
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+#ifdef KFUSE_CPU_X86_ENTRY_POINTS
 #include <immintrin.h>
 #endif
 
@@ -34,8 +34,6 @@ using detail::FuseOperand;
 using detail::KronProblem;
 using detail::ProjectionKind;
 using detail::ProjectionProblem;
-
-#define KFUSE_CPU_HOT inline __attribute__((always_inline))
 
 constexpr int kStrip = 16;  // columns per vector strip
 // Rows per register block: 6 x 16 outputs are 12 vector accumulators, enough
@@ -151,13 +149,13 @@ void row_quads_baseline(const detail::RandomMatrix& r, std::int64_t row, std::in
   row_quads(r, row, quad0, count, out, [](auto&&... a) { philox_lanes(a...); });
 }
 
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+#ifdef KFUSE_CPU_X86_ENTRY_POINTS
 // philox_lanes with AVX2 intrinsics: four 32-bit words per 64-bit lane, one
 // vpmuludq per product (the compiler, given the generic loop, multiplies 64-bit
 // lanes with shift-and-add sequences).
-__attribute__((target("avx2,fma"))) inline void philox_lanes_avx2(
-    std::uint64_t seed, std::uint32_t stream, std::uint64_t row, std::uint64_t quad0,
-    std::uint32_t (&w)[4][kQuadBatch]) {
+KFUSE_TARGET_AVX2 inline void philox_lanes_avx2(std::uint64_t seed, std::uint32_t stream,
+                                                std::uint64_t row, std::uint64_t quad0,
+                                                std::uint32_t (&w)[4][kQuadBatch]) {
   const __m256i m0 = _mm256_set1_epi64x(0xD2511F53ll), m1 = _mm256_set1_epi64x(0xCD9E8D57ll);
   const __m256i low = _mm256_set1_epi64x(0xffffffffll);
   for (int h = 0; h < kQuadBatch; h += 4) {
@@ -191,9 +189,14 @@ __attribute__((target("avx2,fma"))) inline void philox_lanes_avx2(
   }
 }
 
-__attribute__((target("avx2,fma"))) void row_quads_avx2(const detail::RandomMatrix& r,
-                                                        std::int64_t row, std::int64_t quad0,
-                                                        std::int64_t count, float* out) {
+KFUSE_TARGET_AVX2 void row_quads_avx2(const detail::RandomMatrix& r, std::int64_t row,
+                                      std::int64_t quad0, std::int64_t count, float* out) {
+  row_quads(r, row, quad0, count, out, [](auto&&... a) { philox_lanes_avx2(a...); });
+}
+// The AVX2 intrinsics serve the AVX-512 entry point too (draws are cached per context,
+// so this loop is rarely hot).
+KFUSE_TARGET_AVX512 void row_quads_avx512(const detail::RandomMatrix& r, std::int64_t row,
+                                          std::int64_t quad0, std::int64_t count, float* out) {
   row_quads(r, row, quad0, count, out, [](auto&&... a) { philox_lanes_avx2(a...); });
 }
 #endif
@@ -201,10 +204,11 @@ __attribute__((target("avx2,fma"))) void row_quads_avx2(const detail::RandomMatr
 using RowQuadsFn = void (*)(const detail::RandomMatrix&, std::int64_t, std::int64_t, std::int64_t,
                             float*);
 RowQuadsFn row_quads_fn() {
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) return &row_quads_avx2;
-#endif
+#ifdef KFUSE_CPU_X86_ENTRY_POINTS
+  return pick_entry_point<RowQuadsFn>(&row_quads_baseline, &row_quads_avx2, &row_quads_avx512);
+#else
   return &row_quads_baseline;
+#endif
 }
 
 // ------------------------------------------------------------------ projections
@@ -340,22 +344,6 @@ KFUSE_CPU_HOT void projection_strip(const ProjectionProblem& p, const PackedWeig
   }
 }
 
-void projection_strip_baseline(const ProjectionProblem& p, const PackedWeights& w,
-                               const std::vector<float>* staged, std::int64_t i0, std::int64_t rows,
-                               std::int64_t s) {
-  projection_strip(p, w, staged, i0, rows, s);
-}
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-__attribute__((target("avx2,fma"))) void projection_strip_avx2(const ProjectionProblem& p,
-                                                               const PackedWeights& w,
-                                                               const std::vector<float>* staged,
-                                                               std::int64_t i0, std::int64_t rows,
-                                                               std::int64_t s) {
-  projection_strip(p, w, staged, i0, rows, s);
-}
-#endif
-
 // ------------------------------------------------------------------ product_kernel_topk
 
 using detail::PairKernel;
@@ -451,20 +439,6 @@ KFUSE_CPU_HOT void topk_panel(const TopkProblem& p, const PackedSide* sides, std
   }
 }
 
-void topk_panel_baseline(const TopkProblem& p, const PackedSide* sides, std::int64_t i0,
-                         std::int64_t nq, std::int64_t j0, std::int64_t nj, TopkLists& lists) {
-  topk_panel(p, sides, i0, nq, j0, nj, lists);
-}
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-__attribute__((target("avx2,fma"))) void topk_panel_avx2(const TopkProblem& p,
-                                                         const PackedSide* sides, std::int64_t i0,
-                                                         std::int64_t nq, std::int64_t j0,
-                                                         std::int64_t nj, TopkLists& lists) {
-  topk_panel(p, sides, i0, nq, j0, nj, lists);
-}
-#endif
-
 // ------------------------------------------------------------------ TensorSketch
 
 // conv = a (*) b (circular, length l), a and b with their nonzero positions, a the
@@ -495,21 +469,6 @@ KFUSE_CPU_HOT void circular_conv(const double* a, const std::vector<std::int64_t
   }
 }
 
-void circular_conv_baseline(const double* a, const std::vector<std::int64_t>& nz_a, const double* b,
-                            const std::vector<std::int64_t>& nz_b, std::int64_t l, double* conv) {
-  circular_conv(a, nz_a, b, nz_b, l, conv);
-}
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-__attribute__((target("avx2,fma"))) void circular_conv_avx2(const double* a,
-                                                            const std::vector<std::int64_t>& nz_a,
-                                                            const double* b,
-                                                            const std::vector<std::int64_t>& nz_b,
-                                                            std::int64_t l, double* conv) {
-  circular_conv(a, nz_a, b, nz_b, l, conv);
-}
-#endif
-
 // ------------------------------------------------------------------ row norms
 
 // row_inv_norm for rows [i0, i1), eight rows' chains interleaved (each row's chain
@@ -534,29 +493,13 @@ KFUSE_CPU_HOT void inv_norms_rows(const FuseOperand& op, std::int64_t i0, std::i
     out[i] = detail::row_inv_norm<W>(op, i);
 }
 
-template <class W>
-void inv_norms_baseline(const FuseOperand& op, std::int64_t i0, std::int64_t i1, W* out) {
-  inv_norms_rows(op, i0, i1, out);
-}
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-template <class W>
-__attribute__((target("avx2,fma"))) void inv_norms_avx2(const FuseOperand& op, std::int64_t i0,
-                                                        std::int64_t i1, W* out) {
-  inv_norms_rows(op, i0, i1, out);
-}
-#endif
-
 }  // namespace
 
 // ------------------------------------------------------------------ entry points
 
 template <class W>
 void fuse_inv_norms(const FuseOperand& op, std::int64_t n, W* out) {
-  auto* rows_fn = &inv_norms_baseline<W>;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) rows_fn = &inv_norms_avx2<W>;
-#endif
+  auto* const rows_fn = cpu_entry_point<&inv_norms_rows<W>>();
   constexpr std::int64_t kRows = 64;
 #pragma omp parallel for schedule(static) if (n * op.d >= kParallelPass)
   for (std::int64_t i0 = 0; i0 < n; i0 += kRows)
@@ -635,10 +578,7 @@ void kron_fuse(const KronProblem& p) {
 void fuse_projection(const ProjectionProblem& p, detail::LruCache* draw_cache) {
   if (p.n == 0 || p.l == 0) return;
   const PackedWeights w = draw_weights(p, draw_cache);
-  auto* strip_fn = &projection_strip_baseline;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) strip_fn = &projection_strip_avx2;
-#endif
+  auto* const strip_fn = cpu_entry_point<&projection_strip>();
   std::vector<float> staged[detail::kFuseMaxOperands];
   std::int64_t chain = 0;
   for (int j = 0; j < p.count; ++j)
@@ -815,10 +755,7 @@ void tensor_sketch(const detail::SketchProblem& p) {
     }
     return;
   }
-  auto* conv_fn = &circular_conv_baseline;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) conv_fn = &circular_conv_avx2;
-#endif
+  auto* const conv_fn = cpu_entry_point<&circular_conv>();
 #pragma omp parallel if (p.n * (p.in[0].width * p.in[1].width + l) >= kParallelWork)
   {
     std::vector<double> sketch[2] = {std::vector<double>(l), std::vector<double>(l)};
@@ -846,10 +783,7 @@ void tensor_sketch(const detail::SketchProblem& p) {
 void product_topk(const TopkProblem& p) {
   if (p.m == 0) return;
   const PackedSide sides[2] = {pack_side(p.side[0], p.m, p.n), pack_side(p.side[1], p.m, p.n)};
-  auto* panel_fn = &topk_panel_baseline;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) panel_fn = &topk_panel_avx2;
-#endif
+  auto* const panel_fn = cpu_entry_point<&topk_panel>();
   const std::int64_t blocks = (p.m + kQueryBlock - 1) / kQueryBlock;
 #pragma omp parallel if (p.m * p.n * (p.side[0].q.d + p.side[1].q.d) >= kParallelWork)
   {

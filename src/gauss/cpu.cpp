@@ -85,9 +85,8 @@ PackedSample<T> pack_sample(const GaussProblem<T>& p) {
 // is local (no aliasing question) and small enough to stay in vector registers for
 // a whole chunk of d; the pragmas make the compiler vectorise across the strip, not
 // along d (which would gather). The hot functions are always inlined into the
-// per-ISA entry points below, so that each entry point is compiled whole for its
-// instruction set.
-#define KFUSE_CPU_HOT inline __attribute__((always_inline))
+// per-ISA entry points (KFUSE_CPU_HOT, src/core/isa.hpp), so that each entry
+// point is compiled whole for its instruction set.
 
 // kScaled: the differences are scaled by q (a power of two, kernels/gauss/math.hpp) before
 // squaring; only for a sigma far from 1, so the ordinary loop is unchanged.
@@ -216,34 +215,16 @@ KFUSE_CPU_HOT void sum_row_block(const GaussProblem<T>& p, const GaussEpilogue<T
   }
 }
 
-// One entry point per instruction set: the baseline of the build, and on x86-64
-// AVX2+FMA (256-bit vectors, twice the baseline's SSE2 width), chosen at run time.
-template <class T, bool kScaled>
-void sum_rows_baseline(const GaussProblem<T>& p, const GaussEpilogue<T>& e,
-                       const PackedSample<T>& s, std::int64_t i0, std::int64_t rows) {
-  sum_row_block<T, kScaled>(p, e, s, i0, rows);
-}
-
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-template <class T, bool kScaled>
-__attribute__((target("avx2,fma"))) void sum_rows_avx2(const GaussProblem<T>& p,
-                                                       const GaussEpilogue<T>& e,
-                                                       const PackedSample<T>& s, std::int64_t i0,
-                                                       std::int64_t rows) {
-  sum_row_block<T, kScaled>(p, e, s, i0, rows);
-}
-#endif
-
 }  // namespace
 
 template <class T>
 void gauss_sum(const GaussProblem<T>& p, const GaussEpilogue<T>& e) {
   if (p.m == 0) return;
   const bool scaled = detail::gauss_distance_scale<T>(p.sigma) != 1.0;
-  auto* rows_fn = scaled ? &sum_rows_baseline<T, true> : &sum_rows_baseline<T, false>;
-#ifdef KFUSE_CPU_HAVE_AVX2_PATH
-  if (use_avx2()) rows_fn = scaled ? &sum_rows_avx2<T, true> : &sum_rows_avx2<T, false>;
-#endif
+  // One entry point per instruction set (src/core/isa.hpp): a strip is two 256-bit
+  // vectors on AVX2, one 512-bit vector on AVX-512.
+  auto* const rows_fn = scaled ? cpu_entry_point<&sum_row_block<T, true>>()
+                               : cpu_entry_point<&sum_row_block<T, false>>();
   const PackedSample<T> sample = pack_sample(p);
   const std::int64_t panels = (p.m + kPanelRows - 1) / kPanelRows;
 #pragma omp parallel for schedule(dynamic, 2)
