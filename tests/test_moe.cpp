@@ -141,6 +141,21 @@ void check_rows(Context& ctx, Backend b, const Case& c) {
     const auto dx_got = dx.values(), y_got = y.values();
     EXPECT_LE(rel_err(values_of(dx_got, nt, H, ld), sum), tol<T>());
     EXPECT_LE(rel_err(values_of(y_got, nt, H, ld), gathered), tol<T>());
+    // Both backends form the gather as one fp32 fma chain per element over the kept
+    // slots in slot order, from 0 (src/moe/cpu.cpp, kernels/moe/rows.cu): bit for bit.
+    RefMat chain(nt, H);
+    for (std::int64_t t = 0; t < nt; ++t)
+      for (std::int64_t col = 0; col < H; ++col) {
+        float acc = 0.0f;
+        for (std::int64_t j = 0; j < k; ++j) {
+          const std::int64_t row = p.slot_row[t * k + j];
+          if (row < 0) continue;
+          acc = std::fma(r.gates[t * k + j], static_cast<float>(as_double(G.host[row * ld + col])),
+                         acc);
+        }
+        chain(t, col) = as_double(from_double<T>(acc));
+      }
+    EXPECT_EQ(values_of(y_got, nt, H, ld).v, chain.v);
     EXPECT_TRUE(untouched(dx_got, nt, H, ld, nt));
     EXPECT_TRUE(untouched(y_got, nt, H, ld, nt));
 

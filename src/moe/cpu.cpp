@@ -1,5 +1,6 @@
 // The CPU path of the mixture-of-experts family. Obviously correct first: loops
-// over rows (OpenMP where the rows are independent), sums in double, matrix
+// over rows (OpenMP where the rows are independent), sums in double (the combine:
+// fp32 fma chains, as the GPU's), matrix
 // products through the BLAS's sgemm (fp32 accumulation, blas.hpp) per expert: fp32
 // operands in place (a transposed weight as the BLAS's transpose flag), bf16 ones
 // and gathered rows as float copies of the expert's panel. The
@@ -9,8 +10,10 @@
 // here, while the GPU rounds gate * dY to bf16 for its tensor cores (at most 2^-9
 // relative per term, within the bf16 tolerance of the tests).
 #include "src/moe/cpu.hpp"
+#include "src/core/isa.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -230,28 +233,44 @@ void moe_scatter(const detail::ScatterProblem<T>& a) {
   }
 }
 
+// dst[t] for the tokens [t0, t1): sum_j w_tj src[row of (t, j)], j in slot order, as
+// fp32 fma chains from 0, the chains of the GPU's combine_kernel (kernels/moe/rows.cu), so
+// both backends give the same bits. acc: cols floats of scratch.
+template <class T>
+KFUSE_CPU_HOT void combine_tokens(const detail::CombineProblem<T>& a, int64_t t0, int64_t t1,
+                                  float* acc) {
+  const PlanArrays& p = a.plan;
+  for (int64_t t = t0; t < t1; ++t) {
+    std::fill(acc, acc + a.cols, 0.0f);
+    for (int64_t j = 0; j < p.top_k; ++j) {
+      const int64_t s = t * p.top_k + j;
+      const std::int32_t r = p.slot_row[s];
+      if (r < 0) continue;
+      const T* row = a.src + (a.source == detail::CombineSource::Permuted ? r : s) * a.ld_src;
+      const float w = a.gates ? a.gates[t * a.ld_gates + j] : 1.0f;
+      for (int64_t c = 0; c < a.cols; ++c)
+        acc[c] = std::fma(w, load(row[c]), acc[c]);
+    }
+    T* out = a.dst + t * a.ld_dst;
+    for (int64_t c = 0; c < a.cols; ++c)
+      out[c] = store<T>(acc[c]);
+  }
+}
+
 template <class T>
 void moe_combine(const detail::CombineProblem<T>& a) {
   const PlanArrays& p = a.plan;
+  // Per instruction set (src/core/isa.hpp): the fma chains vectorise across columns where
+  // the processor has FMA.
+  auto* const tokens_fn = cpu_entry_point<&combine_tokens<T>>();
+  constexpr int64_t kTokens = 16;
+  const int64_t chunks = (p.tokens + kTokens - 1) / kTokens;
 #pragma omp parallel if (worth_parallel_stream(p.tokens * p.top_k * a.cols))
   {
-    std::vector<double> acc(static_cast<std::size_t>(a.cols));
+    std::vector<float> acc(static_cast<std::size_t>(a.cols));
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < p.tokens; ++t) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t j = 0; j < p.top_k; ++j) {
-        const int64_t s = t * p.top_k + j;
-        const std::int32_t r = p.slot_row[s];
-        if (r < 0) continue;
-        const T* row = a.src + (a.source == detail::CombineSource::Permuted ? r : s) * a.ld_src;
-        const double w = a.gates ? a.gates[t * a.ld_gates + j] : 1.0;
-        for (int64_t c = 0; c < a.cols; ++c)
-          acc[c] += w * load(row[c]);
-      }
-      T* out = a.dst + t * a.ld_dst;
-      for (int64_t c = 0; c < a.cols; ++c)
-        out[c] = store<T>(static_cast<float>(acc[c]));
-    }
+    for (int64_t q = 0; q < chunks; ++q)
+      tokens_fn(a, q * kTokens, std::min(p.tokens, (q + 1) * kTokens), acc.data());
   }
 }
 
