@@ -16,6 +16,7 @@
 
 #include "kernels/fuse/math.hpp"  // draws, tested in test_fuse_math
 #include "kfuse/fuse.hpp"
+#include "src/fuse/cpu.hpp"
 #include "support/fuse_reference.hpp"
 #include "support/test_memory.hpp"
 #include "support/test_util.hpp"
@@ -269,9 +270,18 @@ TEST_P(Fuse, RpMatchesTheProjectionReference) {
 // against the double reference holds unchanged (per factor about sqrt(width) u
 // relative, width <= 127 here: ~1e-6; the product of up to three factors ~3x that).
 // (The GPU's tensor cores round the operands: GpuTensorCorePrecisions.)
+// The cases of kRpCases take the exact chains under the permission (fewer than
+// cpu::kProjectionGemmMinRows rows); the two added ones the BLAS route.
 TEST_P(Fuse, RpPermittedPrecisionsOnTheCpuMatchTheProjectionReference) {
   if (b() != Backend::Cpu) GTEST_SKIP() << "the GPU rounds operands under TF32/BF16";
-  for (const RpCase& c : kRpCases) {
+  std::vector<RpCase> cases = kRpCases;
+  cases.push_back(
+      {cpu::kProjectionGemmMinRows, 65, {64, 31}, {SideKernel::Cosine, SideKernel::Linear}});
+  cases.push_back({cpu::kProjectionGemmMinRows + 259,
+                   33,
+                   {5, 4, 6},
+                   {SideKernel::Linear, SideKernel::Cosine, SideKernel::Linear}});
+  for (const RpCase& c : cases) {
     SCOPED_TRACE("n " + std::to_string(c.n) + ", l " + std::to_string(c.l));
     check_rp<float>(b(), c, RpDistribution::Uniform, RpScaling::Unbiased, 1, Precision::TF32);
     check_rp<float>(b(), c, RpDistribution::Gaussian, RpScaling::AuthorsCompat, 2, Precision::BF16);
@@ -565,9 +575,10 @@ TEST_P(Fuse, CrossModalIdentities) {
 
 // The rp form is the triple Hadamard product of the slots' projections on U_j
 // (slot widths d_psi, 2 image_dim, 2 text_dim).
+// (n: enough rows for the CPU's BLAS route under TF32.)
 TEST_P(Fuse, CrossModalRpMatchesTheProjectionReference) {
   KFUSE_CONTEXT_OR_SKIP(ctx, b());
-  const std::int64_t n = 9, l = 77, d_psi = 10, d_img = 7, d_txt = 5;
+  const std::int64_t n = cpu::kProjectionGemmMinRows + 9, l = 77, d_psi = 10, d_img = 7, d_txt = 5;
   CrossModalOptions o;
   o.C = 2.5;
   o.image_dim = d_img;

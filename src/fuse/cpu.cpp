@@ -668,7 +668,8 @@ void fuse_projection_gemm(const ProjectionProblem& p, detail::LruCache* draw_cac
 
 void fuse_projection(const ProjectionProblem& p, Precision precision,
                      detail::LruCache* draw_cache) {
-  if (precision != Precision::Exact && p.kind == ProjectionKind::Product && p.n > 0 && p.l > 0)
+  if (precision != Precision::Exact && p.kind == ProjectionKind::Product &&
+      p.n >= kProjectionGemmMinRows && p.l > 0)
     return fuse_projection_gemm(p, draw_cache);
   fuse_projection(p, draw_cache);
 }
