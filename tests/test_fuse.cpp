@@ -872,6 +872,9 @@ const std::vector<TopkCase> kTopkCases = {
     // block past the packed queries (caught by the AddressSanitizer configuration).
     {65, 1, 1, 1, 1, kLin, kLin, 0.0},
     {121, 2, 1, 3, 2, kLin, kCos, 0.0},
+    // Two query blocks of the CPU path (240 rows, then 5: a partial register block),
+    // the gallery split over the threads in panels of 64 rows.
+    {245, 700, 9, 6, 5, kCos, kLin, 0.5},
 };
 
 TEST_P(Fuse, TopkMatchesBruteForce) {

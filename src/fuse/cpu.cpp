@@ -14,6 +14,7 @@
 #include "src/core/fft.hpp"
 #include "src/core/isa.hpp"
 #include "src/core/lru_cache.hpp"
+#include "src/core/openmp.hpp"
 
 #include <algorithm>
 #include <complex>
@@ -349,37 +350,43 @@ KFUSE_CPU_HOT void projection_strip(const ProjectionProblem& p, const PackedWeig
 using detail::PairKernel;
 using detail::TopkProblem;
 
-constexpr std::int64_t kQueryBlock = 60;  // queries per task (their lists stay private)
-constexpr std::int64_t kPanelRows = 64;   // gallery rows reused across a query block
-// A block's register blocks read kMicroRows query rows at a time from the block's first
-// row: blocks that start on a multiple of kMicroRows keep every read inside the packed
-// queries, which are padded to padded_rows(M) only.
-static_assert(kQueryBlock % kMicroRows == 0, "query blocks must start on a register block");
+constexpr std::int64_t kPanelRows = 64;  // gallery rows packed at once (4 strips)
+// Queries per block: their packed rows (under 1.3 MiB at d1 + d2 = 1280) stay near the
+// cores while the gallery streams past once per block. A block starts on a multiple of
+// kMicroRows, so its register blocks read inside the packed queries (padded to
+// padded_rows(M) only).
+constexpr std::int64_t kQueryRows = 240;
+static_assert(kQueryRows % kMicroRows == 0, "query blocks must start on a register block");
 
-// A side's gallery packed as [strip][k][kStrip] (zero rows past N) and its
-// queries as [M][d], both converted to float.
-struct PackedSide {
-  std::int64_t d = 0;
-  std::vector<float> q, g;
-};
-
-PackedSide pack_side(const detail::TopkSide& side, std::int64_t m, std::int64_t n) {
-  PackedSide p;
-  p.d = side.q.d;
-  const std::int64_t strips = (n + kStrip - 1) / kStrip;
-  p.q.assign(static_cast<std::size_t>(padded_rows(m) * p.d), 0.0f);  // zero rows past M
-  p.g.assign(static_cast<std::size_t>(strips * p.d * kStrip), 0.0f);
-#pragma omp parallel for schedule(static) if (m * p.d >= kParallelWork)
+// A side's queries packed as [M][d] in float (zero rows up to padded_rows(M)).
+std::vector<float> pack_queries(const detail::TopkSide& side, std::int64_t m) {
+  const std::int64_t d = side.q.d;
+  std::vector<float> q(static_cast<std::size_t>(padded_rows(m) * d), 0.0f);
+#pragma omp parallel for schedule(static) if (m * d >= kParallelWork)
   for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t k = 0; k < p.d; ++k)
-      p.q[i * p.d + k] = detail::load_as<float>(side.q.data, side.q.dtype, i * side.q.ld + k);
-#pragma omp parallel for schedule(static) if (n * p.d >= kParallelWork)
-  for (std::int64_t s = 0; s < strips; ++s)
-    for (int c = 0; c < kStrip && s * kStrip + c < n; ++c)
-      for (std::int64_t k = 0; k < p.d; ++k)
-        p.g[(s * p.d + k) * kStrip + c] =
-            detail::load_as<float>(side.g.data, side.g.dtype, (s * kStrip + c) * side.g.ld + k);
-  return p;
+    for (std::int64_t k = 0; k < d; ++k)
+      q[i * d + k] = detail::load_as<float>(side.q.data, side.q.dtype, i * side.q.ld + k);
+  return q;
+}
+
+// Gallery rows [j0, j0 + nj) of a side packed as [strip][d][kStrip] in float, zero past
+// the last row: one panel, packed by the thread that uses it, just before.
+void pack_gallery_panel(const detail::TopkSide& side, std::int64_t j0, std::int64_t nj,
+                        float* out) {
+  const std::int64_t d = side.g.d;
+  for (std::int64_t s = 0; s * kStrip < nj; ++s)
+    for (int c = 0; c < kStrip; ++c) {
+      const std::int64_t j = s * kStrip + c;
+      float* dst = out + s * d * kStrip + c;
+      if (j >= nj) {
+        for (std::int64_t k = 0; k < d; ++k)
+          dst[k * kStrip] = 0.0f;
+        continue;
+      }
+      for (std::int64_t k = 0; k < d; ++k)
+        dst[k * kStrip] =
+            detail::load_as<float>(side.g.data, side.g.dtype, (j0 + j) * side.g.ld + k);
+    }
 }
 
 template <PairKernel K>
@@ -405,32 +412,42 @@ KFUSE_CPU_HOT void side_chain(PairKernel kind, const float* q, std::int64_t d, c
   pair_chain<PairKernel::Dot>(q, d, g, acc);  // Dot and Cosine share the chain
 }
 
-struct TopkLists {
-  int k = 0;
-  std::vector<float> scores;
-  std::vector<std::int64_t> idx;
-  std::vector<int> count;
+// The packed operands of one panel: both sides' queries (all M rows) and gallery
+// panel, with their widths.
+struct TopkOperands {
+  const float* q[2];
+  const float* g[2];
+  std::int64_t d[2];
 };
 
-// Queries [i0, i0 + nq) against gallery rows [j0, j0 + nj) (whole strips).
-KFUSE_CPU_HOT void topk_panel(const TopkProblem& p, const PackedSide* sides, std::int64_t i0,
-                              std::int64_t nq, std::int64_t j0, std::int64_t nj, TopkLists& lists) {
+// Sorted candidate lists, list r at scores + r * k (and idx), count[r] entries each.
+struct TopkLists {
+  int k = 0;
+  float* scores = nullptr;
+  std::int64_t* idx = nullptr;
+  int* count = nullptr;
+};
+
+// Queries [i0, i0 + nq) (list r for query i0 + r) against the panel's gallery rows
+// [j0, j0 + nj).
+KFUSE_CPU_HOT void topk_panel(const TopkProblem& p, const TopkOperands& o, std::int64_t i0,
+                              std::int64_t nq, std::int64_t j0, std::int64_t nj,
+                              const TopkLists& lists) {
   for (std::int64_t r0 = 0; r0 < nq; r0 += kMicroRows) {
     const int rows = static_cast<int>(std::min<std::int64_t>(kMicroRows, nq - r0));
-    for (std::int64_t js = j0; js < j0 + nj; js += kStrip) {
-      const int cols = static_cast<int>(std::min<std::int64_t>(kStrip, p.n - js));
-      const std::int64_t strip = js / kStrip;
+    for (std::int64_t js = 0; js < nj; js += kStrip) {
+      const int cols = static_cast<int>(std::min<std::int64_t>(kStrip, nj - js));
       float acc[2][kMicroRows][kStrip];
       for (int s = 0; s < 2; ++s)
-        side_chain(p.side[s].kind, sides[s].q.data() + (i0 + r0) * sides[s].d, sides[s].d,
-                   sides[s].g.data() + strip * sides[s].d * kStrip, acc[s]);
+        side_chain(p.side[s].kind, o.q[s] + (i0 + r0) * o.d[s], o.d[s],
+                   o.g[s] + js / kStrip * o.d[s] * kStrip, acc[s]);
       for (int r = 0; r < rows; ++r) {
         const std::int64_t i = i0 + r0 + r;
         const std::int64_t local = r0 + r;
-        float* sc = lists.scores.data() + local * lists.k;
-        std::int64_t* ix = lists.idx.data() + local * lists.k;
+        float* sc = lists.scores + local * lists.k;
+        std::int64_t* ix = lists.idx + local * lists.k;
         for (int c = 0; c < cols; ++c) {
-          const std::int64_t j = js + c;
+          const std::int64_t j = j0 + js + c;
           const float s = detail::topk_score(p, acc[0][r][c], acc[1][r][c], i, j);
           detail::topk_insert(sc, ix, &lists.count[local], lists.k, s, j);
         }
@@ -788,31 +805,54 @@ void tensor_sketch(const detail::SketchProblem& p) {
   }
 }
 
+// Per block of queries, the gallery is split over the threads in contiguous ranges of
+// panels; each thread packs its panels as it goes (the gallery is read once per block,
+// never copied whole) and keeps lists for all the block's queries; the lists are then
+// merged per query. The order of candidates (topk_before: score, then index) is total,
+// so the result does not depend on the split or the number of threads.
 void product_topk(const TopkProblem& p) {
   if (p.m == 0) return;
-  const PackedSide sides[2] = {pack_side(p.side[0], p.m, p.n), pack_side(p.side[1], p.m, p.n)};
+  const std::vector<float> q[2] = {pack_queries(p.side[0], p.m), pack_queries(p.side[1], p.m)};
   auto* const panel_fn = cpu_entry_point<&topk_panel>();
-  const std::int64_t blocks = (p.m + kQueryBlock - 1) / kQueryBlock;
-#pragma omp parallel if (p.m * p.n * (p.side[0].q.d + p.side[1].q.d) >= kParallelWork)
-  {
-    TopkLists lists;
-    lists.k = p.k;
-    lists.scores.resize(static_cast<std::size_t>(kQueryBlock * p.k));
-    lists.idx.resize(static_cast<std::size_t>(kQueryBlock * p.k));
-    lists.count.resize(static_cast<std::size_t>(kQueryBlock));
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::int64_t i0 = b * kQueryBlock;
-      const std::int64_t nq = std::min(kQueryBlock, p.m - i0);
-      std::fill(lists.count.begin(), lists.count.end(), 0);
-      for (std::int64_t j0 = 0; j0 < p.n; j0 += kPanelRows)
-        panel_fn(p, sides, i0, nq, j0, std::min(kPanelRows, p.n - j0), lists);
+  const std::int64_t k = p.k;
+  const std::int64_t panels = (p.n + kPanelRows - 1) / kPanelRows;
+  const bool parallel = p.m * p.n * (p.side[0].q.d + p.side[1].q.d) >= kParallelWork;
+  const int max_parts = parallel ? std::min<int>(detail::kMaxTopkParts, max_threads()) : 1;
+  const std::int64_t block = std::min(kQueryRows, padded_rows(p.m));
+  // [part][query of the block][k], padded for the merge with (NaN, index past the gallery).
+  std::vector<float> scores(static_cast<std::size_t>(max_parts * block * k));
+  std::vector<std::int64_t> idx(scores.size());
+  const std::int64_t stride = block * k;
+  for (std::int64_t i0 = 0; i0 < p.m; i0 += block) {
+    const std::int64_t nq = std::min(block, p.m - i0);
+    int parts = 1;
+#pragma omp parallel num_threads(max_parts) if (parallel)
+    {
+      const int t = thread_index(), T = team_size();
+      if (t == 0) parts = T;
+      std::vector<int> count(static_cast<std::size_t>(nq), 0);
+      const TopkLists lists{p.k, scores.data() + t * stride, idx.data() + t * stride, count.data()};
+      std::vector<float> g[2] = {
+          std::vector<float>(static_cast<std::size_t>(kPanelRows * p.side[0].g.d)),
+          std::vector<float>(static_cast<std::size_t>(kPanelRows * p.side[1].g.d))};
+      const TopkOperands o{
+          {q[0].data(), q[1].data()}, {g[0].data(), g[1].data()}, {p.side[0].q.d, p.side[1].q.d}};
+      for (std::int64_t b = panels * t / T; b < panels * (t + 1) / T; ++b) {
+        const std::int64_t j0 = b * kPanelRows, nj = std::min(kPanelRows, p.n - j0);
+        pack_gallery_panel(p.side[0], j0, nj, g[0].data());
+        pack_gallery_panel(p.side[1], j0, nj, g[1].data());
+        panel_fn(p, o, i0, nq, j0, nj, lists);
+      }
       for (std::int64_t r = 0; r < nq; ++r)
-        for (int t = 0; t < p.k; ++t) {
-          p.scores[(i0 + r) * p.lds + t] = lists.scores[r * p.k + t];
-          p.indices[(i0 + r) * p.ldi + t] = lists.idx[r * p.k + t];
+        for (std::int64_t c = count[r]; c < k; ++c) {
+          lists.scores[r * k + c] = std::numeric_limits<float>::quiet_NaN();
+          lists.idx[r * k + c] = p.n;
         }
     }
+#pragma omp parallel for schedule(static) if (parallel && nq * k * parts >= kParallelWork)
+    for (std::int64_t r = 0; r < nq; ++r)
+      detail::topk_merge(scores.data() + r * k, idx.data() + r * k, stride, parts, p.k, p.k,
+                         p.scores + (i0 + r) * p.lds, p.indices + (i0 + r) * p.ldi);
   }
 }
 

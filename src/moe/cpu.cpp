@@ -20,9 +20,7 @@
 #include "kernels/core/float16.hpp"
 #include "kernels/moe/math.hpp"
 #include "src/core/blas.hpp"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "src/core/openmp.hpp"
 
 namespace kfuse::cpu {
 namespace {
@@ -34,25 +32,12 @@ using std::int64_t;
 // machine a descheduled thread stalls every one of them. A loop with little work,
 // or one already inside a parallel region, runs serially.
 bool worth_parallel(int64_t work, int64_t minimum = int64_t(1) << 15) {
-#ifdef _OPENMP
-  return work >= minimum && !omp_in_parallel();
-#else
-  (void)work;
-  (void)minimum;
-  return false;
-#endif
+  return work >= minimum && max_threads() > 1 && !in_parallel();
 }
 // A memory-bound loop (a few operations per element moved) gains from a second
 // thread only when it streams well past the caches.
 bool worth_parallel_stream(int64_t elements) {
   return worth_parallel(elements, int64_t(1) << 21);
-}
-int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
 }
 
 // body(e) for every expert (with rows, unless include_empty): one parallel region
