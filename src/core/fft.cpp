@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <string>
 
 namespace kfuse::cpu {
 
@@ -58,7 +59,7 @@ std::mutex& planner_lock() {
 }  // namespace
 
 std::string fft_description() {
-  return fftw_version;
+  return std::string(fftwf_version) + " (single) / " + fftw_version + " (double)";
 }
 
 template <class T>

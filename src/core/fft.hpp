@@ -29,7 +29,8 @@ using FftBuffer = std::unique_ptr<T[], FftwFree>;
 template <class T>
 FftBuffer<T> fft_buffer(std::int64_t count);
 
-// FFTW's version and the SIMD codelets it was built with, e.g. "fftw-3.3.10-sse2-avx".
+// FFTW's versions and the SIMD codelets they were built with, e.g.
+// "fftw-3.3.10-sse2-avx (single) / fftw-3.3.10-sse2-avx (double)".
 std::string fft_description();
 
 // T: float or double.
