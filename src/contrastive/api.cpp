@@ -65,20 +65,24 @@ std::vector<std::int64_t> labels_on_host(Context& ctx, const VectorView<const st
   return host;
 }
 
-[[noreturn]] void no_cpu_atomics() {
-  throw Error(Status::Internal, "contrastive: atomic accumulation requested on the CPU");
+// dQ accumulated in fp32 by the P pass: on a GPU with deterministic = false (by
+// atomics), on the CPU wherever its BLAS scheme runs (deterministically, from
+// per-row-group partials).
+bool dq_in_p_pass(const cd::Machine& m, bool deterministic, std::int64_t np, std::int64_t nq,
+                  std::int64_t d) {
+  return m.gpu ? !deterministic : cpu::contrastive_dy_in_row_pass(np, nq, d);
 }
 
-// GPU with deterministic = false only: dQ accumulated in fp32 by the P pass.
 void zero_accumulator(Context& ctx, float* p, std::size_t bytes) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::fill_zero(ctx, p, bytes), no_cpu_atomics());
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::fill_zero(ctx, p, bytes),
+                        (void)std::memset(p, 0, bytes));
 }
 
 void store_accumulator(Context& ctx, const float* src, std::int64_t ld_src, std::int64_t rows,
                        std::int64_t d, void* dst, DType dtype, std::int64_t ld_dst) {
   return KFUSE_DISPATCH(
       ctx, cuda::contrastive::store_rows(ctx, src, ld_src, rows, d, dst, dtype, ld_dst),
-      no_cpu_atomics());
+      cpu::contrastive_store_rows(src, ld_src, rows, d, dst, dtype, ld_dst));
 }
 
 // ------------------------------------------------------------------ validation
@@ -376,8 +380,14 @@ struct GradientPlan {
 };
 
 GradientPlan plan_gradients(const Context& ctx, bool deterministic, bool want_dp, bool want_dq,
-                            bool need_p_rows) {
+                            bool need_p_rows, std::int64_t np, std::int64_t nq, std::int64_t d) {
   GradientPlan g;
+  if (ctx.backend() != Backend::Cuda && cpu::contrastive_dy_in_row_pass(np, nq, d)) {
+    // One pass over P's rows, whatever is wanted (see contrastive_dy_in_row_pass).
+    g.dq_by_atomics = want_dq;
+    g.run_p = true;
+    return g;
+  }
   g.dq_by_atomics = ctx.backend() == Backend::Cuda && !deterministic && want_dp && want_dq;
   g.run_p = want_dp || need_p_rows || !want_dq;
   g.run_q = want_dq && !g.dq_by_atomics;
@@ -560,7 +570,8 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
   const Oriented<T> w = orient(A, B, o.direction);
   const MatrixView<G>& dP = w.swapped ? grads.dB : grads.dA;
   const MatrixView<G>& dQ = w.swapped ? grads.dA : grads.dB;
-  const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(dP), present(dQ), false);
+  const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(dP), present(dQ), false,
+                                           w.P.rows, w.Q.rows, A.cols);
   if (!present(dP) && !present(dQ) && grads.dt.absent() && grads.db.absent()) return;
   const cd::ClipFactors fp = cd::clip_factors(w.wp, w.wq, double(w.P.rows), double(w.Q.rows));
   cd::BackwardProblem bp;
@@ -627,7 +638,7 @@ void clip_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<const T>
   gradient_regions(grads, outputs);
   const Oriented<T> w = orient(A, B, o.direction);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !o.deterministic;
+  const bool atomics = dq_in_p_pass(m, o.deterministic, w.P.rows, w.Q.rows, A.cols);
   const std::size_t bytes = backward_bytes(m, w.P.rows, w.Q.rows, A.cols, atomics);
   check_workspace(v, ctx, o.workspace, bytes, outputs);
   check_disjoint(v, outputs, inputs);
@@ -654,7 +665,7 @@ void clip_forward_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<
   gradient_regions(grads, outputs);
   const Oriented<T> w = orient(A, B, o.direction);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !o.deterministic;
+  const bool atomics = dq_in_p_pass(m, o.deterministic, w.P.rows, w.Q.rows, A.cols);
   const std::size_t fbytes = align256(cd::forward_layout(m, w.P.rows, w.Q.rows).bytes);
   const std::size_t bytes = fbytes + backward_bytes(m, w.P.rows, w.Q.rows, A.cols, atomics);
   check_workspace(v, ctx, o.workspace, bytes, outputs);
@@ -732,14 +743,15 @@ void siglip_backward_impl(const char* op, Context& ctx, MatrixView<const T> A,
   inputs.push_back(region("grad_loss", grad_loss.device));
   gradient_regions(grads, outputs);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !o.deterministic;
+  const bool atomics = dq_in_p_pass(m, o.deterministic, A.rows, B.rows, A.cols);
   const std::size_t bytes = backward_bytes(m, A.rows, B.rows, A.cols, atomics);
   check_workspace(v, ctx, o.workspace, bytes, outputs);
   check_disjoint(v, outputs, inputs);
   Workspace ws(ctx, o.workspace, bytes);
 
-  const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(grads.dA),
-                                           present(grads.dB), !row_losses.absent());
+  const GradientPlan plan =
+      plan_gradients(ctx, o.deterministic, present(grads.dA), present(grads.dB),
+                     !row_losses.absent(), A.rows, B.rows, A.cols);
   if (!fused && !present(grads.dA) && !present(grads.dB) && grads.dt.absent() && grads.db.absent())
     return;
   cd::BackwardProblem bp;
@@ -829,7 +841,7 @@ std::size_t clip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::
                                       const ClipLossOptions& options) {
   check_query(ctx, "clip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !options.deterministic;
+  const bool atomics = dq_in_p_pass(m, options.deterministic, Na, Nb, d);
   return std::max(pass_bytes(m, Na, Nb, d, pass, atomics), pass_bytes(m, Nb, Na, d, pass, atomics));
 }
 
@@ -838,7 +850,7 @@ std::size_t siglip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std
                                         const SiglipLossOptions& options) {
   check_query(ctx, "siglip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !options.deterministic;
+  const bool atomics = dq_in_p_pass(m, options.deterministic, Na, Nb, d);
   if (pass == ContrastivePass::Forward) return cd::forward_layout(m, Na, Nb).bytes;
   return backward_bytes(m, Na, Nb, d, atomics);
 }

@@ -29,9 +29,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kernels/core/float16.hpp"
+#include "src/core/blas.hpp"
 
 namespace kfuse::cpu {
 namespace {
@@ -426,14 +428,14 @@ struct RowBlock {
   double dt[kRows], db[kRows], loss[kRows];
 };
 
-// One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
-// the per-row sums and the dX product. tile and grad are scratch.
-KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
-                                 std::int64_t j0, std::int64_t cols, const float* yp,
-                                 const double* lse_col, const std::int64_t* label_col, double* tile,
-                                 float* grad) {
+// The per-row work of one tile of one block (columns [j0, j0 + cols), logits in
+// tile [kRows x kCols]): dS', the per-row sums, and dS' rounded to fp32 into
+// grad (row stride ldg, the first `cols` columns of each of the block's rows).
+KFUSE_CPU_HOT void tile_gradients(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
+                                  std::int64_t j0, std::int64_t cols, const double* tile,
+                                  const double* lse_col, const std::int64_t* label_col, float* grad,
+                                  std::int64_t ldg) {
   const Logits& s = p.s;
-  logit_tile(blk.xt, yp, k.ldp, s.d, k.sc, tile);
   for (std::int64_t r = 0; r < blk.nr; ++r) {
     const std::int64_t i = blk.i0 + r;
     // A pair is positive when j == target (Identity: i, Rows: labels[i]) or
@@ -455,13 +457,14 @@ KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars
       row_terms(cols, pos, npos, g,
                 [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
     double tdt = 0.0, tdb = 0.0;
-    float* gr = grad + r * kCols;
 #pragma omp simd reduction(+ : tdt, tdb)
     for (std::int64_t c = 0; c < kCols; ++c) {
-      gr[c] = static_cast<float>(g[c]);
       tdt += g[c] * (v[c] - k.sc.bias);
       tdb += g[c];
     }
+    float* gr = grad + r * ldg;
+    for (std::int64_t c = 0; c < cols; ++c)
+      gr[c] = static_cast<float>(g[c]);
     blk.dt[r] += tdt;
     blk.db[r] += tdb;
     if (!k.clip && p.loss_rows != nullptr) {
@@ -471,7 +474,18 @@ KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars
       blk.loss[r] += row_sum(terms);
     }
   }
-  // Rows beyond the block's own (the pass's last block only) add nothing.
+}
+
+// One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
+// the per-row sums and the dX product. tile and grad are scratch.
+KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
+                                 std::int64_t j0, std::int64_t cols, const float* yp,
+                                 const double* lse_col, const std::int64_t* label_col, double* tile,
+                                 float* grad) {
+  logit_tile(blk.xt, yp, k.ldp, p.s.d, k.sc, tile);
+  tile_gradients(p, k, blk, j0, cols, tile, lse_col, label_col, grad, kCols);
+  // Rows beyond the block's own (the pass's last block only) add nothing; the
+  // product reads only the first `cols` columns.
   std::fill(grad + blk.nr * kCols, grad + kRows * kCols, 0.0f);
   if (p.dx != nullptr) accumulate_tile(grad, yp, cols, k.ldp, blk.acc);
 }
@@ -554,6 +568,211 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
     store_rows(p, k, blk);
 }
 
+// ------------------------------------------------------------------ BLAS scheme
+// Where its dY partials fit kBlasBudget: every logit, dX and dY product through the
+// BLAS's sgemm (~2.5x the register blocks above on an AVX2 core), and one gradient
+// pass over the rows that forms dX and dY alike (4 products for a CLIP forward +
+// backward instead of 5, 3 instead of 4 for SigLIP's).
+//
+// Same bits in both passes: the backward meets the forward's log-sum-exps with
+// logits it forms again, and at tau = 2^16 one ulp of a dot product moves a
+// probability by ~1e-3. A BLAS sums in an order of its choosing, which may differ
+// between calls of different shapes, so both passes form S through identical calls:
+// one per piece of a fixed grid (the forward plan's row and column groups, cut into
+// pieces of at most kPieceRows x kPieceCols from each group's start), with the same
+// operands, leading dimensions and k = d; every call runs inside a parallel region,
+// where OpenBLAS's OpenMP build computes it on the calling thread alone, so its
+// result does not depend on the number of threads either.
+//
+// dY: each row group of the grid accumulates dS'^T x over its pieces into its own
+// fp32 partial [ny x d] (in piece order); the partials are then summed in double in
+// group order, so dY does not depend on how groups meet threads.
+
+constexpr std::int64_t kPieceRows = 256;
+constexpr std::int64_t kPieceCols = 256;
+// Bytes of the dY partials (at most 8 row groups: geometry(cpu).forward_max_groups).
+constexpr std::int64_t kBlasBudget = std::int64_t(1) << 30;
+
+bool blas_scheme(std::int64_t nx, std::int64_t ny, std::int64_t d) {
+  const std::int64_t n = std::max(nx, ny);  // symmetric: either orientation decides alike
+  return d <= kBlasBudget / 32 && n <= kBlasBudget / (32 * d);
+}
+
+// Row or column pieces of the grid: [begin, end) ranges in order.
+using Pieces = std::vector<std::pair<std::int64_t, std::int64_t>>;
+Pieces pieces(std::int64_t n, std::int64_t group,
+                                                          std::int64_t piece) {
+  Pieces out;
+  for (std::int64_t g0 = 0; g0 < n; g0 += group) {
+    const std::int64_t g1 = std::min(n, g0 + group);
+    for (std::int64_t p0 = g0; p0 < g1; p0 += piece)
+      out.emplace_back(p0, std::min(g1, p0 + piece));
+  }
+  return out;
+}
+
+// The operands in fp32: the caller's own (F32) or converted copies, whose leading
+// dimension is d in every pass.
+struct Operands {
+  const float* x;
+  std::int64_t ldx;
+  const float* y;
+  std::int64_t ldy;
+  std::vector<float> xc, yc;
+};
+
+void to_f32(DType dtype, const void* src, std::int64_t ld, std::int64_t n, std::int64_t d,
+            std::vector<float>& dst) {
+  dst.resize(static_cast<std::size_t>(n * d));
+  with_type(dtype, src, [&](const auto* in) {
+#pragma omp parallel for schedule(static) if (n * d > kParallelMin)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t k = 0; k < d; ++k)
+        dst[i * d + k] = detail::to_float(in[i * ld + k]);
+  });
+}
+
+void operands(const Logits& s, Operands& o) {
+  if (s.dtype == DType::F32) {
+    o.x = static_cast<const float*>(s.x);
+    o.y = static_cast<const float*>(s.y);
+    o.ldx = s.ldx;
+    o.ldy = s.ldy;
+    return;
+  }
+  to_f32(s.dtype, s.x, s.ldx, s.nx, s.d, o.xc);
+  to_f32(s.dtype, s.y, s.ldy, s.ny, s.d, o.yc);
+  o.x = o.xc.data();
+  o.y = o.yc.data();
+  o.ldx = o.ldy = s.d;
+}
+
+// dots [rows x cols] = x[r0, r1) y[c0, c1)^T: the one call that forms a piece of S.
+void piece_dots(const Operands& o, std::int64_t d, std::int64_t r0, std::int64_t r1,
+                std::int64_t c0, std::int64_t c1, float* dots) {
+  sgemm(Trans::No, Trans::Yes, r1 - r0, c1 - c0, d, 1.0f, o.x + r0 * o.ldx, o.ldx, o.y + c0 * o.ldy,
+        o.ldy, 0.0f, dots, c1 - c0);
+}
+
+// tile [kRows x kCols] = logits of rows [i0, i0 + nr) and columns [j0, j0 + cols) of
+// a piece's dots (row r0, column c0, stride ld); b elsewhere (as a zero dot product).
+KFUSE_CPU_HOT void piece_tile(const float* dots, std::int64_t ld, std::int64_t i0, std::int64_t nr,
+                              std::int64_t j0, std::int64_t cols, const Scalars& sc,
+                              double* tile) {
+  for (std::int64_t r = 0; r < kRows; ++r) {
+    double* t = tile + r * kCols;
+    const float* in = dots + (i0 + r) * ld + j0;
+    const std::int64_t n = r < nr ? cols : 0;
+    for (std::int64_t c = 0; c < n; ++c)
+      t[c] = logit(double(in[c]), sc.tau, sc.bias);
+    for (std::int64_t c = n; c < kCols; ++c)
+      t[c] = sc.bias;
+  }
+}
+
+// The forward's rectangle (g, h) by pieces: row pieces outer, column pieces inner,
+// and in a piece 64-column tiles outer, 16-row blocks inner, so that each row state
+// meets the columns and each column state the rows in increasing order.
+KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o, std::int64_t g,
+                                     std::int64_t h) {
+  const RectPlan& plan = p.plan;
+  const Logits& s = p.s;
+  const Scalars sc = resolve(s);
+  const std::int64_t r_begin = g * plan.blocks_per_group * kRows;
+  const std::int64_t r_end = std::min(s.nx, r_begin + plan.blocks_per_group * kRows);
+  const std::int64_t c_begin = h * plan.tiles_per_group * kCols;
+  const std::int64_t c_end = std::min(s.ny, c_begin + plan.tiles_per_group * kCols);
+  if (r_begin >= r_end || c_begin >= c_end) return;
+  std::vector<float> dots(static_cast<std::size_t>(kPieceRows * kPieceCols));
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  std::vector<State> rows(static_cast<std::size_t>(r_end - r_begin),
+                          State{lse_empty<double>(), 0.0});
+  std::vector<State> cols_st(static_cast<std::size_t>(c_end - c_begin),
+                             State{lse_empty<double>(), 0.0});
+  for (std::int64_t r0 = r_begin; r0 < r_end; r0 += kPieceRows) {
+    const std::int64_t r1 = std::min(r_end, r0 + kPieceRows);
+    for (std::int64_t c0 = c_begin; c0 < c_end; c0 += kPieceCols) {
+      const std::int64_t c1 = std::min(c_end, c0 + kPieceCols);
+      piece_dots(o, s.d, r0, r1, c0, c1, dots.data());
+      for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
+        const std::int64_t cols = std::min(kCols, c1 - j0);
+        for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
+          const std::int64_t nr = std::min(kRows, r1 - i0);
+          piece_tile(dots.data(), c1 - c0, i0 - r0, nr, j0 - c0, cols, sc, tile.data());
+          tile_stats(p, tile.data(), i0, nr, j0, cols, rows.data() + (i0 - r_begin),
+                     cols_st.data() + (j0 - c_begin));
+        }
+      }
+    }
+  }
+  auto* row_part = static_cast<double*>(p.row_part);
+  auto* col_part = static_cast<double*>(p.col_part);
+  if (p.loss == Loss::Clip && p.want_cols)
+    for (std::int64_t j = c_begin; j < c_end; ++j)
+      store_state(col_part + (g * s.ny + j) * kStateFloats, cols_st[j - c_begin]);
+  for (std::int64_t i = r_begin; i < r_end; ++i)
+    store_state(row_part + (h * s.nx + i) * kStateFloats, rows[i - r_begin]);
+}
+
+// One row group of the grid ([r_begin, r_end)) against every column: dX rows, the
+// per-row sums and (dy_part non-null) the group's dY partial [ny x d].
+KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands& o,
+                                       const Pieces& cp,
+                                       std::int64_t r_begin, std::int64_t r_end, float* dy_part) {
+  const Logits& s = p.s;
+  const std::int64_t d = s.d;
+  const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, d,
+                          p.smoothing, double(s.nx),         double(s.ny)};
+  std::vector<float> dots(static_cast<std::size_t>(kPieceRows * kPieceCols));
+  std::vector<float> grad(static_cast<std::size_t>(kPieceRows * kPieceCols));
+  std::vector<float> prod(p.dx != nullptr ? static_cast<std::size_t>(kPieceRows * d) : 0);
+  std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(kPieceRows * d) : 0);
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  std::vector<RowBlock> blocks;
+  for (std::int64_t r0 = r_begin; r0 < r_end; r0 += kPieceRows) {
+    const std::int64_t r1 = std::min(r_end, r0 + kPieceRows), rows = r1 - r0;
+    blocks.clear();
+    for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
+      RowBlock blk{};
+      blk.i0 = i0;
+      blk.nr = std::min(kRows, r1 - i0);
+      blk.acc = p.dx != nullptr ? acc.data() + (i0 - r0) * d : nullptr;
+      blocks.push_back(blk);
+    }
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (const auto& [c0, c1] : cp) {
+      const std::int64_t ncols = c1 - c0;
+      piece_dots(o, d, r0, r1, c0, c1, dots.data());
+      for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
+        const std::int64_t cols = std::min(kCols, c1 - j0);
+        double lse_col[kCols];
+        std::int64_t label_col[kCols];
+        for (std::int64_t c = 0; c < kCols; ++c) {
+          lse_col[c] = k.clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
+          label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
+        }
+        for (RowBlock& blk : blocks) {
+          piece_tile(dots.data(), ncols, blk.i0 - r0, blk.nr, j0 - c0, cols, k.sc, tile.data());
+          tile_gradients(p, k, blk, j0, cols, tile.data(), lse_col, label_col,
+                         grad.data() + (blk.i0 - r0) * ncols + (j0 - c0), ncols);
+        }
+      }
+      if (p.dx != nullptr) {
+        // fp32 over the piece's columns, double across pieces.
+        sgemm(Trans::No, Trans::No, rows, d, ncols, 1.0f, grad.data(), ncols, o.y + c0 * o.ldy,
+              o.ldy, 0.0f, prod.data(), d);
+        for (std::int64_t q = 0; q < rows * d; ++q)
+          acc[q] += double(prod[q]);
+      }
+      if (dy_part != nullptr)
+        sgemm(Trans::Yes, Trans::No, ncols, d, rows, 1.0f, grad.data(), ncols, o.x + r0 * o.ldx,
+              o.ldx, r0 == r_begin ? 0.0f : 1.0f, dy_part + c0 * d, d);
+    }
+    for (const RowBlock& blk : blocks)
+      store_rows(p, k, blk);
+  }
+}
+
 // ------------------------------------------------------------------ entry points
 
 void forward_rect_baseline(const ForwardProblem& p, std::int64_t g, std::int64_t h) {
@@ -561,6 +780,14 @@ void forward_rect_baseline(const ForwardProblem& p, std::int64_t g, std::int64_t
 }
 void backward_rows_baseline(const BackwardProblem& p, std::int64_t i_begin, std::int64_t i_end) {
   backward_rows(p, i_begin, i_end);
+}
+void forward_rect_blas_baseline(const ForwardProblem& p, const Operands& o, std::int64_t g,
+                                std::int64_t h) {
+  forward_rect_blas(p, o, g, h);
+}
+void backward_group_blas_baseline(const BackwardProblem& p, const Operands& o, const Pieces& cp,
+                                  std::int64_t r_begin, std::int64_t r_end, float* dy_part) {
+  backward_group_blas(p, o, cp, r_begin, r_end, dy_part);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -572,6 +799,16 @@ __attribute__((target("avx2,fma"))) void backward_rows_avx2(const BackwardProble
                                                             std::int64_t i_begin,
                                                             std::int64_t i_end) {
   backward_rows(p, i_begin, i_end);
+}
+__attribute__((target("avx2,fma"))) void forward_rect_blas_avx2(const ForwardProblem& p,
+                                                                const Operands& o, std::int64_t g,
+                                                                std::int64_t h) {
+  forward_rect_blas(p, o, g, h);
+}
+__attribute__((target("avx2,fma"))) void backward_group_blas_avx2(
+    const BackwardProblem& p, const Operands& o, const Pieces& cp, std::int64_t r_begin,
+    std::int64_t r_end, float* dy_part) {
+  backward_group_blas(p, o, cp, r_begin, r_end, dy_part);
 }
 #endif
 
@@ -598,7 +835,79 @@ void merge_states(const ForwardProblem& p, const double* part, std::int64_t part
   }
 }
 
+// The BLAS scheme's forward: the rectangles of the plan by pieces (every call
+// inside a parallel region, see above), then the same merge.
+void forward_blas(const ForwardProblem& p) {
+  const RectPlan& plan = p.plan;
+  auto* rect_fn = &forward_rect_blas_baseline;
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+  if (use_avx2()) rect_fn = &forward_rect_blas_avx2;
+#endif
+  Operands o;
+  operands(p.s, o);
+  const std::int64_t rects = plan.row_groups * plan.col_groups;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t r = 0; r < rects; ++r)
+    rect_fn(p, o, r / plan.col_groups, r % plan.col_groups);
+}
+
+// The BLAS scheme's gradient pass: one task per row group of the forward's plan,
+// then dY (when p.dy_accum) from the groups' partials in group order.
+void backward_blas(const BackwardProblem& p) {
+  auto* group_fn = &backward_group_blas_baseline;
+#ifdef KFUSE_CPU_HAVE_AVX2_PATH
+  if (use_avx2()) group_fn = &backward_group_blas_avx2;
+#endif
+  const Logits& s = p.s;
+  const RectPlan plan = forward_layout(Machine{}, s.nx, s.ny).plan;
+  const Pieces rp = pieces(s.nx, plan.blocks_per_group * kRows, s.nx);
+  const Pieces cp = pieces(s.ny, plan.tiles_per_group * kCols, kPieceCols);
+  Operands o;
+  operands(s, o);
+  const std::int64_t groups = static_cast<std::int64_t>(rp.size()), d = s.d;
+  std::vector<float> dy_part(p.dy_accum != nullptr ? static_cast<std::size_t>(groups * s.ny * d)
+                                                   : 0);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t g = 0; g < groups; ++g)
+    group_fn(p, o, cp, rp[g].first, rp[g].second,
+             p.dy_accum != nullptr ? dy_part.data() + g * s.ny * d : nullptr);
+  if (p.dy_accum == nullptr) return;
+  const double scale = resolve(s).tau * p.coef * resolve(p.grad_loss);
+#pragma omp parallel for schedule(static) if (groups * s.ny * d > kParallelMin)
+  for (std::int64_t j = 0; j < s.ny; ++j)
+    for (std::int64_t q = 0; q < d; ++q) {
+      double sum = 0.0;
+      for (std::int64_t g = 0; g < groups; ++g)
+        sum += double(dy_part[(g * s.ny + j) * d + q]);
+      p.dy_accum[j * p.ld_dy_accum + q] += static_cast<float>(scale * sum);
+    }
+}
+
 }  // namespace
+
+bool contrastive_dy_in_row_pass(std::int64_t nx, std::int64_t ny, std::int64_t d) {
+  return blas_scheme(nx, ny, d);
+}
+
+void contrastive_store_rows(const float* src, std::int64_t ld_src, std::int64_t rows,
+                            std::int64_t d, void* dst, DType dtype, std::int64_t ld_dst) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* in = src + i * ld_src;
+    switch (dtype) {
+      case DType::BF16:
+        for (std::int64_t q = 0; q < d; ++q)
+          static_cast<bf16*>(dst)[i * ld_dst + q] = detail::to_bf16(in[q]);
+        break;
+      case DType::F16:
+        for (std::int64_t q = 0; q < d; ++q)
+          static_cast<f16*>(dst)[i * ld_dst + q] = detail::to_f16(in[q]);
+        break;
+      default:
+        std::copy(in, in + d, static_cast<float*>(dst) + i * ld_dst);
+        break;
+    }
+  }
+}
 
 void contrastive_forward(const ForwardProblem& p) {
   const RectPlan& plan = p.plan;
@@ -612,9 +921,13 @@ void contrastive_forward(const ForwardProblem& p) {
     if (p.want_cols) std::fill(p.pos_y, p.pos_y + p.s.ny, nan);
   }
   const std::int64_t rects = plan.row_groups * plan.col_groups;
+  if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) {
+    forward_blas(p);
+  } else {
 #pragma omp parallel for schedule(dynamic, 1) if (rects > 1)
-  for (std::int64_t r = 0; r < rects; ++r)
-    rect_fn(p, r / plan.col_groups, r % plan.col_groups);
+    for (std::int64_t r = 0; r < rects; ++r)
+      rect_fn(p, r / plan.col_groups, r % plan.col_groups);
+  }
   if (p.want_rows || p.loss == Loss::Siglip)
     merge_states(p, static_cast<const double*>(p.row_part), plan.col_groups, p.s.nx, p.pos_x,
                  double(p.s.ny), p.lse_x, p.loss_x);
@@ -624,6 +937,7 @@ void contrastive_forward(const ForwardProblem& p) {
 }
 
 void contrastive_backward(const BackwardProblem& p) {
+  if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) return backward_blas(p);
   auto* rows_fn = &backward_rows_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &backward_rows_avx2;

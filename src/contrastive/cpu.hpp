@@ -10,7 +10,18 @@ namespace kfuse::cpu {
 // p's outputs; p.plan and p.row_part / p.col_part (double states) from the layout.
 void contrastive_forward(const detail::contrastive::ForwardProblem& p);
 
-// One gradient pass (dX and per-row sums) over all columns.
+// One gradient pass (dX and per-row sums) over all columns; where
+// contrastive_dy_in_row_pass, also dY into p.dy_accum (+=) when that is set.
 void contrastive_backward(const detail::contrastive::BackwardProblem& p);
+
+// Whether the passes over nx x ny pairs (either orientation) run the BLAS scheme,
+// whose gradient pass over the rows forms dY as well: the host layer then runs no
+// pass over the columns (whose logits would be formed in the other orientation,
+// with other bits than the forward's).
+bool contrastive_dy_in_row_pass(std::int64_t nx, std::int64_t ny, std::int64_t d);
+
+// dst rows [rows x d] (dtype, ld_dst) = src (fp32, ld_src), rounded to nearest.
+void contrastive_store_rows(const float* src, std::int64_t ld_src, std::int64_t rows,
+                            std::int64_t d, void* dst, DType dtype, std::int64_t ld_dst);
 
 }  // namespace kfuse::cpu
