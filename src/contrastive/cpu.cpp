@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -569,10 +570,10 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
 }
 
 // ------------------------------------------------------------------ BLAS scheme
-// Where its dY partials fit kBlasBudget: every logit, dX and dY product through the
-// BLAS's sgemm (~2.5x the register blocks above on an AVX2 core), and one gradient
-// pass over the rows that forms dX and dY alike (4 products for a CLIP forward +
-// backward instead of 5, 3 instead of 4 for SigLIP's).
+// Where dS' fits kBlasBudget: every logit, dX and dY product through the BLAS's
+// sgemm (~2.5x the register blocks above on an AVX2 core), and one gradient pass
+// over the rows that forms dX and keeps dS' (fp32, nx x ny) for dY (4 products for a
+// CLIP forward + backward instead of 5, 3 instead of 4 for SigLIP's).
 //
 // Same bits in both passes: the backward meets the forward's log-sum-exps with
 // logits it forms again, and at tau = 2^16 one ulp of a dot product moves a
@@ -584,18 +585,23 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
 // where OpenBLAS's OpenMP build computes it on the calling thread alone, so its
 // result does not depend on the number of threads either.
 //
-// dY: each row group of the grid accumulates dS'^T x over its pieces into its own
-// fp32 partial [ny x d] (in piece order); the partials are then summed in double in
-// group order, so dY does not depend on how groups meet threads.
+// dX and dY sum in fp32 within a product (over at most ~kGradCols columns of dS',
+// or kGradRows rows) and in double across products, in a fixed order: dX per row
+// piece over column chunks, dY per block of kDyCols columns over row chunks.
 
 constexpr std::int64_t kPieceRows = 256;
 constexpr std::int64_t kPieceCols = 256;
-// Bytes of the dY partials (at most 8 row groups: geometry(cpu).forward_max_groups).
+// Columns of dS' per dX product (at least; whole pieces).
+constexpr std::int64_t kGradCols = 512;
+// Rows of dS' per dY product, and the columns of one dY task.
+constexpr std::int64_t kGradRows = 512;
+constexpr std::int64_t kDyCols = 128;
+// Bytes of dS' kept for dY.
 constexpr std::int64_t kBlasBudget = std::int64_t(1) << 30;
 
-bool blas_scheme(std::int64_t nx, std::int64_t ny, std::int64_t d) {
-  const std::int64_t n = std::max(nx, ny);  // symmetric: either orientation decides alike
-  return d <= kBlasBudget / 32 && n <= kBlasBudget / (32 * d);
+// Symmetric in nx and ny: both orientations of a problem decide alike.
+bool blas_scheme(std::int64_t nx, std::int64_t ny, std::int64_t) {
+  return nx <= kBlasBudget / 4 / ny;
 }
 
 // Row or column pieces of the grid: [begin, end) ranges in order.
@@ -683,7 +689,7 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
   const std::int64_t c_begin = h * plan.tiles_per_group * kCols;
   const std::int64_t c_end = std::min(s.ny, c_begin + plan.tiles_per_group * kCols);
   if (r_begin >= r_end || c_begin >= c_end) return;
-  std::vector<float> dots(static_cast<std::size_t>(kPieceRows * kPieceCols));
+  std::unique_ptr<float[]> dots(new float[kPieceRows * kPieceCols]);  // written before read
   std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
   std::vector<State> rows(static_cast<std::size_t>(r_end - r_begin),
                           State{lse_empty<double>(), 0.0});
@@ -693,12 +699,12 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
     const std::int64_t r1 = std::min(r_end, r0 + kPieceRows);
     for (std::int64_t c0 = c_begin; c0 < c_end; c0 += kPieceCols) {
       const std::int64_t c1 = std::min(c_end, c0 + kPieceCols);
-      piece_dots(o, s.d, r0, r1, c0, c1, dots.data());
+      piece_dots(o, s.d, r0, r1, c0, c1, dots.get());
       for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
         const std::int64_t cols = std::min(kCols, c1 - j0);
         for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
           const std::int64_t nr = std::min(kRows, r1 - i0);
-          piece_tile(dots.data(), c1 - c0, i0 - r0, nr, j0 - c0, cols, sc, tile.data());
+          piece_tile(dots.get(), c1 - c0, i0 - r0, nr, j0 - c0, cols, sc, tile.data());
           tile_stats(p, tile.data(), i0, nr, j0, cols, rows.data() + (i0 - r_begin),
                      cols_st.data() + (j0 - c_begin));
         }
@@ -715,17 +721,19 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
 }
 
 // One row group of the grid ([r_begin, r_end)) against every column: dX rows, the
-// per-row sums and (dy_part non-null) the group's dY partial [ny x d].
+// per-row sums and (ds non-null) the group's rows of dS' [nx x ny].
 KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands& o,
                                        const Pieces& cp,
-                                       std::int64_t r_begin, std::int64_t r_end, float* dy_part) {
+                                       std::int64_t r_begin, std::int64_t r_end, float* ds) {
   const Logits& s = p.s;
   const std::int64_t d = s.d;
   const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, d,
                           p.smoothing, double(s.nx),         double(s.ny)};
-  std::vector<float> dots(static_cast<std::size_t>(kPieceRows * kPieceCols));
-  std::vector<float> grad(static_cast<std::size_t>(kPieceRows * kPieceCols));
-  std::vector<float> prod(p.dx != nullptr ? static_cast<std::size_t>(kPieceRows * d) : 0);
+  // Scratch that every use writes before it reads: not initialised.
+  std::unique_ptr<float[]> dots(new float[kPieceRows * kPieceCols]);
+  std::unique_ptr<float[]> chunk(ds == nullptr ? new float[kPieceRows * (kGradCols + kPieceCols)]
+                                               : nullptr);
+  std::unique_ptr<float[]> prod(p.dx != nullptr ? new float[kPieceRows * d] : nullptr);
   std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(kPieceRows * d) : 0);
   std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
   std::vector<RowBlock> blocks;
@@ -740,33 +748,44 @@ KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands&
       blocks.push_back(blk);
     }
     std::fill(acc.begin(), acc.end(), 0.0);
-    for (const auto& [c0, c1] : cp) {
-      const std::int64_t ncols = c1 - c0;
-      piece_dots(o, d, r0, r1, c0, c1, dots.data());
-      for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
-        const std::int64_t cols = std::min(kCols, c1 - j0);
-        double lse_col[kCols];
-        std::int64_t label_col[kCols];
-        for (std::int64_t c = 0; c < kCols; ++c) {
-          lse_col[c] = k.clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
-          label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
-        }
-        for (RowBlock& blk : blocks) {
-          piece_tile(dots.data(), ncols, blk.i0 - r0, blk.nr, j0 - c0, cols, k.sc, tile.data());
-          tile_gradients(p, k, blk, j0, cols, tile.data(), lse_col, label_col,
-                         grad.data() + (blk.i0 - r0) * ncols + (j0 - c0), ncols);
+    // Chunks of whole pieces, each at least kGradCols wide (but the last): the
+    // gradient products' k, so that their fixed costs (packing, C) amortise.
+    for (std::size_t q0 = 0; q0 < cp.size();) {
+      std::size_t q1 = q0;
+      const std::int64_t g0 = cp[q0].first;
+      while (q1 < cp.size() && cp[q1].first - g0 < kGradCols)
+        ++q1;
+      const std::int64_t width = cp[q1 - 1].second - g0;
+      // dS' of the chunk: in ds (row stride ny) or in the chunk buffer.
+      float* grad = ds != nullptr ? ds + r0 * s.ny + g0 : chunk.get();
+      const std::int64_t ldg = ds != nullptr ? s.ny : width;
+      for (std::size_t q = q0; q < q1; ++q) {
+        const auto [c0, c1] = cp[q];
+        const std::int64_t ncols = c1 - c0;
+        piece_dots(o, d, r0, r1, c0, c1, dots.get());
+        for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
+          const std::int64_t cols = std::min(kCols, c1 - j0);
+          double lse_col[kCols];
+          std::int64_t label_col[kCols];
+          for (std::int64_t c = 0; c < kCols; ++c) {
+            lse_col[c] = k.clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
+            label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
+          }
+          for (RowBlock& blk : blocks) {
+            piece_tile(dots.get(), ncols, blk.i0 - r0, blk.nr, j0 - c0, cols, k.sc, tile.data());
+            tile_gradients(p, k, blk, j0, cols, tile.data(), lse_col, label_col,
+                           grad + (blk.i0 - r0) * ldg + (j0 - g0), ldg);
+          }
         }
       }
       if (p.dx != nullptr) {
-        // fp32 over the piece's columns, double across pieces.
-        sgemm(Trans::No, Trans::No, rows, d, ncols, 1.0f, grad.data(), ncols, o.y + c0 * o.ldy,
-              o.ldy, 0.0f, prod.data(), d);
-        for (std::int64_t q = 0; q < rows * d; ++q)
-          acc[q] += double(prod[q]);
+        // fp32 over the chunk's columns, double across chunks.
+        sgemm(Trans::No, Trans::No, rows, d, width, 1.0f, grad, ldg, o.y + g0 * o.ldy, o.ldy, 0.0f,
+              prod.get(), d);
+        for (std::int64_t e = 0; e < rows * d; ++e)
+          acc[e] += double(prod[e]);
       }
-      if (dy_part != nullptr)
-        sgemm(Trans::Yes, Trans::No, ncols, d, rows, 1.0f, grad.data(), ncols, o.x + r0 * o.ldx,
-              o.ldx, r0 == r_begin ? 0.0f : 1.0f, dy_part + c0 * d, d);
+      q0 = q1;
     }
     for (const RowBlock& blk : blocks)
       store_rows(p, k, blk);
@@ -786,8 +805,8 @@ void forward_rect_blas_baseline(const ForwardProblem& p, const Operands& o, std:
   forward_rect_blas(p, o, g, h);
 }
 void backward_group_blas_baseline(const BackwardProblem& p, const Operands& o, const Pieces& cp,
-                                  std::int64_t r_begin, std::int64_t r_end, float* dy_part) {
-  backward_group_blas(p, o, cp, r_begin, r_end, dy_part);
+                                  std::int64_t r_begin, std::int64_t r_end, float* ds) {
+  backward_group_blas(p, o, cp, r_begin, r_end, ds);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -807,8 +826,8 @@ __attribute__((target("avx2,fma"))) void forward_rect_blas_avx2(const ForwardPro
 }
 __attribute__((target("avx2,fma"))) void backward_group_blas_avx2(
     const BackwardProblem& p, const Operands& o, const Pieces& cp, std::int64_t r_begin,
-    std::int64_t r_end, float* dy_part) {
-  backward_group_blas(p, o, cp, r_begin, r_end, dy_part);
+    std::int64_t r_end, float* ds) {
+  backward_group_blas(p, o, cp, r_begin, r_end, ds);
 }
 #endif
 
@@ -851,8 +870,27 @@ void forward_blas(const ForwardProblem& p) {
     rect_fn(p, o, r / plan.col_groups, r % plan.col_groups);
 }
 
-// The BLAS scheme's gradient pass: one task per row group of the forward's plan,
-// then dY (when p.dy_accum) from the groups' partials in group order.
+// dY rows [j0, j1) += scale dS'[:, j0:j1)^T x: fp32 over chunks of kGradRows rows,
+// double across them.
+void dy_block(const BackwardProblem& p, const Operands& o, const float* ds, double scale,
+              std::int64_t j0, std::int64_t j1) {
+  const std::int64_t nx = p.s.nx, ny = p.s.ny, d = p.s.d, cols = j1 - j0;
+  std::unique_ptr<float[]> prod(new float[cols * d]);  // written before read
+  std::vector<double> acc(static_cast<std::size_t>(cols * d), 0.0);
+  for (std::int64_t r0 = 0; r0 < nx; r0 += kGradRows) {
+    const std::int64_t rows = std::min(kGradRows, nx - r0);
+    sgemm(Trans::Yes, Trans::No, cols, d, rows, 1.0f, ds + r0 * ny + j0, ny, o.x + r0 * o.ldx,
+          o.ldx, 0.0f, prod.get(), d);
+    for (std::int64_t e = 0; e < cols * d; ++e)
+      acc[e] += double(prod[e]);
+  }
+  for (std::int64_t j = 0; j < cols; ++j)
+    for (std::int64_t q = 0; q < d; ++q)
+      p.dy_accum[(j0 + j) * p.ld_dy_accum + q] += static_cast<float>(scale * acc[j * d + q]);
+}
+
+// The BLAS scheme's gradient pass: one task per row group of the forward's plan
+// (keeping dS' when p.dy_accum is set), then dY by blocks of kDyCols columns.
 void backward_blas(const BackwardProblem& p) {
   auto* group_fn = &backward_group_blas_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -864,23 +902,18 @@ void backward_blas(const BackwardProblem& p) {
   const Pieces cp = pieces(s.ny, plan.tiles_per_group * kCols, kPieceCols);
   Operands o;
   operands(s, o);
-  const std::int64_t groups = static_cast<std::int64_t>(rp.size()), d = s.d;
-  std::vector<float> dy_part(p.dy_accum != nullptr ? static_cast<std::size_t>(groups * s.ny * d)
-                                                   : 0);
+  const std::int64_t groups = static_cast<std::int64_t>(rp.size());
+  // Not initialised: the row pass writes every element.
+  std::unique_ptr<float[]> ds(p.dy_accum != nullptr ? new float[s.nx * s.ny] : nullptr);
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t g = 0; g < groups; ++g)
-    group_fn(p, o, cp, rp[g].first, rp[g].second,
-             p.dy_accum != nullptr ? dy_part.data() + g * s.ny * d : nullptr);
+    group_fn(p, o, cp, rp[g].first, rp[g].second, ds.get());
   if (p.dy_accum == nullptr) return;
   const double scale = resolve(s).tau * p.coef * resolve(p.grad_loss);
-#pragma omp parallel for schedule(static) if (groups * s.ny * d > kParallelMin)
-  for (std::int64_t j = 0; j < s.ny; ++j)
-    for (std::int64_t q = 0; q < d; ++q) {
-      double sum = 0.0;
-      for (std::int64_t g = 0; g < groups; ++g)
-        sum += double(dy_part[(g * s.ny + j) * d + q]);
-      p.dy_accum[j * p.ld_dy_accum + q] += static_cast<float>(scale * sum);
-    }
+  const std::int64_t blocks = (s.ny + kDyCols - 1) / kDyCols;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t b = 0; b < blocks; ++b)
+    dy_block(p, o, ds.get(), scale, b * kDyCols, std::min(s.ny, (b + 1) * kDyCols));
 }
 
 }  // namespace
