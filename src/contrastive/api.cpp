@@ -47,12 +47,15 @@ cd::Machine machine_of(const Context& ctx) {
                         (cd::Machine{false, 0}));
 }
 
-void run(Context& ctx, const cd::ForwardProblem& p) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p), cpu::contrastive_forward(p));
+// kept: the CPU's dot products handed from a forward to its backward (or null).
+void run(Context& ctx, const cd::ForwardProblem& p, cpu::KeptDots* kept = nullptr) {
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p),
+                        cpu::contrastive_forward(p, kept));
 }
 
-void run(Context& ctx, const cd::BackwardProblem& p) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::backward(ctx, p), cpu::contrastive_backward(p));
+void run(Context& ctx, const cd::BackwardProblem& p, cpu::KeptDots* kept = nullptr) {
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::backward(ctx, p),
+                        cpu::contrastive_backward(p, kept));
 }
 
 // Labels in ctx's memory, readable on the host (a device copy synchronises).
@@ -409,7 +412,8 @@ template <class G>
 void run_gradients(Context& ctx, const GradientPlan& plan, cd::BackwardProblem bp,
                    cd::BackwardProblem bq, const MatrixView<G>& dP, const MatrixView<G>& dQ,
                    const ContrastiveGradients<G>& grads, unsigned char* base, bool clip,
-                   VectorView<float> loss, double loss_coef, float* p_loss_rows) {
+                   VectorView<float> loss, double loss_coef, float* p_loss_rows,
+                   cpu::KeptDots* kept = nullptr) {
   const cd::Machine m = machine_of(ctx);
   const std::int64_t d = bp.s.d;
   const bool sums_wanted = !grads.dt.absent() || (!clip && !grads.db.absent()) || !loss.absent();
@@ -461,7 +465,7 @@ void run_gradients(Context& ctx, const GradientPlan& plan, cd::BackwardProblem b
     if (plan.dq_by_atomics)
       zero_accumulator(ctx, bp.dy_accum,
                        static_cast<std::size_t>(bp.s.ny * bp.ld_dy_accum) * sizeof(float));
-    run(ctx, bp);
+    run(ctx, bp, kept);
     reduce(bp, l);
     if (plan.dq_by_atomics)
       store_accumulator(ctx, bp.dy_accum, bp.ld_dy_accum, dQ.rows, d, dQ.data, dtype_of<G>::value,
@@ -529,7 +533,8 @@ template <class T>
 void enqueue_clip_forward(Context& ctx, const MatrixView<const T>& A, const MatrixView<const T>& B,
                           const VectorView<const std::int64_t>& labels,
                           const ClipForwardOutputs& out, const ClipLossOptions& o,
-                          unsigned char* base, float** lse_p, float** lse_q) {
+                          unsigned char* base, float** lse_p, float** lse_q,
+                          cpu::KeptDots* keep = nullptr) {
   const Oriented<T> w = orient(A, B, o.direction);
   const cd::ForwardLayout l = cd::forward_layout(machine_of(ctx), w.P.rows, w.Q.rows);
   auto ws = [&](std::size_t offset) { return reinterpret_cast<float*>(base + offset); };
@@ -551,7 +556,7 @@ void enqueue_clip_forward(Context& ctx, const MatrixView<const T>& A, const Matr
   f.loss_x = pick(w.swapped ? out.col_losses : out.row_losses, l.loss_x);
   f.lse_y = pick(out.lse_cols, l.lse_y);
   f.loss_y = pick(out.col_losses, l.loss_y);
-  run(ctx, f);
+  run(ctx, f, keep);
   double* sums = reinterpret_cast<double*>(base + l.sums);
   detail::sum_to_f64(ctx, f.loss_x, w.P.rows, 1, sums);
   if (f.want_cols) detail::sum_to_f64(ctx, f.loss_y, w.Q.rows, 1, sums + 1);
@@ -566,7 +571,7 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
                            const VectorView<const std::int64_t>& labels, const float* lse_p,
                            const float* lse_q, const LossScalar& grad_loss,
                            const ContrastiveGradients<G>& grads, const ClipLossOptions& o,
-                           unsigned char* base) {
+                           unsigned char* base, cpu::KeptDots* kept = nullptr) {
   const Oriented<T> w = orient(A, B, o.direction);
   const MatrixView<G>& dP = w.swapped ? grads.dB : grads.dA;
   const MatrixView<G>& dQ = w.swapped ? grads.dA : grads.dB;
@@ -590,7 +595,8 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
   bq.lse_y = lse_p;
   bq.rx = fp.ry;
   bq.ry = fp.rx;
-  run_gradients(ctx, plan, bp, bq, dP, dQ, grads, base, true, VectorView<float>{}, 0.0, nullptr);
+  run_gradients(ctx, plan, bp, bq, dP, dQ, grads, base, true, VectorView<float>{}, 0.0, nullptr,
+                kept);
 }
 
 template <class T>
@@ -673,9 +679,11 @@ void clip_forward_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<
   Workspace ws(ctx, o.workspace, bytes);
   float* lse_p = nullptr;
   float* lse_q = nullptr;
-  enqueue_clip_forward(ctx, A, B, labels, out, o, ws.at<unsigned char>(0), &lse_p, &lse_q);
+  // CPU: the backward reuses the forward's dot products (see cpu::KeptDots).
+  cpu::KeptDots kept;
+  enqueue_clip_forward(ctx, A, B, labels, out, o, ws.at<unsigned char>(0), &lse_p, &lse_q, &kept);
   enqueue_clip_backward(ctx, A, B, labels, lse_p, lse_q, grad_loss, grads, o,
-                        ws.at<unsigned char>(fbytes));
+                        ws.at<unsigned char>(fbytes), &kept);
 }
 
 // ------------------------------------------------------------------ SigLIP

@@ -251,6 +251,26 @@ KFUSE_CPU_HOT void row_terms(std::int64_t cols, const std::int64_t* pos, int npo
     out[pos[q]] = f(pos[q], true);
 }
 
+// SigLIP's dS' (g) and loss terms of one tile row together, as row_terms would
+// give them: a negative pair's sigmoid(s) and softplus(s) share e^-|s| (the same
+// operations on the same values as siglip_dlogit and siglip_term, so the same
+// bits, with one exponential instead of three).
+KFUSE_CPU_HOT void siglip_row(const double* v, std::int64_t cols, const std::int64_t* pos,
+                              int npos, double* g, double* terms) {
+  for (std::int64_t c = 0; c < kCols; ++c) {
+    const double s = v[c];
+    const double e = c_exp(-(s < 0.0 ? -s : s));
+    g[c] = (s >= 0.0 ? 1.0 : e) / (1.0 + e);
+    terms[c] = c_max(s, 0.0) + c_log1p_unit(e);
+  }
+  for (std::int64_t c = cols; c < kCols; ++c)
+    g[c] = terms[c] = 0.0;
+  for (int q = 0; q < npos; ++q) {
+    g[pos[q]] = siglip_dlogit(v[pos[q]], true);
+    terms[pos[q]] = siglip_term(v[pos[q]], true);
+  }
+}
+
 // The sum of a row of kCols terms, in a fixed (vector lane) order.
 KFUSE_CPU_HOT double row_sum(const double* t) {
   double sum = 0.0;
@@ -450,10 +470,14 @@ KFUSE_CPU_HOT void tile_gradients(const BackwardProblem& p, const BackwardScalar
     const double lse_row = k.clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
     const double* v = tile + r * kCols;
     double g[kCols];
+    const bool siglip_loss = !k.clip && p.loss_rows != nullptr;
+    double terms[kCols];
     if (k.clip)
       row_terms(cols, pos, npos, g, [&](std::int64_t c, bool positive) {
         return clip_dlogit(v[c], lse_row, lse_col[c], positive, p.rx, p.ry, k.eps, k.nx, k.ny);
       });
+    else if (siglip_loss)
+      siglip_row(v, cols, pos, npos, g, terms);
     else
       row_terms(cols, pos, npos, g,
                 [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
@@ -468,12 +492,7 @@ KFUSE_CPU_HOT void tile_gradients(const BackwardProblem& p, const BackwardScalar
       gr[c] = static_cast<float>(g[c]);
     blk.dt[r] += tdt;
     blk.db[r] += tdb;
-    if (!k.clip && p.loss_rows != nullptr) {
-      double terms[kCols];
-      row_terms(cols, pos, npos, terms,
-                [&](std::int64_t c, bool positive) { return siglip_term(v[c], positive); });
-      blk.loss[r] += row_sum(terms);
-    }
+    if (siglip_loss) blk.loss[r] += row_sum(terms);
   }
 }
 
@@ -579,8 +598,8 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
 // logits it forms again, and at tau = 2^16 one ulp of a dot product moves a
 // probability by ~1e-3. A BLAS sums in an order of its choosing, which may differ
 // between calls of different shapes, so both passes form S through identical calls:
-// one per piece of a fixed grid (the forward plan's row and column groups, cut into
-// pieces of at most kPieceRows x kPieceCols from each group's start), with the same
+// one per piece of a fixed grid (the forward plan's row groups cut into pieces of at
+// most kPieceRows rows from each group's start, times kPieceCols columns), with the same
 // operands, leading dimensions and k = d; every call runs inside a parallel region,
 // where OpenBLAS's OpenMP build computes it on the calling thread alone, so its
 // result does not depend on the number of threads either.
@@ -590,7 +609,7 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
 // piece over column chunks, dY per block of kDyCols columns over row chunks.
 
 constexpr std::int64_t kPieceRows = 256;
-constexpr std::int64_t kPieceCols = 256;
+constexpr std::int64_t kPieceCols = 512;
 // Columns of dS' per dX product (at least; whole pieces).
 constexpr std::int64_t kGradCols = 512;
 // Rows of dS' per dY product, and the columns of one dY task.
@@ -676,18 +695,19 @@ KFUSE_CPU_HOT void piece_tile(const float* dots, std::int64_t ld, std::int64_t i
   }
 }
 
-// The forward's rectangle (g, h) by pieces: row pieces outer, column pieces inner,
-// and in a piece 64-column tiles outer, 16-row blocks inner, so that each row state
-// meets the columns and each column state the rows in increasing order.
+// The forward's row group g of the plan against every column, by pieces: row
+// pieces outer, column pieces inner, and in a piece 64-column tiles outer, 16-row
+// blocks inner, so that each row state meets the columns and each column state the
+// rows in increasing order. Row states complete (part 0 of row_part), column
+// states partial (part g of col_part), as a plan of one column group.
 KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o, std::int64_t g,
-                                     std::int64_t h) {
+                                     std::int64_t h, float* kept) {
   const RectPlan& plan = p.plan;
   const Logits& s = p.s;
   const Scalars sc = resolve(s);
   const std::int64_t r_begin = g * plan.blocks_per_group * kRows;
   const std::int64_t r_end = std::min(s.nx, r_begin + plan.blocks_per_group * kRows);
-  const std::int64_t c_begin = h * plan.tiles_per_group * kCols;
-  const std::int64_t c_end = std::min(s.ny, c_begin + plan.tiles_per_group * kCols);
+  const std::int64_t c_begin = 0, c_end = s.ny;
   if (r_begin >= r_end || c_begin >= c_end) return;
   std::unique_ptr<float[]> dots(new float[kPieceRows * kPieceCols]);  // written before read
   std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
@@ -700,6 +720,10 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
     for (std::int64_t c0 = c_begin; c0 < c_end; c0 += kPieceCols) {
       const std::int64_t c1 = std::min(c_end, c0 + kPieceCols);
       piece_dots(o, s.d, r0, r1, c0, c1, dots.get());
+      if (kept != nullptr)
+        for (std::int64_t r = r0; r < r1; ++r)
+          std::copy(dots.get() + (r - r0) * (c1 - c0), dots.get() + (r - r0 + 1) * (c1 - c0),
+                    kept + r * s.ny + c0);
       for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
         const std::int64_t cols = std::min(kCols, c1 - j0);
         for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
@@ -721,10 +745,11 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
 }
 
 // One row group of the grid ([r_begin, r_end)) against every column: dX rows, the
-// per-row sums and (ds non-null) the group's rows of dS' [nx x ny].
+// per-row sums and (ds non-null) the group's rows of dS' [nx x ny]; kept: ds holds
+// the forward's dot products on entry (each tile read before its dS' is written).
 KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands& o,
                                        const Pieces& cp,
-                                       std::int64_t r_begin, std::int64_t r_end, float* ds) {
+                                       std::int64_t r_begin, std::int64_t r_end, float* ds, bool kept) {
   const Logits& s = p.s;
   const std::int64_t d = s.d;
   const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, d,
@@ -762,7 +787,9 @@ KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands&
       for (std::size_t q = q0; q < q1; ++q) {
         const auto [c0, c1] = cp[q];
         const std::int64_t ncols = c1 - c0;
-        piece_dots(o, d, r0, r1, c0, c1, dots.get());
+        const float* pd = kept ? ds + r0 * s.ny + c0 : dots.get();
+        const std::int64_t ldd = kept ? s.ny : ncols;
+        if (!kept) piece_dots(o, d, r0, r1, c0, c1, dots.get());
         for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
           const std::int64_t cols = std::min(kCols, c1 - j0);
           double lse_col[kCols];
@@ -772,7 +799,7 @@ KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands&
             label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
           }
           for (RowBlock& blk : blocks) {
-            piece_tile(dots.get(), ncols, blk.i0 - r0, blk.nr, j0 - c0, cols, k.sc, tile.data());
+            piece_tile(pd, ldd, blk.i0 - r0, blk.nr, j0 - c0, cols, k.sc, tile.data());
             tile_gradients(p, k, blk, j0, cols, tile.data(), lse_col, label_col,
                            grad + (blk.i0 - r0) * ldg + (j0 - g0), ldg);
           }
@@ -801,12 +828,12 @@ void backward_rows_baseline(const BackwardProblem& p, std::int64_t i_begin, std:
   backward_rows(p, i_begin, i_end);
 }
 void forward_rect_blas_baseline(const ForwardProblem& p, const Operands& o, std::int64_t g,
-                                std::int64_t h) {
-  forward_rect_blas(p, o, g, h);
+                                std::int64_t h, float* kept) {
+  forward_rect_blas(p, o, g, h, kept);
 }
 void backward_group_blas_baseline(const BackwardProblem& p, const Operands& o, const Pieces& cp,
-                                  std::int64_t r_begin, std::int64_t r_end, float* ds) {
-  backward_group_blas(p, o, cp, r_begin, r_end, ds);
+                                  std::int64_t r_begin, std::int64_t r_end, float* ds, bool kept) {
+  backward_group_blas(p, o, cp, r_begin, r_end, ds, kept);
 }
 
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -821,13 +848,13 @@ __attribute__((target("avx2,fma"))) void backward_rows_avx2(const BackwardProble
 }
 __attribute__((target("avx2,fma"))) void forward_rect_blas_avx2(const ForwardProblem& p,
                                                                 const Operands& o, std::int64_t g,
-                                                                std::int64_t h) {
-  forward_rect_blas(p, o, g, h);
+                                                                std::int64_t h, float* kept) {
+  forward_rect_blas(p, o, g, h, kept);
 }
 __attribute__((target("avx2,fma"))) void backward_group_blas_avx2(
     const BackwardProblem& p, const Operands& o, const Pieces& cp, std::int64_t r_begin,
-    std::int64_t r_end, float* ds) {
-  backward_group_blas(p, o, cp, r_begin, r_end, ds);
+    std::int64_t r_end, float* ds, bool kept) {
+  backward_group_blas(p, o, cp, r_begin, r_end, ds, kept);
 }
 #endif
 
@@ -854,9 +881,9 @@ void merge_states(const ForwardProblem& p, const double* part, std::int64_t part
   }
 }
 
-// The BLAS scheme's forward: the rectangles of the plan by pieces (every call
+// The BLAS scheme's forward: the row groups of the plan by pieces (every call
 // inside a parallel region, see above), then the same merge.
-void forward_blas(const ForwardProblem& p) {
+void forward_blas(const ForwardProblem& p, KeptDots* keep) {
   const RectPlan& plan = p.plan;
   auto* rect_fn = &forward_rect_blas_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -864,10 +891,14 @@ void forward_blas(const ForwardProblem& p) {
 #endif
   Operands o;
   operands(p.s, o);
-  const std::int64_t rects = plan.row_groups * plan.col_groups;
+  float* kept = nullptr;
+  if (keep != nullptr) {
+    keep->dots.reset(new float[p.s.nx * p.s.ny]);  // every element written
+    kept = keep->dots.get();
+  }
 #pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t r = 0; r < rects; ++r)
-    rect_fn(p, o, r / plan.col_groups, r % plan.col_groups);
+  for (std::int64_t g = 0; g < plan.row_groups; ++g)
+    rect_fn(p, o, g, 0, kept);
 }
 
 // dY rows [j0, j1) += scale dS'[:, j0:j1)^T x: fp32 over chunks of kGradRows rows,
@@ -891,7 +922,7 @@ void dy_block(const BackwardProblem& p, const Operands& o, const float* ds, doub
 
 // The BLAS scheme's gradient pass: one task per row group of the forward's plan
 // (keeping dS' when p.dy_accum is set), then dY by blocks of kDyCols columns.
-void backward_blas(const BackwardProblem& p) {
+void backward_blas(const BackwardProblem& p, KeptDots* kept) {
   auto* group_fn = &backward_group_blas_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) group_fn = &backward_group_blas_avx2;
@@ -899,15 +930,20 @@ void backward_blas(const BackwardProblem& p) {
   const Logits& s = p.s;
   const RectPlan plan = forward_layout(Machine{}, s.nx, s.ny).plan;
   const Pieces rp = pieces(s.nx, plan.blocks_per_group * kRows, s.nx);
-  const Pieces cp = pieces(s.ny, plan.tiles_per_group * kCols, kPieceCols);
+  const Pieces cp = pieces(s.ny, s.ny, kPieceCols);
   Operands o;
   operands(s, o);
   const std::int64_t groups = static_cast<std::int64_t>(rp.size());
   // Not initialised: the row pass writes every element.
-  std::unique_ptr<float[]> ds(p.dy_accum != nullptr ? new float[s.nx * s.ny] : nullptr);
+  std::unique_ptr<float[]> ds;
+  const bool from_kept = kept != nullptr && kept->dots != nullptr;
+  if (from_kept)
+    ds = std::move(kept->dots);
+  else if (p.dy_accum != nullptr)
+    ds.reset(new float[s.nx * s.ny]);
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t g = 0; g < groups; ++g)
-    group_fn(p, o, cp, rp[g].first, rp[g].second, ds.get());
+    group_fn(p, o, cp, rp[g].first, rp[g].second, ds.get(), from_kept);
   if (p.dy_accum == nullptr) return;
   const double scale = resolve(s).tau * p.coef * resolve(p.grad_loss);
   const std::int64_t blocks = (s.ny + kDyCols - 1) / kDyCols;
@@ -942,7 +978,7 @@ void contrastive_store_rows(const float* src, std::int64_t ld_src, std::int64_t 
   }
 }
 
-void contrastive_forward(const ForwardProblem& p) {
+void contrastive_forward(const ForwardProblem& p, KeptDots* keep) {
   const RectPlan& plan = p.plan;
   auto* rect_fn = &forward_rect_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
@@ -955,22 +991,23 @@ void contrastive_forward(const ForwardProblem& p) {
   }
   const std::int64_t rects = plan.row_groups * plan.col_groups;
   if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) {
-    forward_blas(p);
+    forward_blas(p, keep);
   } else {
 #pragma omp parallel for schedule(dynamic, 1) if (rects > 1)
     for (std::int64_t r = 0; r < rects; ++r)
       rect_fn(p, r / plan.col_groups, r % plan.col_groups);
   }
   if (p.want_rows || p.loss == Loss::Siglip)
-    merge_states(p, static_cast<const double*>(p.row_part), plan.col_groups, p.s.nx, p.pos_x,
+    merge_states(p, static_cast<const double*>(p.row_part),
+                 blas_scheme(p.s.nx, p.s.ny, p.s.d) ? 1 : plan.col_groups, p.s.nx, p.pos_x,
                  double(p.s.ny), p.lse_x, p.loss_x);
   if (p.loss == Loss::Clip && p.want_cols)
     merge_states(p, static_cast<const double*>(p.col_part), plan.row_groups, p.s.ny, p.pos_y,
                  double(p.s.nx), p.lse_y, p.loss_y);
 }
 
-void contrastive_backward(const BackwardProblem& p) {
-  if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) return backward_blas(p);
+void contrastive_backward(const BackwardProblem& p, KeptDots* kept) {
+  if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) return backward_blas(p, kept);
   auto* rows_fn = &backward_rows_baseline;
 #ifdef KFUSE_CPU_HAVE_AVX2_PATH
   if (use_avx2()) rows_fn = &backward_rows_avx2;
