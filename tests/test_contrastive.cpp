@@ -3,6 +3,10 @@
 // run everywhere, Cuda/... skip without a usable device.
 #include <gtest/gtest.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -634,6 +638,79 @@ TEST_P(Contrastive, DeterministicRunToRun) {
     for (std::size_t k = 0; k < first.siglip.size(); ++k)
       EXPECT_TRUE(bitwise_equal(first.siglip[k], second.siglip[k]))
           << shape_name(s) << " output " << k;
+  }
+}
+
+// The CPU's results do not depend on the number of OpenMP threads: its plans and
+// the order of its sums are fixed, and its BLAS calls run inside parallel regions,
+// on one thread each. 1, 2 and 3 threads give the same bits, on a size with
+// several row groups and logit pieces.
+TEST_P(Contrastive, CpuSameBitsWhateverTheThreadCount) {
+  if (backend() != Backend::Cpu) GTEST_SKIP() << "the CPU path's threads";
+#ifndef _OPENMP
+  GTEST_SKIP() << "built without OpenMP";
+#else
+  KFUSE_CONTEXT_OR_SKIP(ctx, backend());
+  const Shape s{700, 700, 40};
+  const int threads_before = omp_get_max_threads();
+  std::vector<AllOutputs> runs;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    runs.push_back(run_all(ctx, backend(), s, true, 800));
+  }
+  omp_set_num_threads(threads_before);
+  for (std::size_t r = 1; r < runs.size(); ++r) {
+    for (std::size_t k = 0; k < runs[0].clip.size(); ++k)
+      EXPECT_TRUE(bitwise_equal(runs[0].clip[k], runs[r].clip[k])) << "clip output " << k;
+    for (std::size_t k = 0; k < runs[0].siglip.size(); ++k)
+      EXPECT_TRUE(bitwise_equal(runs[0].siglip[k], runs[r].siglip[k])) << "siglip output " << k;
+  }
+#endif
+}
+
+// On the CPU, clip_loss_forward_backward (whose backward reuses the forward's dot
+// products) and clip_loss_forward then clip_loss_backward (whose backward forms
+// them again) give the same bits: both passes form every logit through identical
+// BLAS calls, which is what lets a backward meet the forward's log-sum-exps at
+// tau = 2^16 (NumericEdges below). Both orientations, several row groups and
+// column pieces.
+TEST_P(Contrastive, CpuFusedAndSeparateClipGiveTheSameBits) {
+  if (backend() != Backend::Cpu) GTEST_SKIP() << "bitwise only on the CPU";
+  KFUSE_CONTEXT_OR_SKIP(ctx, backend());
+  for (ClipDirection dir : {ClipDirection::Both, ClipDirection::BtoA}) {
+    const Shape s{600, 600, 48};
+    const auto a = embeddings<float>(s.na, s.d, s.d, 810),
+               b = embeddings<float>(s.nb, s.d, s.d, 811);
+    TestArray<float> A(backend(), a), B(backend(), b);
+    ClipLossOptions o;
+    o.logit_scale.value = 11.090354888959125;  // tau = 2^16
+    o.direction = dir;
+    auto run = [&](bool fused) {
+      auto vec = [&](std::int64_t n) { return TestArray<float>(backend(), nan_filled<float>(n)); };
+      auto loss = vec(1), lr = vec(s.na), lc = vec(s.nb), dA = vec(s.na * s.d),
+           dB = vec(s.nb * s.d), dt = vec(1);
+      const bool rows = dir != ClipDirection::BtoA;
+      ClipForwardOutputs out{loss.vector(), {}, {}, rows ? lr.vector() : VectorView<float>{},
+                             lc.vector()};
+      ContrastiveGradients<float> g{dA.matrix(s.na, s.d), dB.matrix(s.nb, s.d), dt.vector(), {}};
+      if (fused) {
+        clip_loss_forward_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {}, out,
+                                   LossScalar{1.0, {}}, g, o);
+      } else {
+        clip_loss_forward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {}, out, o);
+        clip_loss_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {},
+                           ClipSavedStats{rows ? lr.cvector() : VectorView<const float>{},
+                                          lc.cvector()},
+                           LossScalar{1.0, {}}, g, o);
+      }
+      ctx.synchronize();
+      return std::vector<std::vector<float>>{loss.values(), dA.values(), dB.values(),
+                                             dt.values()};
+    };
+    const auto fused = run(true), separate = run(false);
+    for (std::size_t k = 0; k < fused.size(); ++k)
+      EXPECT_TRUE(bitwise_equal(fused[k], separate[k]))
+          << "direction " << int(dir) << " output " << k;
   }
 }
 
