@@ -83,11 +83,17 @@ struct Tol {
 };
 
 // The CPU path forms its dot products in fp32 (as the GPU's fp32 path does) and
-// everything else in double, whatever the input type: a logit's error is about
-// sqrt(d) eps32 |x||y| (at most d eps32 |x||y|), a dS' rounded to fp32 for the dX
-// product adds eps32; the outputs seen here stay below 3e-6 (most below 5e-7), so
-// 1e-5 still catches a wrong index. Only a gradient stored in bf16/f16 loses more
-// digits. On the GPU: fp32 ~1e-5, TF32 ~1e-3, 16-bit ~1e-2.
+// everything else in double, whatever the input type. Its dot products come from
+// the BLAS's sgemm, which sums in an order of its choosing (blocked, not one
+// in-order FMA chain); for any order a dot product of length d errs by at most
+// gamma_d sum_k |x_k y_k| (gamma_d = d eps32 / (1 - d eps32)), about
+// sqrt(d) eps32 |x||y| in practice. dS' is rounded to fp32 (eps32) for the dX and
+// dY products, which sum in fp32 within one BLAS call (over at most ~768 columns
+// for dX, 512 rows for dY: again at most gamma_k sum |dS'| |y| each) and in double
+// across calls. The shape tests' outputs stay below 3e-6 (most below 5e-7); at the
+// ends of the scalar ranges (NumericEdges) up to 9e-6, as with the former in-order
+// chains; so 1e-5 still catches a wrong index. Only a gradient stored in bf16/f16
+// loses more digits. On the GPU: fp32 ~1e-5, TF32 ~1e-3, 16-bit ~1e-2.
 template <class T, class G>
 Tol tolerances(Backend backend, Precision precision) {
   const bool low_in = !std::is_same_v<T, float>;
