@@ -1,5 +1,12 @@
 // CPU path of the contrastive loss family: the same passes as the GPU, with the
-// dot products in fp32 and everything after them in double.
+// dot products in fp32 and everything after them in double. Two schemes:
+//
+// - The BLAS scheme (section below), wherever dS' (nx x ny fp32) fits a budget
+//   (1 GiB: N up to 16k square): the products through OpenBLAS's sgemm, one
+//   gradient pass forming dX and dY, and a CLIP forward + backward call reusing
+//   the forward's dot products: 3 products for either loss's forward + backward,
+//   as PyTorch's materialised S.
+// - The register-block scheme (this header), beyond that budget, in O(N) memory:
 //
 // Logits are formed tile by tile (16 rows x 64 columns); no more than a tile of
 // them exists at any time, so a 64k-pair call needs megabytes, not the 16 GiB of S.
