@@ -696,22 +696,21 @@ TEST_P(Contrastive, CpuFusedAndSeparateClipGiveTheSameBits) {
       auto loss = vec(1), lr = vec(s.na), lc = vec(s.nb), dA = vec(s.na * s.d),
            dB = vec(s.nb * s.d), dt = vec(1);
       const bool rows = dir != ClipDirection::BtoA;
-      ClipForwardOutputs out{loss.vector(), {}, {}, rows ? lr.vector() : VectorView<float>{},
-                             lc.vector()};
+      ClipForwardOutputs out{
+          loss.vector(), {}, {}, rows ? lr.vector() : VectorView<float>{}, lc.vector()};
       ContrastiveGradients<float> g{dA.matrix(s.na, s.d), dB.matrix(s.nb, s.d), dt.vector(), {}};
       if (fused) {
         clip_loss_forward_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {}, out,
                                    LossScalar{1.0, {}}, g, o);
       } else {
         clip_loss_forward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {}, out, o);
-        clip_loss_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {},
-                           ClipSavedStats{rows ? lr.cvector() : VectorView<const float>{},
-                                          lc.cvector()},
-                           LossScalar{1.0, {}}, g, o);
+        clip_loss_backward(
+            ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {},
+            ClipSavedStats{rows ? lr.cvector() : VectorView<const float>{}, lc.cvector()},
+            LossScalar{1.0, {}}, g, o);
       }
       ctx.synchronize();
-      return std::vector<std::vector<float>>{loss.values(), dA.values(), dB.values(),
-                                             dt.values()};
+      return std::vector<std::vector<float>>{loss.values(), dA.values(), dB.values(), dt.values()};
     };
     const auto fused = run(true), separate = run(false);
     for (std::size_t k = 0; k < fused.size(); ++k)

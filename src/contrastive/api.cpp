@@ -49,8 +49,7 @@ cd::Machine machine_of(const Context& ctx) {
 
 // kept: the CPU's dot products handed from a forward to its backward (or null).
 void run(Context& ctx, const cd::ForwardProblem& p, cpu::KeptDots* kept = nullptr) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p),
-                        cpu::contrastive_forward(p, kept));
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p), cpu::contrastive_forward(p, kept));
 }
 
 void run(Context& ctx, const cd::BackwardProblem& p, cpu::KeptDots* kept = nullptr) {

@@ -262,8 +262,8 @@ KFUSE_CPU_HOT void row_terms(std::int64_t cols, const std::int64_t* pos, int npo
 // give them: a negative pair's sigmoid(s) and softplus(s) share e^-|s| (the same
 // operations on the same values as siglip_dlogit and siglip_term, so the same
 // bits, with one exponential instead of three).
-KFUSE_CPU_HOT void siglip_row(const double* v, std::int64_t cols, const std::int64_t* pos,
-                              int npos, double* g, double* terms) {
+KFUSE_CPU_HOT void siglip_row(const double* v, std::int64_t cols, const std::int64_t* pos, int npos,
+                              double* g, double* terms) {
   for (std::int64_t c = 0; c < kCols; ++c) {
     const double s = v[c];
     const double e = c_exp(-(s < 0.0 ? -s : s));
@@ -632,8 +632,7 @@ bool blas_scheme(std::int64_t nx, std::int64_t ny, std::int64_t) {
 
 // Row or column pieces of the grid: [begin, end) ranges in order.
 using Pieces = std::vector<std::pair<std::int64_t, std::int64_t>>;
-Pieces pieces(std::int64_t n, std::int64_t group,
-                                                          std::int64_t piece) {
+Pieces pieces(std::int64_t n, std::int64_t group, std::int64_t piece) {
   Pieces out;
   for (std::int64_t g0 = 0; g0 < n; g0 += group) {
     const std::int64_t g1 = std::min(n, g0 + group);
@@ -689,8 +688,7 @@ void piece_dots(const Operands& o, std::int64_t d, std::int64_t r0, std::int64_t
 // tile [kRows x kCols] = logits of rows [i0, i0 + nr) and columns [j0, j0 + cols) of
 // a piece's dots (row r0, column c0, stride ld); b elsewhere (as a zero dot product).
 KFUSE_CPU_HOT void piece_tile(const float* dots, std::int64_t ld, std::int64_t i0, std::int64_t nr,
-                              std::int64_t j0, std::int64_t cols, const Scalars& sc,
-                              double* tile) {
+                              std::int64_t j0, std::int64_t cols, const Scalars& sc, double* tile) {
   for (std::int64_t r = 0; r < kRows; ++r) {
     double* t = tile + r * kCols;
     const float* in = dots + (i0 + r) * ld + j0;
@@ -755,8 +753,8 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
 // per-row sums and (ds non-null) the group's rows of dS' [nx x ny]; kept: ds holds
 // the forward's dot products on entry (each tile read before its dS' is written).
 KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands& o,
-                                       const Pieces& cp,
-                                       std::int64_t r_begin, std::int64_t r_end, float* ds, bool kept) {
+                                       const Pieces& cp, std::int64_t r_begin, std::int64_t r_end,
+                                       float* ds, bool kept) {
   const Logits& s = p.s;
   const std::int64_t d = s.d;
   const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, d,
