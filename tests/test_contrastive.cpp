@@ -3,6 +3,10 @@
 // run everywhere, Cuda/... skip without a usable device.
 #include <gtest/gtest.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -79,11 +83,17 @@ struct Tol {
 };
 
 // The CPU path forms its dot products in fp32 (as the GPU's fp32 path does) and
-// everything else in double, whatever the input type: a logit's error is about
-// sqrt(d) eps32 |x||y| (at most d eps32 |x||y|), a dS' rounded to fp32 for the dX
-// product adds eps32; the outputs seen here stay below 3e-6 (most below 5e-7), so
-// 1e-5 still catches a wrong index. Only a gradient stored in bf16/f16 loses more
-// digits. On the GPU: fp32 ~1e-5, TF32 ~1e-3, 16-bit ~1e-2.
+// everything else in double, whatever the input type. Its dot products come from
+// the BLAS's sgemm, which sums in an order of its choosing (blocked, not one
+// in-order FMA chain); for any order a dot product of length d errs by at most
+// gamma_d sum_k |x_k y_k| (gamma_d = d eps32 / (1 - d eps32)), about
+// sqrt(d) eps32 |x||y| in practice. dS' is rounded to fp32 (eps32) for the dX and
+// dY products, which sum in fp32 within one BLAS call (over at most ~768 columns
+// for dX, 512 rows for dY: again at most gamma_k sum |dS'| |y| each) and in double
+// across calls. The shape tests' outputs stay below 3e-6 (most below 5e-7); at the
+// ends of the scalar ranges (NumericEdges) up to 9e-6, as with the former in-order
+// chains; so 1e-5 still catches a wrong index. Only a gradient stored in bf16/f16
+// loses more digits. On the GPU: fp32 ~1e-5, TF32 ~1e-3, 16-bit ~1e-2.
 template <class T, class G>
 Tol tolerances(Backend backend, Precision precision) {
   const bool low_in = !std::is_same_v<T, float>;
@@ -634,6 +644,78 @@ TEST_P(Contrastive, DeterministicRunToRun) {
     for (std::size_t k = 0; k < first.siglip.size(); ++k)
       EXPECT_TRUE(bitwise_equal(first.siglip[k], second.siglip[k]))
           << shape_name(s) << " output " << k;
+  }
+}
+
+// The CPU's results do not depend on the number of OpenMP threads: its plans and
+// the order of its sums are fixed, and its BLAS calls run inside parallel regions,
+// on one thread each. 1, 2 and 3 threads give the same bits, on a size with
+// several row groups and logit pieces.
+TEST_P(Contrastive, CpuSameBitsWhateverTheThreadCount) {
+  if (backend() != Backend::Cpu) GTEST_SKIP() << "the CPU path's threads";
+#ifndef _OPENMP
+  GTEST_SKIP() << "built without OpenMP";
+#else
+  KFUSE_CONTEXT_OR_SKIP(ctx, backend());
+  const Shape s{700, 700, 40};
+  const int threads_before = omp_get_max_threads();
+  std::vector<AllOutputs> runs;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    runs.push_back(run_all(ctx, backend(), s, true, 800));
+  }
+  omp_set_num_threads(threads_before);
+  for (std::size_t r = 1; r < runs.size(); ++r) {
+    for (std::size_t k = 0; k < runs[0].clip.size(); ++k)
+      EXPECT_TRUE(bitwise_equal(runs[0].clip[k], runs[r].clip[k])) << "clip output " << k;
+    for (std::size_t k = 0; k < runs[0].siglip.size(); ++k)
+      EXPECT_TRUE(bitwise_equal(runs[0].siglip[k], runs[r].siglip[k])) << "siglip output " << k;
+  }
+#endif
+}
+
+// On the CPU, clip_loss_forward_backward (whose backward reuses the forward's dot
+// products) and clip_loss_forward then clip_loss_backward (whose backward forms
+// them again) give the same bits: both passes form every logit through identical
+// BLAS calls, which is what lets a backward meet the forward's log-sum-exps at
+// tau = 2^16 (NumericEdges below). Both orientations, several row groups and
+// column pieces.
+TEST_P(Contrastive, CpuFusedAndSeparateClipGiveTheSameBits) {
+  if (backend() != Backend::Cpu) GTEST_SKIP() << "bitwise only on the CPU";
+  KFUSE_CONTEXT_OR_SKIP(ctx, backend());
+  for (ClipDirection dir : {ClipDirection::Both, ClipDirection::BtoA}) {
+    const Shape s{600, 600, 48};
+    const auto a = embeddings<float>(s.na, s.d, s.d, 810),
+               b = embeddings<float>(s.nb, s.d, s.d, 811);
+    TestArray<float> A(backend(), a), B(backend(), b);
+    ClipLossOptions o;
+    o.logit_scale.value = 11.090354888959125;  // tau = 2^16
+    o.direction = dir;
+    auto run = [&](bool fused) {
+      auto vec = [&](std::int64_t n) { return TestArray<float>(backend(), nan_filled<float>(n)); };
+      auto loss = vec(1), lr = vec(s.na), lc = vec(s.nb), dA = vec(s.na * s.d),
+           dB = vec(s.nb * s.d), dt = vec(1);
+      const bool rows = dir != ClipDirection::BtoA;
+      ClipForwardOutputs out{
+          loss.vector(), {}, {}, rows ? lr.vector() : VectorView<float>{}, lc.vector()};
+      ContrastiveGradients<float> g{dA.matrix(s.na, s.d), dB.matrix(s.nb, s.d), dt.vector(), {}};
+      if (fused) {
+        clip_loss_forward_backward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {}, out,
+                                   LossScalar{1.0, {}}, g, o);
+      } else {
+        clip_loss_forward(ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {}, out, o);
+        clip_loss_backward(
+            ctx, A.cmatrix(s.na, s.d), B.cmatrix(s.nb, s.d), {},
+            ClipSavedStats{rows ? lr.cvector() : VectorView<const float>{}, lc.cvector()},
+            LossScalar{1.0, {}}, g, o);
+      }
+      ctx.synchronize();
+      return std::vector<std::vector<float>>{loss.values(), dA.values(), dB.values(), dt.values()};
+    };
+    const auto fused = run(true), separate = run(false);
+    for (std::size_t k = 0; k < fused.size(); ++k)
+      EXPECT_TRUE(bitwise_equal(fused[k], separate[k]))
+          << "direction " << int(dir) << " output " << k;
   }
 }
 

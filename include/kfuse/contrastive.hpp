@@ -38,6 +38,13 @@
 //   siglip_loss_backward / _forward_backward   4 deterministic, 3 with deterministic = false
 //     (the fused call computes the loss inside the backward's passes: no extra pass)
 //   a backward that asks for one of dA, dB only (a frozen tower)   2
+// The CPU, where Na x Nb fp32 fit 256 MiB (N up to 8192 square; the environment
+// variable KFUSE_CPU_CONTRASTIVE_KEEP_BYTES sets that bound, 0 for none), instead keeps
+// dS' in memory it allocates (Na Nb 4 bytes, outside the workspace) and forms dA and dB
+// in one pass, deterministically: clip_loss_backward 3, siglip backward 3, CLIP
+// forward + backward 3 (the fused call hands the forward's logits to its backward);
+// its workspace then holds an Nb x d fp32 accumulator for dB. Beyond that, the
+// counts above.
 // Why 5 and not 4 by default: dA sums over columns, dB over rows; a pass that owns
 // rows of A can only add its dB contributions to rows owned by other blocks,
 // which without floating-point atomics (whose order varies) needs either
@@ -51,7 +58,8 @@
 //     (G, H <= 8), plus O(Na + Nb);
 //   backward, deterministic: O(Na + Nb), plus on a GPU one fp32 accumulator of
 //     64 x d floats per block in flight, fewer than 4 x SMs of them whatever N;
-//   backward, deterministic = false (GPU): in addition Nb x d fp32 for dB.
+//   backward, deterministic = false (GPU), or on the CPU where its dS' fits (see
+//     above): in addition Nb x d fp32 for dB.
 // At Na = Nb = 65536, d = 1024 on an H100 (132 SMs): 36 MiB forward, 67 MiB
 // backward, 0.6% of the 16 GiB the fp32 logits alone would take.
 //

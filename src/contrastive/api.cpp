@@ -47,12 +47,14 @@ cd::Machine machine_of(const Context& ctx) {
                         (cd::Machine{false, 0}));
 }
 
-void run(Context& ctx, const cd::ForwardProblem& p) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p), cpu::contrastive_forward(p));
+// kept: the CPU's dot products handed from a forward to its backward (or null).
+void run(Context& ctx, const cd::ForwardProblem& p, cpu::KeptDots* kept = nullptr) {
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::forward(ctx, p), cpu::contrastive_forward(p, kept));
 }
 
-void run(Context& ctx, const cd::BackwardProblem& p) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::backward(ctx, p), cpu::contrastive_backward(p));
+void run(Context& ctx, const cd::BackwardProblem& p, cpu::KeptDots* kept = nullptr) {
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::backward(ctx, p),
+                        cpu::contrastive_backward(p, kept));
 }
 
 // Labels in ctx's memory, readable on the host (a device copy synchronises).
@@ -65,20 +67,24 @@ std::vector<std::int64_t> labels_on_host(Context& ctx, const VectorView<const st
   return host;
 }
 
-[[noreturn]] void no_cpu_atomics() {
-  throw Error(Status::Internal, "contrastive: atomic accumulation requested on the CPU");
+// dQ accumulated in fp32 by the P pass: on a GPU with deterministic = false (by
+// atomics), on the CPU wherever its BLAS scheme runs (deterministically, from
+// per-row-group partials).
+bool dq_in_p_pass(const cd::Machine& m, bool deterministic, std::int64_t np, std::int64_t nq,
+                  std::int64_t d) {
+  return m.gpu ? !deterministic : cpu::contrastive_dy_in_row_pass(np, nq, d);
 }
 
-// GPU with deterministic = false only: dQ accumulated in fp32 by the P pass.
 void zero_accumulator(Context& ctx, float* p, std::size_t bytes) {
-  return KFUSE_DISPATCH(ctx, cuda::contrastive::fill_zero(ctx, p, bytes), no_cpu_atomics());
+  return KFUSE_DISPATCH(ctx, cuda::contrastive::fill_zero(ctx, p, bytes),
+                        (void)std::memset(p, 0, bytes));
 }
 
 void store_accumulator(Context& ctx, const float* src, std::int64_t ld_src, std::int64_t rows,
                        std::int64_t d, void* dst, DType dtype, std::int64_t ld_dst) {
   return KFUSE_DISPATCH(
       ctx, cuda::contrastive::store_rows(ctx, src, ld_src, rows, d, dst, dtype, ld_dst),
-      no_cpu_atomics());
+      cpu::contrastive_store_rows(src, ld_src, rows, d, dst, dtype, ld_dst));
 }
 
 // ------------------------------------------------------------------ validation
@@ -376,8 +382,14 @@ struct GradientPlan {
 };
 
 GradientPlan plan_gradients(const Context& ctx, bool deterministic, bool want_dp, bool want_dq,
-                            bool need_p_rows) {
+                            bool need_p_rows, std::int64_t np, std::int64_t nq, std::int64_t d) {
   GradientPlan g;
+  if (ctx.backend() != Backend::Cuda && cpu::contrastive_dy_in_row_pass(np, nq, d)) {
+    // One pass over P's rows, whatever is wanted (see contrastive_dy_in_row_pass).
+    g.dq_by_atomics = want_dq;
+    g.run_p = true;
+    return g;
+  }
   g.dq_by_atomics = ctx.backend() == Backend::Cuda && !deterministic && want_dp && want_dq;
   g.run_p = want_dp || need_p_rows || !want_dq;
   g.run_q = want_dq && !g.dq_by_atomics;
@@ -399,7 +411,8 @@ template <class G>
 void run_gradients(Context& ctx, const GradientPlan& plan, cd::BackwardProblem bp,
                    cd::BackwardProblem bq, const MatrixView<G>& dP, const MatrixView<G>& dQ,
                    const ContrastiveGradients<G>& grads, unsigned char* base, bool clip,
-                   VectorView<float> loss, double loss_coef, float* p_loss_rows) {
+                   VectorView<float> loss, double loss_coef, float* p_loss_rows,
+                   cpu::KeptDots* kept = nullptr) {
   const cd::Machine m = machine_of(ctx);
   const std::int64_t d = bp.s.d;
   const bool sums_wanted = !grads.dt.absent() || (!clip && !grads.db.absent()) || !loss.absent();
@@ -451,7 +464,7 @@ void run_gradients(Context& ctx, const GradientPlan& plan, cd::BackwardProblem b
     if (plan.dq_by_atomics)
       zero_accumulator(ctx, bp.dy_accum,
                        static_cast<std::size_t>(bp.s.ny * bp.ld_dy_accum) * sizeof(float));
-    run(ctx, bp);
+    run(ctx, bp, kept);
     reduce(bp, l);
     if (plan.dq_by_atomics)
       store_accumulator(ctx, bp.dy_accum, bp.ld_dy_accum, dQ.rows, d, dQ.data, dtype_of<G>::value,
@@ -519,7 +532,8 @@ template <class T>
 void enqueue_clip_forward(Context& ctx, const MatrixView<const T>& A, const MatrixView<const T>& B,
                           const VectorView<const std::int64_t>& labels,
                           const ClipForwardOutputs& out, const ClipLossOptions& o,
-                          unsigned char* base, float** lse_p, float** lse_q) {
+                          unsigned char* base, float** lse_p, float** lse_q,
+                          cpu::KeptDots* keep = nullptr) {
   const Oriented<T> w = orient(A, B, o.direction);
   const cd::ForwardLayout l = cd::forward_layout(machine_of(ctx), w.P.rows, w.Q.rows);
   auto ws = [&](std::size_t offset) { return reinterpret_cast<float*>(base + offset); };
@@ -541,7 +555,7 @@ void enqueue_clip_forward(Context& ctx, const MatrixView<const T>& A, const Matr
   f.loss_x = pick(w.swapped ? out.col_losses : out.row_losses, l.loss_x);
   f.lse_y = pick(out.lse_cols, l.lse_y);
   f.loss_y = pick(out.col_losses, l.loss_y);
-  run(ctx, f);
+  run(ctx, f, keep);
   double* sums = reinterpret_cast<double*>(base + l.sums);
   detail::sum_to_f64(ctx, f.loss_x, w.P.rows, 1, sums);
   if (f.want_cols) detail::sum_to_f64(ctx, f.loss_y, w.Q.rows, 1, sums + 1);
@@ -556,11 +570,12 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
                            const VectorView<const std::int64_t>& labels, const float* lse_p,
                            const float* lse_q, const LossScalar& grad_loss,
                            const ContrastiveGradients<G>& grads, const ClipLossOptions& o,
-                           unsigned char* base) {
+                           unsigned char* base, cpu::KeptDots* kept = nullptr) {
   const Oriented<T> w = orient(A, B, o.direction);
   const MatrixView<G>& dP = w.swapped ? grads.dB : grads.dA;
   const MatrixView<G>& dQ = w.swapped ? grads.dA : grads.dB;
-  const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(dP), present(dQ), false);
+  const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(dP), present(dQ), false,
+                                           w.P.rows, w.Q.rows, A.cols);
   if (!present(dP) && !present(dQ) && grads.dt.absent() && grads.db.absent()) return;
   const cd::ClipFactors fp = cd::clip_factors(w.wp, w.wq, double(w.P.rows), double(w.Q.rows));
   cd::BackwardProblem bp;
@@ -579,7 +594,8 @@ void enqueue_clip_backward(Context& ctx, const MatrixView<const T>& A, const Mat
   bq.lse_y = lse_p;
   bq.rx = fp.ry;
   bq.ry = fp.rx;
-  run_gradients(ctx, plan, bp, bq, dP, dQ, grads, base, true, VectorView<float>{}, 0.0, nullptr);
+  run_gradients(ctx, plan, bp, bq, dP, dQ, grads, base, true, VectorView<float>{}, 0.0, nullptr,
+                kept);
 }
 
 template <class T>
@@ -627,7 +643,7 @@ void clip_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<const T>
   gradient_regions(grads, outputs);
   const Oriented<T> w = orient(A, B, o.direction);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !o.deterministic;
+  const bool atomics = dq_in_p_pass(m, o.deterministic, w.P.rows, w.Q.rows, A.cols);
   const std::size_t bytes = backward_bytes(m, w.P.rows, w.Q.rows, A.cols, atomics);
   check_workspace(v, ctx, o.workspace, bytes, outputs);
   check_disjoint(v, outputs, inputs);
@@ -654,7 +670,7 @@ void clip_forward_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<
   gradient_regions(grads, outputs);
   const Oriented<T> w = orient(A, B, o.direction);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !o.deterministic;
+  const bool atomics = dq_in_p_pass(m, o.deterministic, w.P.rows, w.Q.rows, A.cols);
   const std::size_t fbytes = align256(cd::forward_layout(m, w.P.rows, w.Q.rows).bytes);
   const std::size_t bytes = fbytes + backward_bytes(m, w.P.rows, w.Q.rows, A.cols, atomics);
   check_workspace(v, ctx, o.workspace, bytes, outputs);
@@ -662,9 +678,11 @@ void clip_forward_backward_impl(Context& ctx, MatrixView<const T> A, MatrixView<
   Workspace ws(ctx, o.workspace, bytes);
   float* lse_p = nullptr;
   float* lse_q = nullptr;
-  enqueue_clip_forward(ctx, A, B, labels, out, o, ws.at<unsigned char>(0), &lse_p, &lse_q);
+  // CPU: the backward reuses the forward's dot products (see cpu::KeptDots).
+  cpu::KeptDots kept;
+  enqueue_clip_forward(ctx, A, B, labels, out, o, ws.at<unsigned char>(0), &lse_p, &lse_q, &kept);
   enqueue_clip_backward(ctx, A, B, labels, lse_p, lse_q, grad_loss, grads, o,
-                        ws.at<unsigned char>(fbytes));
+                        ws.at<unsigned char>(fbytes), &kept);
 }
 
 // ------------------------------------------------------------------ SigLIP
@@ -732,14 +750,15 @@ void siglip_backward_impl(const char* op, Context& ctx, MatrixView<const T> A,
   inputs.push_back(region("grad_loss", grad_loss.device));
   gradient_regions(grads, outputs);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !o.deterministic;
+  const bool atomics = dq_in_p_pass(m, o.deterministic, A.rows, B.rows, A.cols);
   const std::size_t bytes = backward_bytes(m, A.rows, B.rows, A.cols, atomics);
   check_workspace(v, ctx, o.workspace, bytes, outputs);
   check_disjoint(v, outputs, inputs);
   Workspace ws(ctx, o.workspace, bytes);
 
-  const GradientPlan plan = plan_gradients(ctx, o.deterministic, present(grads.dA),
-                                           present(grads.dB), !row_losses.absent());
+  const GradientPlan plan =
+      plan_gradients(ctx, o.deterministic, present(grads.dA), present(grads.dB),
+                     !row_losses.absent(), A.rows, B.rows, A.cols);
   if (!fused && !present(grads.dA) && !present(grads.dB) && grads.dt.absent() && grads.db.absent())
     return;
   cd::BackwardProblem bp;
@@ -829,7 +848,7 @@ std::size_t clip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std::
                                       const ClipLossOptions& options) {
   check_query(ctx, "clip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !options.deterministic;
+  const bool atomics = dq_in_p_pass(m, options.deterministic, Na, Nb, d);
   return std::max(pass_bytes(m, Na, Nb, d, pass, atomics), pass_bytes(m, Nb, Na, d, pass, atomics));
 }
 
@@ -838,7 +857,7 @@ std::size_t siglip_loss_workspace_bytes(const Context& ctx, std::int64_t Na, std
                                         const SiglipLossOptions& options) {
   check_query(ctx, "siglip_loss_workspace_bytes", Na, Nb, d, pass);
   const cd::Machine m = machine_of(ctx);
-  const bool atomics = m.gpu && !options.deterministic;
+  const bool atomics = dq_in_p_pass(m, options.deterministic, Na, Nb, d);
   if (pass == ContrastivePass::Forward) return cd::forward_layout(m, Na, Nb).bytes;
   return backward_bytes(m, Na, Nb, d, atomics);
 }

@@ -1,5 +1,12 @@
 // CPU path of the contrastive loss family: the same passes as the GPU, with the
-// dot products in fp32 and everything after them in double.
+// dot products in fp32 and everything after them in double. Two schemes:
+//
+// - The BLAS scheme (section below), wherever dS' (nx x ny fp32) fits a budget
+//   (256 MiB: N up to 8192 square; kept_ds_budget): the products through OpenBLAS's sgemm, one
+//   gradient pass forming dX and dY, and a CLIP forward + backward call reusing
+//   the forward's dot products: 3 products for either loss's forward + backward,
+//   as PyTorch's materialised S.
+// - The register-block scheme (this header), beyond that budget, in O(N) memory:
 //
 // Logits are formed tile by tile (16 rows x 64 columns); no more than a tile of
 // them exists at any time, so a 64k-pair call needs megabytes, not the 16 GiB of S.
@@ -26,12 +33,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "kernels/core/float16.hpp"
+#include "src/core/blas.hpp"
+#include "src/core/env.hpp"
 
 namespace kfuse::cpu {
 namespace {
@@ -246,6 +258,26 @@ KFUSE_CPU_HOT void row_terms(std::int64_t cols, const std::int64_t* pos, int npo
     out[pos[q]] = f(pos[q], true);
 }
 
+// SigLIP's dS' (g) and loss terms of one tile row together, as row_terms would
+// give them: a negative pair's sigmoid(s) and softplus(s) share e^-|s| (the same
+// operations on the same values as siglip_dlogit and siglip_term, so the same
+// bits, with one exponential instead of three).
+KFUSE_CPU_HOT void siglip_row(const double* v, std::int64_t cols, const std::int64_t* pos, int npos,
+                              double* g, double* terms) {
+  for (std::int64_t c = 0; c < kCols; ++c) {
+    const double s = v[c];
+    const double e = c_exp(-(s < 0.0 ? -s : s));
+    g[c] = (s >= 0.0 ? 1.0 : e) / (1.0 + e);
+    terms[c] = c_max(s, 0.0) + c_log1p_unit(e);
+  }
+  for (std::int64_t c = cols; c < kCols; ++c)
+    g[c] = terms[c] = 0.0;
+  for (int q = 0; q < npos; ++q) {
+    g[pos[q]] = siglip_dlogit(v[pos[q]], true);
+    terms[pos[q]] = siglip_term(v[pos[q]], true);
+  }
+}
+
 // The sum of a row of kCols terms, in a fixed (vector lane) order.
 KFUSE_CPU_HOT double row_sum(const double* t) {
   double sum = 0.0;
@@ -424,14 +456,14 @@ struct RowBlock {
   double dt[kRows], db[kRows], loss[kRows];
 };
 
-// One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
-// the per-row sums and the dX product. tile and grad are scratch.
-KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
-                                 std::int64_t j0, std::int64_t cols, const float* yp,
-                                 const double* lse_col, const std::int64_t* label_col, double* tile,
-                                 float* grad) {
+// The per-row work of one tile of one block (columns [j0, j0 + cols), logits in
+// tile [kRows x kCols]): dS', the per-row sums, and dS' rounded to fp32 into
+// grad (row stride ldg, the first `cols` columns of each of the block's rows).
+KFUSE_CPU_HOT void tile_gradients(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
+                                  std::int64_t j0, std::int64_t cols, const double* tile,
+                                  const double* lse_col, const std::int64_t* label_col, float* grad,
+                                  std::int64_t ldg) {
   const Logits& s = p.s;
-  logit_tile(blk.xt, yp, k.ldp, s.d, k.sc, tile);
   for (std::int64_t r = 0; r < blk.nr; ++r) {
     const std::int64_t i = blk.i0 + r;
     // A pair is positive when j == target (Identity: i, Rows: labels[i]) or
@@ -445,31 +477,42 @@ KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars
     const double lse_row = k.clip && p.rx != 0.0 ? double(p.lse_x[i]) : 0.0;
     const double* v = tile + r * kCols;
     double g[kCols];
+    const bool siglip_loss = !k.clip && p.loss_rows != nullptr;
+    double terms[kCols];
     if (k.clip)
       row_terms(cols, pos, npos, g, [&](std::int64_t c, bool positive) {
         return clip_dlogit(v[c], lse_row, lse_col[c], positive, p.rx, p.ry, k.eps, k.nx, k.ny);
       });
+    else if (siglip_loss)
+      siglip_row(v, cols, pos, npos, g, terms);
     else
       row_terms(cols, pos, npos, g,
                 [&](std::int64_t c, bool positive) { return siglip_dlogit(v[c], positive); });
     double tdt = 0.0, tdb = 0.0;
-    float* gr = grad + r * kCols;
 #pragma omp simd reduction(+ : tdt, tdb)
     for (std::int64_t c = 0; c < kCols; ++c) {
-      gr[c] = static_cast<float>(g[c]);
       tdt += g[c] * (v[c] - k.sc.bias);
       tdb += g[c];
     }
+    float* gr = grad + r * ldg;
+    for (std::int64_t c = 0; c < cols; ++c)
+      gr[c] = static_cast<float>(g[c]);
     blk.dt[r] += tdt;
     blk.db[r] += tdb;
-    if (!k.clip && p.loss_rows != nullptr) {
-      double terms[kCols];
-      row_terms(cols, pos, npos, terms,
-                [&](std::int64_t c, bool positive) { return siglip_term(v[c], positive); });
-      blk.loss[r] += row_sum(terms);
-    }
+    if (siglip_loss) blk.loss[r] += row_sum(terms);
   }
-  // Rows beyond the block's own (the pass's last block only) add nothing.
+}
+
+// One tile (columns [j0, j0 + cols), packed in yp) of one block: its logits, dS',
+// the per-row sums and the dX product. tile and grad are scratch.
+KFUSE_CPU_HOT void backward_tile(const BackwardProblem& p, const BackwardScalars& k, RowBlock& blk,
+                                 std::int64_t j0, std::int64_t cols, const float* yp,
+                                 const double* lse_col, const std::int64_t* label_col, double* tile,
+                                 float* grad) {
+  logit_tile(blk.xt, yp, k.ldp, p.s.d, k.sc, tile);
+  tile_gradients(p, k, blk, j0, cols, tile, lse_col, label_col, grad, kCols);
+  // Rows beyond the block's own (the pass's last block only) add nothing; the
+  // product reads only the first `cols` columns.
   std::fill(grad + blk.nr * kCols, grad + kRows * kCols, 0.0f);
   if (p.dx != nullptr) accumulate_tile(grad, yp, cols, k.ldp, blk.acc);
 }
@@ -552,6 +595,245 @@ KFUSE_CPU_HOT void backward_rows(const BackwardProblem& p, std::int64_t i_begin,
     store_rows(p, k, blk);
 }
 
+// ------------------------------------------------------------------ BLAS scheme
+// Where dS' fits kept_ds_budget(): every logit, dX and dY product through the BLAS's
+// sgemm (~2.5x the register blocks above on an AVX2 core), and one gradient pass
+// over the rows that forms dX and keeps dS' (fp32, nx x ny) for dY (4 products for a
+// CLIP forward + backward instead of 5, 3 instead of 4 for SigLIP's).
+//
+// Same bits in both passes: the backward meets the forward's log-sum-exps with
+// logits it forms again, and at tau = 2^16 one ulp of a dot product moves a
+// probability by ~1e-3. A BLAS sums in an order of its choosing, which may differ
+// between calls of different shapes, so both passes form S through identical calls:
+// one per piece of a fixed grid (the forward plan's row groups cut into pieces of at
+// most kPieceRows rows from each group's start, times kPieceCols columns), with the same
+// operands, leading dimensions and k = d; every call runs inside a parallel region,
+// where OpenBLAS's OpenMP build computes it on the calling thread alone, so its
+// result does not depend on the number of threads either.
+//
+// dX and dY sum in fp32 within a product (over at most ~kGradCols columns of dS',
+// or kGradRows rows) and in double across products, in a fixed order: dX per row
+// piece over column chunks, dY per block of kDyCols columns over row chunks.
+
+constexpr std::int64_t kPieceRows = 256;
+constexpr std::int64_t kPieceCols = 512;
+// Columns of dS' per dX product (at least; whole pieces).
+constexpr std::int64_t kGradCols = 512;
+// Rows of dS' per dY product, and the columns of one dY task.
+constexpr std::int64_t kGradRows = 512;
+constexpr std::int64_t kDyCols = 128;
+// Bytes of dS' the scheme may keep for dY: KFUSE_CPU_CONTRASTIVE_KEEP_BYTES (a whole
+// number; 0 keeps none, and every call takes the tiled scheme above, whose memory is
+// O(N)), else 256 MiB (N up to 8192 square). Read once, so that a workspace size asked
+// for and the call it serves agree.
+std::int64_t kept_ds_budget() {
+  static const std::int64_t budget = [] {
+    const auto bytes = detail::env_whole_number("KFUSE_CPU_CONTRASTIVE_KEEP_BYTES");
+    constexpr std::uint64_t kMax = std::uint64_t(1) << 62;
+    return static_cast<std::int64_t>(bytes ? std::min(*bytes, kMax) : std::uint64_t(1) << 28);
+  }();
+  return budget;
+}
+
+// Symmetric in nx and ny: both orientations of a problem decide alike.
+bool blas_scheme(std::int64_t nx, std::int64_t ny, std::int64_t) {
+  return ny > 0 && nx <= kept_ds_budget() / 4 / ny;
+}
+
+// Row or column pieces of the grid: [begin, end) ranges in order.
+using Pieces = std::vector<std::pair<std::int64_t, std::int64_t>>;
+Pieces pieces(std::int64_t n, std::int64_t group, std::int64_t piece) {
+  Pieces out;
+  for (std::int64_t g0 = 0; g0 < n; g0 += group) {
+    const std::int64_t g1 = std::min(n, g0 + group);
+    for (std::int64_t p0 = g0; p0 < g1; p0 += piece)
+      out.emplace_back(p0, std::min(g1, p0 + piece));
+  }
+  return out;
+}
+
+// The operands in fp32: the caller's own (F32) or converted copies, whose leading
+// dimension is d in every pass.
+struct Operands {
+  const float* x;
+  std::int64_t ldx;
+  const float* y;
+  std::int64_t ldy;
+  std::vector<float> xc, yc;
+};
+
+void to_f32(DType dtype, const void* src, std::int64_t ld, std::int64_t n, std::int64_t d,
+            std::vector<float>& dst) {
+  dst.resize(static_cast<std::size_t>(n * d));
+  with_type(dtype, src, [&](const auto* in) {
+#pragma omp parallel for schedule(static) if (n * d > kParallelMin)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t k = 0; k < d; ++k)
+        dst[i * d + k] = detail::to_float(in[i * ld + k]);
+  });
+}
+
+void operands(const Logits& s, Operands& o) {
+  if (s.dtype == DType::F32) {
+    o.x = static_cast<const float*>(s.x);
+    o.y = static_cast<const float*>(s.y);
+    o.ldx = s.ldx;
+    o.ldy = s.ldy;
+    return;
+  }
+  to_f32(s.dtype, s.x, s.ldx, s.nx, s.d, o.xc);
+  to_f32(s.dtype, s.y, s.ldy, s.ny, s.d, o.yc);
+  o.x = o.xc.data();
+  o.y = o.yc.data();
+  o.ldx = o.ldy = s.d;
+}
+
+// dots [rows x cols] = x[r0, r1) y[c0, c1)^T: the one call that forms a piece of S.
+void piece_dots(const Operands& o, std::int64_t d, std::int64_t r0, std::int64_t r1,
+                std::int64_t c0, std::int64_t c1, float* dots) {
+  sgemm(Trans::No, Trans::Yes, r1 - r0, c1 - c0, d, 1.0f, o.x + r0 * o.ldx, o.ldx, o.y + c0 * o.ldy,
+        o.ldy, 0.0f, dots, c1 - c0);
+}
+
+// tile [kRows x kCols] = logits of rows [i0, i0 + nr) and columns [j0, j0 + cols) of
+// a piece's dots (row r0, column c0, stride ld); b elsewhere (as a zero dot product).
+KFUSE_CPU_HOT void piece_tile(const float* dots, std::int64_t ld, std::int64_t i0, std::int64_t nr,
+                              std::int64_t j0, std::int64_t cols, const Scalars& sc, double* tile) {
+  for (std::int64_t r = 0; r < kRows; ++r) {
+    double* t = tile + r * kCols;
+    const float* in = dots + (i0 + r) * ld + j0;
+    const std::int64_t n = r < nr ? cols : 0;
+    for (std::int64_t c = 0; c < n; ++c)
+      t[c] = logit(double(in[c]), sc.tau, sc.bias);
+    for (std::int64_t c = n; c < kCols; ++c)
+      t[c] = sc.bias;
+  }
+}
+
+// The forward's row group g of the plan against every column, by pieces: row
+// pieces outer, column pieces inner, and in a piece 64-column tiles outer, 16-row
+// blocks inner, so that each row state meets the columns and each column state the
+// rows in increasing order. Row states complete (part 0 of row_part), column
+// states partial (part g of col_part), as a plan of one column group.
+KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o, std::int64_t g,
+                                     std::int64_t h, float* kept) {
+  const RectPlan& plan = p.plan;
+  const Logits& s = p.s;
+  const Scalars sc = resolve(s);
+  const std::int64_t r_begin = g * plan.blocks_per_group * kRows;
+  const std::int64_t r_end = std::min(s.nx, r_begin + plan.blocks_per_group * kRows);
+  const std::int64_t c_begin = 0, c_end = s.ny;
+  if (r_begin >= r_end || c_begin >= c_end) return;
+  std::unique_ptr<float[]> dots(new float[kPieceRows * kPieceCols]);  // written before read
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  std::vector<State> rows(static_cast<std::size_t>(r_end - r_begin),
+                          State{lse_empty<double>(), 0.0});
+  std::vector<State> cols_st(static_cast<std::size_t>(c_end - c_begin),
+                             State{lse_empty<double>(), 0.0});
+  for (std::int64_t r0 = r_begin; r0 < r_end; r0 += kPieceRows) {
+    const std::int64_t r1 = std::min(r_end, r0 + kPieceRows);
+    for (std::int64_t c0 = c_begin; c0 < c_end; c0 += kPieceCols) {
+      const std::int64_t c1 = std::min(c_end, c0 + kPieceCols);
+      piece_dots(o, s.d, r0, r1, c0, c1, dots.get());
+      if (kept != nullptr)
+        for (std::int64_t r = r0; r < r1; ++r)
+          std::copy(dots.get() + (r - r0) * (c1 - c0), dots.get() + (r - r0 + 1) * (c1 - c0),
+                    kept + r * s.ny + c0);
+      for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
+        const std::int64_t cols = std::min(kCols, c1 - j0);
+        for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
+          const std::int64_t nr = std::min(kRows, r1 - i0);
+          piece_tile(dots.get(), c1 - c0, i0 - r0, nr, j0 - c0, cols, sc, tile.data());
+          tile_stats(p, tile.data(), i0, nr, j0, cols, rows.data() + (i0 - r_begin),
+                     cols_st.data() + (j0 - c_begin));
+        }
+      }
+    }
+  }
+  auto* row_part = static_cast<double*>(p.row_part);
+  auto* col_part = static_cast<double*>(p.col_part);
+  if (p.loss == Loss::Clip && p.want_cols)
+    for (std::int64_t j = c_begin; j < c_end; ++j)
+      store_state(col_part + (g * s.ny + j) * kStateFloats, cols_st[j - c_begin]);
+  for (std::int64_t i = r_begin; i < r_end; ++i)
+    store_state(row_part + (h * s.nx + i) * kStateFloats, rows[i - r_begin]);
+}
+
+// One row group of the grid ([r_begin, r_end)) against every column: dX rows, the
+// per-row sums and (ds non-null) the group's rows of dS' [nx x ny]; kept: ds holds
+// the forward's dot products on entry (each tile read before its dS' is written).
+KFUSE_CPU_HOT void backward_group_blas(const BackwardProblem& p, const Operands& o,
+                                       const Pieces& cp, std::int64_t r_begin, std::int64_t r_end,
+                                       float* ds, bool kept) {
+  const Logits& s = p.s;
+  const std::int64_t d = s.d;
+  const BackwardScalars k{resolve(s),  p.loss == Loss::Clip, d,
+                          p.smoothing, double(s.nx),         double(s.ny)};
+  // Scratch that every use writes before it reads: not initialised.
+  std::unique_ptr<float[]> dots(new float[kPieceRows * kPieceCols]);
+  std::unique_ptr<float[]> chunk(ds == nullptr ? new float[kPieceRows * (kGradCols + kPieceCols)]
+                                               : nullptr);
+  std::unique_ptr<float[]> prod(p.dx != nullptr ? new float[kPieceRows * d] : nullptr);
+  std::vector<double> acc(p.dx != nullptr ? static_cast<std::size_t>(kPieceRows * d) : 0);
+  std::vector<double> tile(static_cast<std::size_t>(kRows * kCols));
+  std::vector<RowBlock> blocks;
+  for (std::int64_t r0 = r_begin; r0 < r_end; r0 += kPieceRows) {
+    const std::int64_t r1 = std::min(r_end, r0 + kPieceRows), rows = r1 - r0;
+    blocks.clear();
+    for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
+      RowBlock blk{};
+      blk.i0 = i0;
+      blk.nr = std::min(kRows, r1 - i0);
+      blk.acc = p.dx != nullptr ? acc.data() + (i0 - r0) * d : nullptr;
+      blocks.push_back(blk);
+    }
+    std::fill(acc.begin(), acc.end(), 0.0);
+    // Chunks of whole pieces, each at least kGradCols wide (but the last): the
+    // gradient products' k, so that their fixed costs (packing, C) amortise.
+    for (std::size_t q0 = 0; q0 < cp.size();) {
+      std::size_t q1 = q0;
+      const std::int64_t g0 = cp[q0].first;
+      while (q1 < cp.size() && cp[q1].first - g0 < kGradCols)
+        ++q1;
+      const std::int64_t width = cp[q1 - 1].second - g0;
+      // dS' of the chunk: in ds (row stride ny) or in the chunk buffer.
+      float* grad = ds != nullptr ? ds + r0 * s.ny + g0 : chunk.get();
+      const std::int64_t ldg = ds != nullptr ? s.ny : width;
+      for (std::size_t q = q0; q < q1; ++q) {
+        const auto [c0, c1] = cp[q];
+        const std::int64_t ncols = c1 - c0;
+        const float* pd = kept ? ds + r0 * s.ny + c0 : dots.get();
+        const std::int64_t ldd = kept ? s.ny : ncols;
+        if (!kept) piece_dots(o, d, r0, r1, c0, c1, dots.get());
+        for (std::int64_t j0 = c0; j0 < c1; j0 += kCols) {
+          const std::int64_t cols = std::min(kCols, c1 - j0);
+          double lse_col[kCols];
+          std::int64_t label_col[kCols];
+          for (std::int64_t c = 0; c < kCols; ++c) {
+            lse_col[c] = k.clip && p.ry != 0.0 && c < cols ? double(p.lse_y[j0 + c]) : 0.0;
+            label_col[c] = s.label_mode == LabelMode::Cols && c < cols ? s.labels[j0 + c] : -1;
+          }
+          for (RowBlock& blk : blocks) {
+            piece_tile(pd, ldd, blk.i0 - r0, blk.nr, j0 - c0, cols, k.sc, tile.data());
+            tile_gradients(p, k, blk, j0, cols, tile.data(), lse_col, label_col,
+                           grad + (blk.i0 - r0) * ldg + (j0 - g0), ldg);
+          }
+        }
+      }
+      if (p.dx != nullptr) {
+        // fp32 over the chunk's columns, double across chunks.
+        sgemm(Trans::No, Trans::No, rows, d, width, 1.0f, grad, ldg, o.y + g0 * o.ldy, o.ldy, 0.0f,
+              prod.get(), d);
+        for (std::int64_t e = 0; e < rows * d; ++e)
+          acc[e] += double(prod[e]);
+      }
+      q0 = q1;
+    }
+    for (const RowBlock& blk : blocks)
+      store_rows(p, k, blk);
+  }
+}
+
 // Folds the [parts][n] states of one direction in order 0, 1, ... into its outputs.
 void merge_states(const ForwardProblem& p, const double* part, std::int64_t parts, std::int64_t n,
                   const float* pos, double classes, float* lse_out, float* loss_out) {
@@ -575,9 +857,98 @@ void merge_states(const ForwardProblem& p, const double* part, std::int64_t part
   }
 }
 
+// The BLAS scheme's forward: the row groups of the plan by pieces (every call
+// inside a parallel region, see above), then the same merge.
+void forward_blas(const ForwardProblem& p, KeptDots* keep) {
+  const RectPlan& plan = p.plan;
+  auto* const rect_fn = cpu_entry_point<&forward_rect_blas>();
+  Operands o;
+  operands(p.s, o);
+  float* kept = nullptr;
+  if (keep != nullptr) {
+    keep->dots.reset(new float[p.s.nx * p.s.ny]);  // every element written
+    kept = keep->dots.get();
+  }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t g = 0; g < plan.row_groups; ++g)
+    rect_fn(p, o, g, 0, kept);
+}
+
+// dY rows [j0, j1) += scale dS'[:, j0:j1)^T x: fp32 over chunks of kGradRows rows,
+// double across them.
+void dy_block(const BackwardProblem& p, const Operands& o, const float* ds, double scale,
+              std::int64_t j0, std::int64_t j1) {
+  const std::int64_t nx = p.s.nx, ny = p.s.ny, d = p.s.d, cols = j1 - j0;
+  std::unique_ptr<float[]> prod(new float[cols * d]);  // written before read
+  std::vector<double> acc(static_cast<std::size_t>(cols * d), 0.0);
+  for (std::int64_t r0 = 0; r0 < nx; r0 += kGradRows) {
+    const std::int64_t rows = std::min(kGradRows, nx - r0);
+    sgemm(Trans::Yes, Trans::No, cols, d, rows, 1.0f, ds + r0 * ny + j0, ny, o.x + r0 * o.ldx,
+          o.ldx, 0.0f, prod.get(), d);
+    for (std::int64_t e = 0; e < cols * d; ++e)
+      acc[e] += double(prod[e]);
+  }
+  for (std::int64_t j = 0; j < cols; ++j)
+    for (std::int64_t q = 0; q < d; ++q)
+      p.dy_accum[(j0 + j) * p.ld_dy_accum + q] += static_cast<float>(scale * acc[j * d + q]);
+}
+
+// The BLAS scheme's gradient pass: one task per row group of the forward's plan
+// (keeping dS' when p.dy_accum is set), then dY by blocks of kDyCols columns.
+void backward_blas(const BackwardProblem& p, KeptDots* kept) {
+  auto* const group_fn = cpu_entry_point<&backward_group_blas>();
+  const Logits& s = p.s;
+  const RectPlan plan = forward_layout(Machine{}, s.nx, s.ny).plan;
+  const Pieces rp = pieces(s.nx, plan.blocks_per_group * kRows, s.nx);
+  const Pieces cp = pieces(s.ny, s.ny, kPieceCols);
+  Operands o;
+  operands(s, o);
+  const std::int64_t groups = static_cast<std::int64_t>(rp.size());
+  // Not initialised: the row pass writes every element.
+  std::unique_ptr<float[]> ds;
+  const bool from_kept = kept != nullptr && kept->dots != nullptr;
+  if (from_kept)
+    ds = std::move(kept->dots);
+  else if (p.dy_accum != nullptr)
+    ds.reset(new float[s.nx * s.ny]);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t g = 0; g < groups; ++g)
+    group_fn(p, o, cp, rp[g].first, rp[g].second, ds.get(), from_kept);
+  if (p.dy_accum == nullptr) return;
+  const double scale = resolve(s).tau * p.coef * resolve(p.grad_loss);
+  const std::int64_t blocks = (s.ny + kDyCols - 1) / kDyCols;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t b = 0; b < blocks; ++b)
+    dy_block(p, o, ds.get(), scale, b * kDyCols, std::min(s.ny, (b + 1) * kDyCols));
+}
+
 }  // namespace
 
-void contrastive_forward(const ForwardProblem& p) {
+bool contrastive_dy_in_row_pass(std::int64_t nx, std::int64_t ny, std::int64_t d) {
+  return blas_scheme(nx, ny, d);
+}
+
+void contrastive_store_rows(const float* src, std::int64_t ld_src, std::int64_t rows,
+                            std::int64_t d, void* dst, DType dtype, std::int64_t ld_dst) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* in = src + i * ld_src;
+    switch (dtype) {
+      case DType::BF16:
+        for (std::int64_t q = 0; q < d; ++q)
+          static_cast<bf16*>(dst)[i * ld_dst + q] = detail::to_bf16(in[q]);
+        break;
+      case DType::F16:
+        for (std::int64_t q = 0; q < d; ++q)
+          static_cast<f16*>(dst)[i * ld_dst + q] = detail::to_f16(in[q]);
+        break;
+      default:
+        std::copy(in, in + d, static_cast<float*>(dst) + i * ld_dst);
+        break;
+    }
+  }
+}
+
+void contrastive_forward(const ForwardProblem& p, KeptDots* keep) {
   const RectPlan& plan = p.plan;
   // One entry point per instruction set (src/core/isa.hpp). The register blocks are
   // written in 256-bit vectors: the AVX-512 entry point gains the wider epilogue loops and
@@ -589,18 +960,24 @@ void contrastive_forward(const ForwardProblem& p) {
     if (p.want_cols) std::fill(p.pos_y, p.pos_y + p.s.ny, nan);
   }
   const std::int64_t rects = plan.row_groups * plan.col_groups;
+  if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) {
+    forward_blas(p, keep);
+  } else {
 #pragma omp parallel for schedule(dynamic, 1) if (rects > 1)
-  for (std::int64_t r = 0; r < rects; ++r)
-    rect_fn(p, r / plan.col_groups, r % plan.col_groups);
+    for (std::int64_t r = 0; r < rects; ++r)
+      rect_fn(p, r / plan.col_groups, r % plan.col_groups);
+  }
   if (p.want_rows || p.loss == Loss::Siglip)
-    merge_states(p, static_cast<const double*>(p.row_part), plan.col_groups, p.s.nx, p.pos_x,
+    merge_states(p, static_cast<const double*>(p.row_part),
+                 blas_scheme(p.s.nx, p.s.ny, p.s.d) ? 1 : plan.col_groups, p.s.nx, p.pos_x,
                  double(p.s.ny), p.lse_x, p.loss_x);
   if (p.loss == Loss::Clip && p.want_cols)
     merge_states(p, static_cast<const double*>(p.col_part), plan.row_groups, p.s.ny, p.pos_y,
                  double(p.s.nx), p.lse_y, p.loss_y);
 }
 
-void contrastive_backward(const BackwardProblem& p) {
+void contrastive_backward(const BackwardProblem& p, KeptDots* kept) {
+  if (blas_scheme(p.s.nx, p.s.ny, p.s.d)) return backward_blas(p, kept);
   auto* const rows_fn = cpu_entry_point<&backward_rows>();
   const std::int64_t task_rows = kTaskBlocks * kRows;
   const std::int64_t tasks = (p.s.nx + task_rows - 1) / task_rows;

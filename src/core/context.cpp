@@ -1,12 +1,14 @@
 #include "kfuse/context.hpp"
 
-#include <cstdlib>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "kfuse/error.hpp"
 #include "src/core/backend.hpp"
 #include "src/core/context_impl.hpp"
 #include "src/core/device.hpp"
+#include "src/core/env.hpp"
 
 namespace kfuse {
 
@@ -29,14 +31,11 @@ bool built_with_cuda() noexcept {
 }
 
 namespace {
-// KFUSE_DRAW_CACHE_BYTES when it is a whole byte count (digits only), else the default.
+// KFUSE_DRAW_CACHE_BYTES when it is a whole byte count (digits only; past the range,
+// no bound), else the default.
 std::size_t initial_draw_cache_budget() {
-  const char* env = std::getenv("KFUSE_DRAW_CACHE_BYTES");
-  if (env == nullptr || *env == '\0') return Context::kDefaultDrawCacheBytes;
-  for (const char* c = env; *c != '\0'; ++c)
-    if (*c < '0' || *c > '9') return Context::kDefaultDrawCacheBytes;
-  // (Past the range: ULLONG_MAX, no bound.)
-  return static_cast<std::size_t>(std::strtoull(env, nullptr, 10));
+  const std::optional<std::uint64_t> bytes = detail::env_whole_number("KFUSE_DRAW_CACHE_BYTES");
+  return bytes ? static_cast<std::size_t>(*bytes) : Context::kDefaultDrawCacheBytes;
 }
 }  // namespace
 
