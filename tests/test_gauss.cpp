@@ -220,7 +220,7 @@ TEST_P(GaussFamily, NearDuplicatePointsFarFromOrigin) {
 // points scaled by 2^40 and 2^-40 (with sigma) take the paths for sigma far from 1.
 TEST_P(GaussFamily, LargeDClusterFarFromTheSampleMean) {
   KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
-  const std::int64_t M = 70, N = 130, d = 300, R = 3;
+  const std::int64_t M = 70, N = 130, d = 520, R = 3;
   auto y = uniform<float>(N * d, 24, -0.01, 0.01);
   auto x = uniform<float>(M * d, 25, -0.01, 0.01);
   for (std::int64_t j = N / 2; j < N; ++j)
@@ -273,7 +273,7 @@ TEST_P(GaussFamily, LargeDClusterFarFromTheSampleMean) {
 // whose self terms leave the diagonal out.
 TEST_P(GaussFamily, LargeDRandomPoints) {
   KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
-  const std::int64_t m = 150, n = 170, d = 200, R = 2;
+  const std::int64_t m = 150, n = 170, d = 600, R = 2;
   const auto x = uniform<float>(m * d, 27), y = uniform<float>(n * d, 28, -0.9, 1.1);
   const auto v = uniform<float>(n * R, 29);
   for (const float scale : {1.0f, 0x1p40f, 0x1p-40f}) {

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -47,9 +48,12 @@ inline double exp2_nonpositive(double x) {
 template <class T>
 constexpr int kColsPerStrip = 64 / sizeof(T);
 
-// The fp32 GEMM route's choice: d from which it replaces the direct form (measured
-// on a 2-core AVX2 EPYC, kfuse-bench; see sum_row_block_gemm below for the route).
-constexpr std::int64_t kGemmMinD = 128;
+// The fp32 GEMM route (sum_row_block_gemm below) from this d on. Measured on a 2-core
+// AVX2 EPYC with OpenBLAS 0.3.21 at M = N = 1024: at d = 768 the route is ~15%
+// faster than the direct form, at d = 256 and 384 (R = 16) not yet (the direct
+// form's 2 instructions per coordinate against sgemm's 1 FMA, less the route's
+// packing, centring and per-pair test).
+constexpr std::int64_t kGemmMinD = 512;
 
 // The sample packed in strips of kColsPerStrip consecutive rows, each strip stored
 // transposed and contiguous ([strip][d][kColsPerStrip]), so that the distance loop
@@ -61,7 +65,7 @@ template <class T>
 struct PackedSample {
   std::int64_t stride = 0;  // padded n
   std::vector<T> ys;        // [stride / kColsPerStrip][d][kColsPerStrip]
-  std::vector<T> vt;        // [r][stride]
+  std::vector<double> vt;   // [r][stride]: V transposed, in double (the sums' type)
   std::vector<T> weight;    // [n]: log2 w (stabilised) or w (plain)
   bool gemm = false;        // the GEMM route (fp32, d >= kGemmMinD)
   std::vector<T> centre;    // [d]: mu, the mean of the sample rounded to T
@@ -79,6 +83,7 @@ struct PackedSample {
 template <class T>
 void centre_row(const T* x, const T* centre, std::int64_t d, T* out, T& norm, T& root) {
   double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
   for (std::int64_t k = 0; k < d; ++k) {
     out[k] = x[k] - centre[k];
     sum += double(out[k]) * double(out[k]);
@@ -94,30 +99,37 @@ PackedSample<T> pack_sample(const GaussProblem<T>& p) {
   constexpr int kStrip = kColsPerStrip<T>;
   s.gemm = std::is_same_v<T, float> && p.d >= kGemmMinD;
   if (s.gemm) {
-    std::vector<double> mean(static_cast<std::size_t>(p.d), 0.0);
-    for (std::int64_t j = 0; j < p.n; ++j)
-      for (std::int64_t k = 0; k < p.d; ++k)
-        mean[k] += double(p.y[j * p.ldy + k]);
+    // Each coordinate's mean is summed in row order whatever the number of threads.
+    constexpr std::int64_t kMeanChunk = 64;
     s.centre.resize(static_cast<std::size_t>(p.d));
-    for (std::int64_t k = 0; k < p.d; ++k)
-      s.centre[k] = static_cast<T>(p.n > 0 ? mean[k] / double(p.n) : 0.0);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t k0 = 0; k0 < p.d; k0 += kMeanChunk) {
+      const std::int64_t k1 = std::min(p.d, k0 + kMeanChunk);
+      double mean[kMeanChunk] = {};
+      for (std::int64_t j = 0; j < p.n; ++j)
+        for (std::int64_t k = k0; k < k1; ++k)
+          mean[k - k0] += double(p.y[j * p.ldy + k]);
+      for (std::int64_t k = k0; k < k1; ++k)
+        s.centre[k] = static_cast<T>(p.n > 0 ? mean[k - k0] / double(p.n) : 0.0);
+    }
     s.yc.resize(static_cast<std::size_t>(p.n * p.d));
     s.ynorm.resize(static_cast<std::size_t>(p.n));
     s.yroot.resize(static_cast<std::size_t>(p.n));
+#pragma omp parallel for schedule(static)
     for (std::int64_t j = 0; j < p.n; ++j)
       centre_row(p.y + j * p.ldy, s.centre.data(), p.d, s.yc.data() + j * p.d, s.ynorm[j],
                  s.yroot[j]);
   } else {
     s.ys.assign(static_cast<std::size_t>(p.d * s.stride), T(0));
   }
-  s.vt.assign(static_cast<std::size_t>(p.r * s.stride), T(0));
+  s.vt.assign(static_cast<std::size_t>(p.r * s.stride), 0.0);
   s.weight.resize(static_cast<std::size_t>(p.n));
   for (std::int64_t j = 0; j < p.n; ++j) {
     if (!s.gemm)
       for (std::int64_t k = 0; k < p.d; ++k)
         s.ys[(j / kStrip * p.d + k) * kStrip + j % kStrip] = p.y[j * p.ldy + k];
     for (std::int64_t c = 0; c < p.r; ++c)
-      s.vt[c * s.stride + j] = p.v[j * p.ldv + c];
+      s.vt[c * s.stride + j] = double(p.v[j * p.ldv + c]);
     const T w = p.w == nullptr ? T(1) : p.w[j * p.w_stride];
     s.weight[j] = p.stabilised ? detail::log2_weight(w) : w;
   }
@@ -178,7 +190,7 @@ struct RowSums {
 // the products with V in double. The same for both distance routes.
 template <class T>
 KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s, std::int64_t i,
-                             std::int64_t j0, std::int64_t cols, T* t, RowSums& row) {
+                             std::int64_t j0, std::int64_t cols, T* t, double* td, RowSums& row) {
   const T max_init = detail::running_max_init<T>();
   const std::int64_t r = p.r;
   const T* wt = s.weight.data() + j0;
@@ -213,17 +225,65 @@ KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s,
       t[jj] = exp2_nonpositive(t[jj]) * wt[jj];
     if (has_diagonal) t[diagonal] = T(0);
   }
+  // The terms in double once (td, scratch of cols), not once per column of V.
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-  for (std::int64_t jj = 0; jj < cols; ++jj)
-    sum += double(t[jj]);
+  for (std::int64_t jj = 0; jj < cols; ++jj) {
+    td[jj] = double(t[jj]);
+    sum += td[jj];
+  }
   row.den += sum;
-  for (std::int64_t c = 0; c < r; ++c) {
-    const T* vc = s.vt.data() + c * s.stride + j0;
+  // Eight or four columns of V at a time: independent chains of vector FMAs instead
+  // of one waiting on its own latency; each column's sum is formed as in the loop
+  // for one column (the same lanes, the same order).
+  const double* vt = s.vt.data() + j0;
+  std::int64_t c = 0;
+  for (; c + 8 <= r; c += 8) {
+    const double* v = vt + c * s.stride;
+    const std::int64_t ld = s.stride;
+    double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0, d4 = 0.0, d5 = 0.0, d6 = 0.0, d7 = 0.0;
+#pragma omp simd reduction(+ : d0, d1, d2, d3, d4, d5, d6, d7)
+    for (std::int64_t jj = 0; jj < cols; ++jj) {
+      d0 += td[jj] * v[jj];
+      d1 += td[jj] * v[ld + jj];
+      d2 += td[jj] * v[2 * ld + jj];
+      d3 += td[jj] * v[3 * ld + jj];
+      d4 += td[jj] * v[4 * ld + jj];
+      d5 += td[jj] * v[5 * ld + jj];
+      d6 += td[jj] * v[6 * ld + jj];
+      d7 += td[jj] * v[7 * ld + jj];
+    }
+    row.acc[c] += d0;
+    row.acc[c + 1] += d1;
+    row.acc[c + 2] += d2;
+    row.acc[c + 3] += d3;
+    row.acc[c + 4] += d4;
+    row.acc[c + 5] += d5;
+    row.acc[c + 6] += d6;
+    row.acc[c + 7] += d7;
+  }
+  for (; c + 4 <= r; c += 4) {
+    const double *v0 = vt + c * s.stride, *v1 = v0 + s.stride, *v2 = v1 + s.stride,
+                 *v3 = v2 + s.stride;
+    double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+    for (std::int64_t jj = 0; jj < cols; ++jj) {
+      d0 += td[jj] * v0[jj];
+      d1 += td[jj] * v1[jj];
+      d2 += td[jj] * v2[jj];
+      d3 += td[jj] * v3[jj];
+    }
+    row.acc[c] += d0;
+    row.acc[c + 1] += d1;
+    row.acc[c + 2] += d2;
+    row.acc[c + 3] += d3;
+  }
+  for (; c < r; ++c) {
+    const double* vc = vt + c * s.stride;
     double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
     for (std::int64_t jj = 0; jj < cols; ++jj)
-      dot += double(t[jj]) * double(vc[jj]);
+      dot += td[jj] * vc[jj];
     row.acc[c] += dot;
   }
 }
@@ -265,6 +325,7 @@ KFUSE_CPU_HOT void sum_row_block_direct(const GaussProblem<T>& p, const GaussEpi
   const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
   std::vector<T> xs(static_cast<std::size_t>(kPanelRows * d), T(0));
   std::vector<T> terms(static_cast<std::size_t>(kPanelRows * kColBlock));
+  std::vector<double> td(static_cast<std::size_t>(kColBlock));
   std::vector<double> acc(static_cast<std::size_t>(kPanelRows * r), 0.0);
   RowSums sums[kPanelRows];
   for (std::int64_t ii = 0; ii < rows; ++ii) {
@@ -286,7 +347,7 @@ KFUSE_CPU_HOT void sum_row_block_direct(const GaussProblem<T>& p, const GaussEpi
           terms[ii * kColBlock + js + jj] = -c * dist[ii][jj];
     }
     for (std::int64_t ii = 0; ii < rows; ++ii)
-      add_terms(p, s, i0 + ii, j0, cols, terms.data() + ii * kColBlock, sums[ii]);
+      add_terms(p, s, i0 + ii, j0, cols, terms.data() + ii * kColBlock, td.data(), sums[ii]);
   }
   for (std::int64_t ii = 0; ii < rows; ++ii)
     finish_row(p, e, i0 + ii, sums[ii]);
@@ -319,8 +380,11 @@ KFUSE_CPU_HOT void sum_row_block_direct(const GaussProblem<T>& p, const GaussEpi
 // test needs (|a| + |b|)^2 <= ~3.9 D and passes with ~2 D, so random data stays on
 // the fast route. kScaled: dhat is scaled by q twice, exact (q a power of two)
 // unless the result underflows, where the kernel value is 1 either way.
-constexpr std::int64_t kGemmPanelRows = 128;
-constexpr std::int64_t kGemmColBlock = 512;
+// Query rows per panel (one sgemm operand, fixed so that results do not depend on
+// the number of threads) and sample rows per sgemm call: 256 x 1024 was the fastest
+// of {64, 128, 256} x {256, 512, 1024} at d = 768 (fewer repackings of the sample).
+constexpr std::int64_t kGemmPanelRows = 256;
+constexpr std::int64_t kGemmColBlock = 1024;
 constexpr double kGemmKappa = 4.0;
 
 // false only to check that the tests catch a route without its fallback.
@@ -353,30 +417,33 @@ KFUSE_CPU_HOT void sum_row_block_gemm(const GaussProblem<T>& p, const GaussEpilo
   const std::int64_t d = p.d, n = p.n, r = p.r;
   const GemmBound bound = gemm_bound(d);
 
-  std::vector<float> xc(static_cast<std::size_t>(rows * d));
+  // Buffers written before they are read: left uninitialised (zeroing the terms,
+  // 1 MiB a panel, is measurable).
+  const std::unique_ptr<float[]> xc(new float[static_cast<std::size_t>(rows * d)]);
   std::vector<float> xnorm(static_cast<std::size_t>(rows)), xroot(static_cast<std::size_t>(rows));
-  std::vector<float> terms(static_cast<std::size_t>(rows * kGemmColBlock));
+  const std::unique_ptr<float[]> terms(new float[static_cast<std::size_t>(rows * kGemmColBlock)]);
+  const std::unique_ptr<double[]> td(new double[static_cast<std::size_t>(kGemmColBlock)]);
   std::vector<double> acc(static_cast<std::size_t>(rows * r), 0.0);
   std::vector<RowSums> sums(static_cast<std::size_t>(rows));
   for (std::int64_t ii = 0; ii < rows; ++ii) {
     sums[ii].max = p.stabilised ? double(max_init) : 0.0;
     sums[ii].acc = acc.data() + ii * r;
-    centre_row(p.x + (i0 + ii) * p.ldx, s.centre.data(), d, xc.data() + ii * d, xnorm[ii],
+    centre_row(p.x + (i0 + ii) * p.ldx, s.centre.data(), d, xc.get() + ii * d, xnorm[ii],
                xroot[ii]);
   }
 
   for (std::int64_t j0 = 0; j0 < n; j0 += kGemmColBlock) {
     const std::int64_t cols = std::min(kGemmColBlock, n - j0);
     // terms = -2 a.b, then -c dhat where the bound allows and NaN (to be redone) elsewhere.
-    sgemm(Trans::No, Trans::Yes, rows, cols, d, -2.0f, xc.data(), d, s.yc.data() + j0 * d, d, 0.0f,
-          terms.data(), kGemmColBlock);
+    sgemm(Trans::No, Trans::Yes, rows, cols, d, -2.0f, xc.get(), d, s.yc.data() + j0 * d, d, 0.0f,
+          terms.get(), kGemmColBlock);
     const float* yn = s.ynorm.data() + j0;
     const float* yr = s.yroot.data() + j0;
     for (std::int64_t ii = 0; ii < rows; ++ii) {
-      float* t = terms.data() + ii * kGemmColBlock;
+      float* t = terms.get() + ii * kGemmColBlock;
       const float xn = xnorm[ii], xr = xroot[ii];
-      bool redo = false;
-#pragma omp simd reduction(| : redo)
+      std::int32_t redo = 0;  // pairs left to the direct form (int: vectorises with float)
+#pragma omp simd reduction(+ : redo)
       for (std::int64_t jj = 0; jj < cols; ++jj) {
         const float dhat = (xn + yn[jj]) + t[jj];
         const float root = xr + yr[jj];
@@ -385,15 +452,15 @@ KFUSE_CPU_HOT void sum_row_block_gemm(const GaussProblem<T>& p, const GaussEpilo
                         (err * bound.ratio <= dhat && dhat <= std::numeric_limits<float>::max());
         const float dist = kScaled ? dhat * q * q : dhat;
         t[jj] = ok ? -c * dist : std::numeric_limits<float>::quiet_NaN();
-        redo |= !ok;
+        redo += ok ? 0 : 1;
       }
-      if (redo) {
+      if (redo != 0) {
         const float* x = p.x + (i0 + ii) * p.ldx;
         for (std::int64_t jj = 0; jj < cols; ++jj)
           if (std::isnan(t[jj]))
             t[jj] = -c * pair_distance<float, kScaled>(x, p.y + (j0 + jj) * p.ldy, d, q);
       }
-      add_terms(p, s, i0 + ii, j0, cols, t, sums[ii]);
+      add_terms(p, s, i0 + ii, j0, cols, t, td.get(), sums[ii]);
     }
   }
   for (std::int64_t ii = 0; ii < rows; ++ii)
