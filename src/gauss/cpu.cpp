@@ -373,19 +373,20 @@ KFUSE_CPU_HOT void sum_row_block_direct(const GaussProblem<T>& p, const GaussEpi
 //   E (1 + 1 / (kappa gamma_d)) <= dhat <= FLT_MAX,  kappa = 4,
 // which gives dhat - E >= E / (kappa gamma_d), so, as D >= dhat - E,
 //   |dhat - D| <= E <= kappa gamma_d D:
-// at most 4 times the worst case of the direct form (whose terms are all >= 0, so
-// its error is <= gamma_(d+2) D). Everything else (near duplicates, points far from
-// mu next to their distance, overflowing norms, NaN) takes the direct form. For
-// independent points centred at their mean (|a|, |b| about |a - b| / sqrt 2) the
-// test needs (|a| + |b|)^2 <= ~3.9 D and passes with ~2 D, so random data stays on
-// the fast route. kScaled: dhat is scaled by q twice, exact (q a power of two)
-// unless the result underflows, where the kernel value is 1 either way.
+// about 4 times the worst case of the direct form (whose terms are all >= 0, so its
+// error is <= gamma_(d+3) D: the rounded difference, its square, the sum). Everything else (near
+// duplicates, points far from mu next to their distance, overflowing norms, NaN) takes the direct
+// form. For independent points centred at their mean (|a|, |b| about |a - b| / sqrt 2) the test
+// needs (|a| + |b|)^2 <= ~3.9 D and passes with ~2 D, so random data stays on the fast route.
+// kScaled: dhat is scaled by q twice, exact (q a power of two) unless the result underflows, where
+// the kernel value is 1 either way.
+constexpr double kGemmKappa = 4.0;
+
 // Query rows per panel (one sgemm operand, fixed so that results do not depend on
 // the number of threads) and sample rows per sgemm call: 256 x 1024 was the fastest
 // of {64, 128, 256} x {256, 512, 1024} at d = 768 (fewer repackings of the sample).
 constexpr std::int64_t kGemmPanelRows = 256;
 constexpr std::int64_t kGemmColBlock = 1024;
-constexpr double kGemmKappa = 4.0;
 
 // false only to check that the tests catch a route without its fallback.
 constexpr bool kGemmFallback = true;
