@@ -65,7 +65,7 @@ template <class T>
 struct PackedSample {
   std::int64_t stride = 0;  // padded n
   std::vector<T> ys;        // [stride / kColsPerStrip][d][kColsPerStrip]
-  std::vector<double> vt;   // [r][stride]: V transposed, in double (the sums' type)
+  std::vector<T> vt;        // [r][stride]
   std::vector<T> weight;    // [n]: log2 w (stabilised) or w (plain)
   bool gemm = false;        // the GEMM route (fp32, d >= kGemmMinD)
   std::vector<T> centre;    // [d]: mu, the mean of the sample rounded to T
@@ -122,14 +122,14 @@ PackedSample<T> pack_sample(const GaussProblem<T>& p) {
   } else {
     s.ys.assign(static_cast<std::size_t>(p.d * s.stride), T(0));
   }
-  s.vt.assign(static_cast<std::size_t>(p.r * s.stride), 0.0);
+  s.vt.assign(static_cast<std::size_t>(p.r * s.stride), T(0));
   s.weight.resize(static_cast<std::size_t>(p.n));
   for (std::int64_t j = 0; j < p.n; ++j) {
     if (!s.gemm)
       for (std::int64_t k = 0; k < p.d; ++k)
         s.ys[(j / kStrip * p.d + k) * kStrip + j % kStrip] = p.y[j * p.ldy + k];
     for (std::int64_t c = 0; c < p.r; ++c)
-      s.vt[c * s.stride + j] = double(p.v[j * p.ldv + c]);
+      s.vt[c * s.stride + j] = p.v[j * p.ldv + c];
     const T w = p.w == nullptr ? T(1) : p.w[j * p.w_stride];
     s.weight[j] = p.stabilised ? detail::log2_weight(w) : w;
   }
@@ -225,33 +225,36 @@ KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s,
       t[jj] = exp2_nonpositive(t[jj]) * wt[jj];
     if (has_diagonal) t[diagonal] = T(0);
   }
-  // The terms in double once (td, scratch of cols), not once per column of V.
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-  for (std::int64_t jj = 0; jj < cols; ++jj) {
-    td[jj] = double(t[jj]);
-    sum += td[jj];
-  }
+  for (std::int64_t jj = 0; jj < cols; ++jj)
+    sum += double(t[jj]);
   row.den += sum;
-  // Eight or four columns of V at a time: independent chains of vector FMAs instead
-  // of one waiting on its own latency; each column's sum is formed as in the loop
-  // for one column (the same lanes, the same order).
-  const double* vt = s.vt.data() + j0;
+  // From four columns of V on: the terms in double once (td, scratch of cols), and
+  // eight or four columns at a time, independent chains of vector FMAs instead of
+  // one waiting on its own latency. Each column's sum is formed as in the loop for
+  // one column (the same products, lanes and order), so the result is the same.
+  const T* vt = s.vt.data() + j0;
+  const std::int64_t ld = s.stride;
   std::int64_t c = 0;
+  if (r >= 4) {
+#pragma omp simd
+    for (std::int64_t jj = 0; jj < cols; ++jj)
+      td[jj] = double(t[jj]);
+  }
   for (; c + 8 <= r; c += 8) {
-    const double* v = vt + c * s.stride;
-    const std::int64_t ld = s.stride;
+    const T* v = vt + c * ld;
     double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0, d4 = 0.0, d5 = 0.0, d6 = 0.0, d7 = 0.0;
 #pragma omp simd reduction(+ : d0, d1, d2, d3, d4, d5, d6, d7)
     for (std::int64_t jj = 0; jj < cols; ++jj) {
-      d0 += td[jj] * v[jj];
-      d1 += td[jj] * v[ld + jj];
-      d2 += td[jj] * v[2 * ld + jj];
-      d3 += td[jj] * v[3 * ld + jj];
-      d4 += td[jj] * v[4 * ld + jj];
-      d5 += td[jj] * v[5 * ld + jj];
-      d6 += td[jj] * v[6 * ld + jj];
-      d7 += td[jj] * v[7 * ld + jj];
+      d0 += td[jj] * double(v[jj]);
+      d1 += td[jj] * double(v[ld + jj]);
+      d2 += td[jj] * double(v[2 * ld + jj]);
+      d3 += td[jj] * double(v[3 * ld + jj]);
+      d4 += td[jj] * double(v[4 * ld + jj]);
+      d5 += td[jj] * double(v[5 * ld + jj]);
+      d6 += td[jj] * double(v[6 * ld + jj]);
+      d7 += td[jj] * double(v[7 * ld + jj]);
     }
     row.acc[c] += d0;
     row.acc[c + 1] += d1;
@@ -263,15 +266,14 @@ KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s,
     row.acc[c + 7] += d7;
   }
   for (; c + 4 <= r; c += 4) {
-    const double *v0 = vt + c * s.stride, *v1 = v0 + s.stride, *v2 = v1 + s.stride,
-                 *v3 = v2 + s.stride;
+    const T* v = vt + c * ld;
     double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
 #pragma omp simd reduction(+ : d0, d1, d2, d3)
     for (std::int64_t jj = 0; jj < cols; ++jj) {
-      d0 += td[jj] * v0[jj];
-      d1 += td[jj] * v1[jj];
-      d2 += td[jj] * v2[jj];
-      d3 += td[jj] * v3[jj];
+      d0 += td[jj] * double(v[jj]);
+      d1 += td[jj] * double(v[ld + jj]);
+      d2 += td[jj] * double(v[2 * ld + jj]);
+      d3 += td[jj] * double(v[3 * ld + jj]);
     }
     row.acc[c] += d0;
     row.acc[c + 1] += d1;
@@ -279,11 +281,11 @@ KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s,
     row.acc[c + 3] += d3;
   }
   for (; c < r; ++c) {
-    const double* vc = vt + c * s.stride;
+    const T* vc = vt + c * ld;
     double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
     for (std::int64_t jj = 0; jj < cols; ++jj)
-      dot += td[jj] * vc[jj];
+      dot += double(t[jj]) * double(vc[jj]);
     row.acc[c] += dot;
   }
 }
