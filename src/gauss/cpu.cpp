@@ -231,9 +231,10 @@ KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s,
     sum += double(t[jj]);
   row.den += sum;
   // From four columns of V on: the terms in double once (td, scratch of cols), and
-  // eight or four columns at a time, independent chains of vector FMAs instead of
-  // one waiting on its own latency. Each column's sum is formed as in the loop for
-  // one column (the same products, lanes and order), so the result is the same.
+  // four columns at a time, independent chains of vector FMAs instead of one waiting
+  // on its own latency (eight made GCC keep the accumulators in memory). Each
+  // column's sum is formed as in the loop for one column (the same products, lanes
+  // and order), so the result is the same.
   const T* vt = s.vt.data() + j0;
   const std::int64_t ld = s.stride;
   std::int64_t c = 0;
@@ -241,29 +242,6 @@ KFUSE_CPU_HOT void add_terms(const GaussProblem<T>& p, const PackedSample<T>& s,
 #pragma omp simd
     for (std::int64_t jj = 0; jj < cols; ++jj)
       td[jj] = double(t[jj]);
-  }
-  for (; c + 8 <= r; c += 8) {
-    const T* v = vt + c * ld;
-    double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0, d4 = 0.0, d5 = 0.0, d6 = 0.0, d7 = 0.0;
-#pragma omp simd reduction(+ : d0, d1, d2, d3, d4, d5, d6, d7)
-    for (std::int64_t jj = 0; jj < cols; ++jj) {
-      d0 += td[jj] * double(v[jj]);
-      d1 += td[jj] * double(v[ld + jj]);
-      d2 += td[jj] * double(v[2 * ld + jj]);
-      d3 += td[jj] * double(v[3 * ld + jj]);
-      d4 += td[jj] * double(v[4 * ld + jj]);
-      d5 += td[jj] * double(v[5 * ld + jj]);
-      d6 += td[jj] * double(v[6 * ld + jj]);
-      d7 += td[jj] * double(v[7 * ld + jj]);
-    }
-    row.acc[c] += d0;
-    row.acc[c + 1] += d1;
-    row.acc[c + 2] += d2;
-    row.acc[c + 3] += d3;
-    row.acc[c + 4] += d4;
-    row.acc[c + 5] += d5;
-    row.acc[c + 6] += d6;
-    row.acc[c + 7] += d7;
   }
   for (; c + 4 <= r; c += 4) {
     const T* v = vt + c * ld;
