@@ -5,8 +5,10 @@
 // accumulates in double. The sample is packed once, GEMM-style, into strips of
 // consecutive sample rows stored contiguously, and the distance loop is blocked
 // over d so that a strip's chunk stays in L1 while every register block of the
-// panel uses it. Each row's sums are formed in one fixed order, so the result does
-// not depend on the number of threads.
+// panel uses it. In fp32 at large d the distances come from sgemm instead, checked
+// pair by pair against a rigorous error bound (sum_row_block_gemm). Each row's sums
+// are formed in one fixed order, so the result does not depend on the number of
+// threads.
 #include "src/gauss/cpu.hpp"
 #include "src/core/blas.hpp"
 #include "src/core/isa.hpp"
@@ -354,11 +356,12 @@ KFUSE_CPU_HOT void sum_row_block_direct(const GaussProblem<T>& p, const GaussEpi
 // which gives dhat - E >= E / (kappa gamma_d), so, as D >= dhat - E,
 //   |dhat - D| <= E <= kappa gamma_d D:
 // about 4 times the worst case of the direct form (whose terms are all >= 0, so its
-// error is <= gamma_(d+3) D: the rounded difference, its square, the sum). Everything else (near
-// duplicates, points far from mu next to their distance, overflowing norms, NaN) takes the direct
-// form. For independent points centred at their mean (|a|, |b| about |a - b| / sqrt 2) the test
-// needs (|a| + |b|)^2 <= ~3.9 D and passes with ~2 D, so random data stays on the fast route.
-// kScaled: dhat is scaled by q twice, exact (q a power of two) unless the result underflows, where
+// error is <= gamma_(d+3) D: the rounded difference, its square, the sum). Every
+// other pair (near duplicates, points far from mu next to their distance,
+// overflowing norms, NaN) takes the direct form. For independent points centred at
+// their mean (|a|, |b| about |a - b| / sqrt 2) the test needs (|a| + |b|)^2 <= ~3.9 D
+// and passes with ~2 D, so random data stays on the fast route. kScaled: dhat is
+// scaled by q twice, exact (q a power of two) unless the result underflows, where
 // the kernel value is 1 either way.
 constexpr double kGemmKappa = 4.0;
 
