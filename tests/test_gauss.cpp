@@ -307,6 +307,43 @@ TEST_P(GaussFamily, LargeDRandomPoints) {
   }
 }
 
+// NaN at large d (on the CPU: the GEMM route hands the pair to the direct form):
+// a NaN query coordinate makes that row NaN and leaves the others exact; a NaN
+// sample coordinate makes every row NaN.
+TEST_P(GaussFamily, LargeDNanCoordinates) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t M = 3, N = 40, d = 600, R = 2;
+  const double sigma = sigma_for(d);
+  auto x = uniform<float>(M * d, 30);
+  const auto y = uniform<float>(N * d, 31), v = uniform<float>(N * R, 32);
+  x[1 * d + 17] = std::numeric_limits<float>::quiet_NaN();
+  TestArray<float> X(GetParam(), x), Y(GetParam(), y), V(GetParam(), v);
+  TestArray<float> out(GetParam(), nan_filled<float>(M * R));
+  GaussMatvecOptions o;
+  o.sigma = sigma;
+  gauss_matvec(ctx, X.cmatrix(M, d), Y.cmatrix(N, d), V.cmatrix(N, R), out.matrix(M, R), o);
+  ctx.synchronize();
+  const auto got = out.values();
+  auto ref = ref_matvec(to_ref(x, M, d, d), to_ref(y, N, d, d), to_ref(v, N, R, R), sigma);
+  for (std::int64_t i : {0, 2}) {
+    const std::vector<float> row(got.begin() + i * R, got.begin() + (i + 1) * R);
+    const std::vector<double> want(ref.begin() + i * R, ref.begin() + (i + 1) * R);
+    EXPECT_LE(relative_error(row, want), tolerance<float>(GetParam(), Precision::Exact))
+        << "row " << i;
+  }
+  EXPECT_TRUE(std::isnan(got[1 * R]) && std::isnan(got[1 * R + 1]));
+
+  auto y_nan = y;
+  y_nan[5 * d + 300] = std::numeric_limits<float>::quiet_NaN();
+  TestArray<float> Yn(GetParam(), y_nan);
+  x[1 * d + 17] = 0.5f;
+  TestArray<float> Xf(GetParam(), x);
+  gauss_matvec(ctx, Xf.cmatrix(M, d), Yn.cmatrix(N, d), V.cmatrix(N, R), out.matrix(M, R), o);
+  ctx.synchronize();
+  for (const float t : out.values())
+    EXPECT_TRUE(std::isnan(t));
+}
+
 // Same inputs, same bits, run to run.
 TEST_P(GaussFamily, MatvecDeterministic) {
   KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
