@@ -210,6 +210,140 @@ TEST_P(GaussFamily, NearDuplicatePointsFarFromOrigin) {
   }
 }
 
+// At large d the CPU path expands |x - y|^2 = |a|^2 + |b|^2 - 2 a.b on points centred
+// at the sample's mean (a GEMM) and takes the direct form for every pair where that
+// would not be accurate. Here half the sample is a cluster at 1000 (spread 1e-2),
+// the other half lies near 0, so the mean is ~500 from every point: within the
+// cluster the expansion loses all digits (its rounding, ~u (|a| + |b|)^2, exceeds the
+// distances). The queries lie in the cluster and include exact and near duplicates
+// of sample points; the pairs across the two halves still take the GEMM. The same
+// points scaled by 2^40 and 2^-40 (with sigma) take the paths for sigma far from 1.
+TEST_P(GaussFamily, LargeDClusterFarFromTheSampleMean) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t M = 70, N = 130, d = 520, R = 3;
+  auto y = uniform<float>(N * d, 24, -0.01, 0.01);
+  auto x = uniform<float>(M * d, 25, -0.01, 0.01);
+  for (std::int64_t j = N / 2; j < N; ++j)
+    for (std::int64_t k = 0; k < d; ++k)
+      y[j * d + k] += 1000.0f;
+  for (auto& t : x)
+    t += 1000.0f;
+  for (std::int64_t i = 0; i < 20; ++i) {
+    // Rows 0-9 exact duplicates of cluster points, rows 10-19 one ulp away in a few
+    // coordinates.
+    const std::int64_t j = N / 2 + 3 * i;
+    for (std::int64_t k = 0; k < d; ++k)
+      x[i * d + k] = y[j * d + k];
+    if (i >= 10)
+      for (std::int64_t k = 0; k < d; k += 37)
+        x[i * d + k] = std::nextafter(x[i * d + k], 2000.0f);
+  }
+  const auto v = uniform<float>(N * R, 26);
+  for (const float scale : {1.0f, 0x1p40f, 0x1p-40f}) {
+    std::vector<float> xs(x), ys(y);
+    for (auto& t : xs)
+      t *= scale;
+    for (auto& t : ys)
+      t *= scale;
+    const double sigma = 0.1 * double(scale);
+    TestArray<float> X(GetParam(), xs), Y(GetParam(), ys), V(GetParam(), v);
+    TestArray<float> out(GetParam(), nan_filled<float>(M * R)),
+        logp(GetParam(), nan_filled<float>(M));
+    GaussMatvecOptions o;
+    o.sigma = sigma;
+    gauss_matvec(ctx, X.cmatrix(M, d), Y.cmatrix(N, d), V.cmatrix(N, R), out.matrix(M, R), o);
+    KdeOptions ko;
+    ko.sigma = sigma;
+    kde(ctx, X.cmatrix(M, d), Y.cmatrix(N, d), VectorView<const float>{}, logp.vector(), ko);
+    ctx.synchronize();
+    const auto ref =
+        ref_matvec(to_ref(xs, M, d, d), to_ref(ys, N, d, d), to_ref(v, N, R, R), sigma);
+    EXPECT_LE(relative_error(out.values(), ref), tolerance<float>(GetParam(), Precision::Exact))
+        << "scale " << scale;
+    const auto ref_logp = ref_log_kde(to_ref(xs, M, d, d), to_ref(ys, N, d, d), {}, sigma);
+    const auto got_logp = logp.values();
+    for (std::int64_t i = 0; i < M; ++i)
+      EXPECT_NEAR(got_logp[i], ref_logp[i], 1e-5 * std::max(1.0, std::fabs(ref_logp[i])))
+          << "scale " << scale << " row " << i;
+  }
+}
+
+// Random points at large d (the GEMM route on the CPU), also scaled with sigma by
+// 2^40 and 2^-40 (sigma far from 1), against brute force: gauss_matvec, and mmd2,
+// whose self terms leave the diagonal out.
+TEST_P(GaussFamily, LargeDRandomPoints) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t m = 150, n = 170, d = 600, R = 2;
+  const auto x = uniform<float>(m * d, 27), y = uniform<float>(n * d, 28, -0.9, 1.1);
+  const auto v = uniform<float>(n * R, 29);
+  for (const float scale : {1.0f, 0x1p40f, 0x1p-40f}) {
+    std::vector<float> xs(x), ys(y);
+    for (auto& t : xs)
+      t *= scale;
+    for (auto& t : ys)
+      t *= scale;
+    const double sigma = sigma_for(d) * double(scale);
+    TestArray<float> X(GetParam(), xs), Y(GetParam(), ys), V(GetParam(), v);
+    TestArray<float> out(GetParam(), nan_filled<float>(m * R)),
+        mmd(GetParam(), nan_filled<float>(1));
+    GaussMatvecOptions o;
+    o.sigma = sigma;
+    gauss_matvec(ctx, X.cmatrix(m, d), Y.cmatrix(n, d), V.cmatrix(n, R), out.matrix(m, R), o);
+    ctx.synchronize();
+    const auto ref =
+        ref_matvec(to_ref(xs, m, d, d), to_ref(ys, n, d, d), to_ref(v, n, R, R), sigma);
+    EXPECT_LE(relative_error(out.values(), ref), tolerance<float>(GetParam(), Precision::Exact))
+        << "scale " << scale;
+    for (const bool unbiased : {false, true}) {
+      Mmd2Options mo;
+      mo.sigma = sigma;
+      mo.unbiased = unbiased;
+      mmd2(ctx, X.cmatrix(m, d), Y.cmatrix(n, d), mmd.vector(), mo);
+      ctx.synchronize();
+      const double want = ref_mmd2(to_ref(xs, m, d, d), to_ref(ys, n, d, d), sigma, unbiased);
+      EXPECT_NEAR(mmd.values()[0], want, 1e-5)
+          << "scale " << scale << (unbiased ? " unbiased" : " biased");
+    }
+  }
+}
+
+// NaN at large d (on the CPU: the GEMM route hands the pair to the direct form):
+// a NaN query coordinate makes that row NaN and leaves the others exact; a NaN
+// sample coordinate makes every row NaN.
+TEST_P(GaussFamily, LargeDNanCoordinates) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());
+  const std::int64_t M = 3, N = 40, d = 600, R = 2;
+  const double sigma = sigma_for(d);
+  auto x = uniform<float>(M * d, 30);
+  const auto y = uniform<float>(N * d, 31), v = uniform<float>(N * R, 32);
+  x[1 * d + 17] = std::numeric_limits<float>::quiet_NaN();
+  TestArray<float> X(GetParam(), x), Y(GetParam(), y), V(GetParam(), v);
+  TestArray<float> out(GetParam(), nan_filled<float>(M * R));
+  GaussMatvecOptions o;
+  o.sigma = sigma;
+  gauss_matvec(ctx, X.cmatrix(M, d), Y.cmatrix(N, d), V.cmatrix(N, R), out.matrix(M, R), o);
+  ctx.synchronize();
+  const auto got = out.values();
+  auto ref = ref_matvec(to_ref(x, M, d, d), to_ref(y, N, d, d), to_ref(v, N, R, R), sigma);
+  for (std::int64_t i : {0, 2}) {
+    const std::vector<float> row(got.begin() + i * R, got.begin() + (i + 1) * R);
+    const std::vector<double> want(ref.begin() + i * R, ref.begin() + (i + 1) * R);
+    EXPECT_LE(relative_error(row, want), tolerance<float>(GetParam(), Precision::Exact))
+        << "row " << i;
+  }
+  EXPECT_TRUE(std::isnan(got[1 * R]) && std::isnan(got[1 * R + 1]));
+
+  auto y_nan = y;
+  y_nan[5 * d + 300] = std::numeric_limits<float>::quiet_NaN();
+  TestArray<float> Yn(GetParam(), y_nan);
+  x[1 * d + 17] = 0.5f;
+  TestArray<float> Xf(GetParam(), x);
+  gauss_matvec(ctx, Xf.cmatrix(M, d), Yn.cmatrix(N, d), V.cmatrix(N, R), out.matrix(M, R), o);
+  ctx.synchronize();
+  for (const float t : out.values())
+    EXPECT_TRUE(std::isnan(t));
+}
+
 // Same inputs, same bits, run to run.
 TEST_P(GaussFamily, MatvecDeterministic) {
   KFUSE_CONTEXT_OR_SKIP(ctx, GetParam());

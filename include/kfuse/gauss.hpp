@@ -4,13 +4,19 @@
 // Every function takes float or double views (one overload each), validates all
 // arguments before touching any output, and runs on the context's backend: on a
 // Cuda context it is asynchronous on the context's stream. Extra memory is
-// O((M + N) * d) at most (centred copies for the tensor-core path), never O(M * N).
+// O((M + N) * d) at most (centred copies for the tensor-core path and the CPU's
+// fp32 path at large d), never O(M * N).
 //
 // Accepted ranges and special values:
 //   - sigma: any finite value > 0, in fp32 as in fp64. Differences x - y are taken
 //     first (exact for near duplicates) and, for sigma outside [2^-32, 2^32], scaled
 //     by a power of two near 1 / sigma before squaring, so that 1e30 or 1e-30 in fp32
 //     (1e+-200 in fp64) give the same kernel values as sigma = 1 on scaled points.
+//     Exception, the CPU's fp32 path for d >= 512: |a|^2 + |b|^2 - 2 a.b on points
+//     centred at the mean of Y, kept only for pairs whose rigorous error bound is at
+//     most 4 gamma_d |x - y|^2 (gamma_d ~ d 2^-24, the direct form's own worst case
+//     is gamma_d |x - y|^2); every other pair (near duplicates among them) takes the
+//     direct form. The same power-of-two scaling applies, to the distance.
 //   - Coordinates: any finite values. Points whose squared distance overflows the
 //     working type (in units of sigma) have K = 0; a coordinate difference that
 //     itself overflows (|x - y| > FLT_MAX in fp32) counts as infinitely far.
