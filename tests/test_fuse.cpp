@@ -796,6 +796,41 @@ TEST_P(Fuse, TensorSketchByFftMatchesItsDefinition) {
                                    SideKernel::Linear, 17, 83);
 }
 
+// Rows of very different magnitudes and a row holding a NaN, on the FFT route (the CPU
+// packs a row's two count sketches into one complex transform and two rows into one
+// inverse transform): each finite row matches the definition within 1e-5 of its own norm,
+// and the NaN reaches no other row.
+TEST_P(Fuse, TensorSketchByFftKeepsEachRowOnItsOwn) {
+  KFUSE_CONTEXT_OR_SKIP(ctx, b());
+  const std::int64_t n = 6, wa = 300, wb = 500, l = 1000;
+  std::vector<float> a = inputs_of<float>(static_cast<std::size_t>(n * wa), 91);
+  std::vector<float> bv = inputs_of<float>(static_cast<std::size_t>(n * wb), 92);
+  for (std::int64_t k = 0; k < wa; ++k) {
+    a[1 * wa + k] = std::ldexp(a[1 * wa + k], -70);  // row 1: A tiny against its B and row 0
+    a[3 * wa + k] = std::ldexp(a[3 * wa + k], 60);   // row 3: huge against row 2
+  }
+  for (std::int64_t k = 0; k < wb; ++k)
+    bv[5 * wb + k] = std::ldexp(bv[5 * wb + k], -40);        // row 5: B tiny
+  a[4 * wa + 17] = std::numeric_limits<float>::quiet_NaN();  // row 4: a NaN (paired with 5)
+  TestArray<float> A(b(), a), B(b(), bv);
+  TestArray<float> out(b(), nan_filled<float>(static_cast<std::size_t>(n * l)));
+  TensorSketchOptions o;
+  o.seed = 77;
+  tensor_sketch(ctx, A.cmatrix(n, wa), B.cmatrix(n, wb), out.matrix(n, l), o);
+  ctx.synchronize();
+  const std::vector<float> got = out.values();
+  const RefMatrix ra = ref_from(a, n, wa, wa), rb = ref_from(bv, n, wb, wb);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::vector<float> row(got.begin() + i * l, got.begin() + (i + 1) * l);
+    if (i == 4) {
+      EXPECT_TRUE(std::any_of(row.begin(), row.end(), [](float v) { return std::isnan(v); }));
+      continue;
+    }
+    const auto ref = sketch_reference(ra.row(i), feature(rb.row(i), SideKernel::Linear), l, o.seed);
+    EXPECT_LE(relative_error(row, ref), 1e-5) << "row " << i;
+  }
+}
+
 // E <TS(a, b), TS(a', b')> = <a, a'> <b, b'>: the mean over seeds lies within 6
 // standard errors (estimated from the seeds; the per-seed values are sums over
 // independent hash collisions, their mean asymptotically normal).

@@ -12,28 +12,15 @@
 namespace kfuse::cpu {
 
 void FftwFree::operator()(void* p) const {
-  fftw_free(p);  // fftwf_malloc's memory too: both are FFTW's aligned allocator
+  fftwf_free(p);
 }
 
 namespace {
 
-// FFTW's two precisions behind one name each.
+// FFTW's single-precision interface behind one name (RealFft is a template so that
+// another precision is one more specialisation).
 template <class T>
 struct Fftw;
-template <>
-struct Fftw<double> {
-  using plan = fftw_plan;
-  using complex = fftw_complex;
-  static plan r2c(int n, double* x, complex* X, unsigned flags) {
-    return fftw_plan_dft_r2c_1d(n, x, X, flags);
-  }
-  static plan c2r(int n, complex* X, double* x, unsigned flags) {
-    return fftw_plan_dft_c2r_1d(n, X, x, flags);
-  }
-  static void execute_r2c(plan p, double* x, complex* X) { fftw_execute_dft_r2c(p, x, X); }
-  static void execute_c2r(plan p, complex* X, double* x) { fftw_execute_dft_c2r(p, X, x); }
-  static void destroy(plan p) { fftw_destroy_plan(p); }
-};
 template <>
 struct Fftw<float> {
   using plan = fftwf_plan;
@@ -49,8 +36,7 @@ struct Fftw<float> {
   static void destroy(plan p) { fftwf_destroy_plan(p); }
 };
 
-// FFTW's planner is one per process and precision, and not thread-safe (its executors
-// are); one lock serves both.
+// FFTW's planner is one per process and not thread-safe (its executors are).
 std::mutex& planner_lock() {
   static std::mutex m;
   return m;
@@ -59,24 +45,22 @@ std::mutex& planner_lock() {
 }  // namespace
 
 std::string fft_description() {
-  return std::string(fftwf_version) + " (single) / " + fftw_version + " (double)";
+  return fftwf_version;
 }
 
 template <class T>
 FftBuffer<T> fft_buffer(std::int64_t count) {
-  void* p = fftw_malloc(sizeof(T) * static_cast<std::size_t>(count > 0 ? count : 1));
+  void* p = fftwf_malloc(sizeof(T) * static_cast<std::size_t>(count > 0 ? count : 1));
   if (p == nullptr) throw std::bad_alloc();
   return FftBuffer<T>(static_cast<T*>(p));
 }
 template FftBuffer<float> fft_buffer<float>(std::int64_t);
-template FftBuffer<double> fft_buffer<double>(std::int64_t);
 template FftBuffer<std::complex<float>> fft_buffer<std::complex<float>>(std::int64_t);
-template FftBuffer<std::complex<double>> fft_buffer<std::complex<double>>(std::int64_t);
 
 template <class T>
 RealFft<T>::RealFft(std::int64_t n) : n_(n) {
   if (n < 1 || n > INT32_MAX) throw std::invalid_argument("RealFft: length out of range");
-  // Plans are made on scratch arrays of the alignment fftw_malloc gives, so that
+  // Plans are made on scratch arrays of the alignment fftwf_malloc gives, so that
   // the new-array executors accept every fft_buffer.
   FftBuffer<T> x = fft_buffer<T>(n);
   FftBuffer<std::complex<T>> X = fft_buffer<std::complex<T>>(n / 2 + 1);
@@ -121,6 +105,5 @@ void RealFft<T>::inverse(std::complex<T>* X, T* x) const {
 }
 
 template class RealFft<float>;
-template class RealFft<double>;
 
 }  // namespace kfuse::cpu

@@ -1,5 +1,5 @@
-// Real FFTs for the CPU paths (internal), through FFTW 3 in single (float) or double
-// precision: transforms of any length n at that length (no padding to a power of two),
+// Real FFTs for the CPU paths (internal), through FFTW 3 in single precision:
+// transforms of any length n at that length (no padding to a power of two),
 // real-to-complex and back. FFTW chooses its SIMD codelets (SSE2, AVX, AVX2, AVX-512
 // where built) for the processor at run time. TensorSketch's CPU path convolves its
 // count sketches with RealFft<float>, one row at a time, as the GPU path does with
@@ -19,21 +19,20 @@
 
 namespace kfuse::cpu {
 
-// A buffer from fftw_malloc: the alignment the plans were made for.
+// A buffer from fftwf_malloc: the alignment the plans were made for.
 struct FftwFree {
   void operator()(void* p) const;
 };
 template <class T>
 using FftBuffer = std::unique_ptr<T[], FftwFree>;
-// count values of T (float, double, std::complex<float> or std::complex<double>).
+// count values of T (float or std::complex<float>).
 template <class T>
 FftBuffer<T> fft_buffer(std::int64_t count);
 
-// FFTW's versions and the SIMD codelets they were built with, e.g.
-// "fftw-3.3.10-sse2-avx (single) / fftw-3.3.10-sse2-avx (double)".
+// FFTW's version and the SIMD codelets it was built with, e.g. "fftw-3.3.10-sse2-avx".
 std::string fft_description();
 
-// T: float or double.
+// T: float (the one precision the CPU paths use).
 template <class T>
 class RealFft {
  public:
@@ -58,11 +57,10 @@ class RealFft {
  private:
   explicit RealFft(std::int64_t n);
   std::int64_t n_;
-  void* forward_ = nullptr;  // fftw_plan or fftwf_plan
+  void* forward_ = nullptr;  // fftwf_plan
   void* inverse_ = nullptr;
 };
 
 extern template class RealFft<float>;
-extern template class RealFft<double>;
 
 }  // namespace kfuse::cpu
