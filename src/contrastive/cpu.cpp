@@ -301,20 +301,6 @@ void store_state(double* part, const State& st) {
   part[2] = st.sum;
 }
 
-// A rectangle's partial states (rows from r_begin, columns from c_begin) into the slots
-// of its row group g and column group h, which the merge reads in order.
-void store_rect_states(const ForwardProblem& p, std::int64_t g, std::int64_t h,
-                       std::int64_t r_begin, std::int64_t c_begin, const std::vector<State>& rows,
-                       const std::vector<State>& cols) {
-  auto* row_part = static_cast<double*>(p.row_part);
-  auto* col_part = static_cast<double*>(p.col_part);
-  if (p.loss == Loss::Clip && p.want_cols)
-    for (std::size_t j = 0; j < cols.size(); ++j)
-      store_state(col_part + (g * p.s.ny + c_begin + std::int64_t(j)) * kStateFloats, cols[j]);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    store_state(row_part + (h * p.s.nx + r_begin + std::int64_t(i)) * kStateFloats, rows[i]);
-}
-
 // Folds one tile of logits (rows [i0, i0 + nr), columns [j0, j0 + cols)) into the
 // states of its rows (rows[0, nr)) and of its columns (col[0, cols)), and records
 // the positives' logits.
@@ -427,7 +413,13 @@ KFUSE_CPU_HOT void forward_rect(const ForwardProblem& p, std::int64_t g, std::in
       }
     }
   }
-  store_rect_states(p, g, h, r_begin, c_begin, rows, cols_st);
+  auto* row_part = static_cast<double*>(p.row_part);
+  auto* col_part = static_cast<double*>(p.col_part);
+  if (p.loss == Loss::Clip && p.want_cols)
+    for (std::int64_t j = c_begin; j < c_end; ++j)
+      store_state(col_part + (g * s.ny + j) * kStateFloats, cols_st[j - c_begin]);
+  for (std::int64_t i = r_begin; i < r_end; ++i)
+    store_state(row_part + (h * s.nx + i) * kStateFloats, rows[i - r_begin]);
 }
 
 // ------------------------------------------------------------------ backward
@@ -758,7 +750,13 @@ KFUSE_CPU_HOT void forward_rect_blas(const ForwardProblem& p, const Operands& o,
       }
     }
   }
-  store_rect_states(p, g, h, r_begin, c_begin, rows, cols_st);
+  auto* row_part = static_cast<double*>(p.row_part);
+  auto* col_part = static_cast<double*>(p.col_part);
+  if (p.loss == Loss::Clip && p.want_cols)
+    for (std::int64_t j = c_begin; j < c_end; ++j)
+      store_state(col_part + (g * s.ny + j) * kStateFloats, cols_st[j - c_begin]);
+  for (std::int64_t i = r_begin; i < r_end; ++i)
+    store_state(row_part + (h * s.nx + i) * kStateFloats, rows[i - r_begin]);
 }
 
 // One row group of the grid ([r_begin, r_end)) against every column: dX rows, the
