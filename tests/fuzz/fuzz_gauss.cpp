@@ -14,14 +14,18 @@ bool any_finite(double v) {
   return std::isfinite(v);
 }
 
-// Points X [M x d] and Y [N x d], f32 or f64, small enough for the CPU path.
+// Points X [M x d] and Y [N x d], f32 or f64, small enough for the CPU path; one case in
+// eight at d >= 512, where the CPU's fp32 sums take their GEMM route.
 struct Points {
   int dtype;
   std::int64_t M, N, d;
 };
 Points points(Builder& b) {
   Rng& r = b.rng();
-  return {r.chance(0.5) ? KFUSE_F32 : KFUSE_F64, b.extent(0, 70), b.extent(0, 70), b.extent(1, 40)};
+  const int dtype = r.chance(0.5) ? KFUSE_F32 : KFUSE_F64;
+  const std::int64_t M = b.extent(0, 70), N = b.extent(0, 70);
+  const std::int64_t d = r.chance(0.125) ? b.extent(512, 640) : b.extent(1, 40);
+  return {dtype, M, N, d};
 }
 
 template <class O>
