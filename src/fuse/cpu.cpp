@@ -357,6 +357,18 @@ constexpr std::int64_t kPanelRows = 64;  // gallery rows packed at once (4 strip
 // padded_rows(M) only).
 constexpr std::int64_t kQueryRows = 240;
 static_assert(kQueryRows % kMicroRows == 0, "query blocks must start on a register block");
+// The candidate lists of a block (parts x rows x k scores and indices) are kept under
+// this many bytes by fewer rows per block for a large k (never under one register block).
+constexpr std::int64_t kTopkListBytes = std::int64_t(64) << 20;
+
+// Rows per query block for k candidates kept by each of `parts` threads: a multiple of
+// kMicroRows. Any block size gives the same result (the lists' order is total).
+std::int64_t topk_block_rows(std::int64_t m, std::int64_t k, int parts) {
+  const std::int64_t per_row =
+      std::int64_t(parts) * k * std::int64_t(sizeof(float) + sizeof(std::int64_t));
+  const std::int64_t fit = kTopkListBytes / per_row / kMicroRows * kMicroRows;
+  return std::min({kQueryRows, padded_rows(m), std::max<std::int64_t>(kMicroRows, fit)});
+}
 
 // A side's queries packed as [M][d] in float (zero rows up to padded_rows(M)).
 std::vector<float> pack_queries(const detail::TopkSide& side, std::int64_t m) {
@@ -818,7 +830,7 @@ void product_topk(const TopkProblem& p) {
   const std::int64_t panels = (p.n + kPanelRows - 1) / kPanelRows;
   const bool parallel = p.m * p.n * (p.side[0].q.d + p.side[1].q.d) >= kParallelWork;
   const int max_parts = parallel ? std::min<int>(detail::kMaxTopkParts, max_threads()) : 1;
-  const std::int64_t block = std::min(kQueryRows, padded_rows(p.m));
+  const std::int64_t block = topk_block_rows(p.m, k, max_parts);
   // [part][query of the block][k], padded for the merge with (NaN, index past the gallery).
   std::vector<float> scores(static_cast<std::size_t>(max_parts * block * k));
   std::vector<std::int64_t> idx(scores.size());
