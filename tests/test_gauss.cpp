@@ -210,6 +210,13 @@ TEST_P(GaussFamily, NearDuplicatePointsFarFromOrigin) {
   }
 }
 
+// v with every element times scale (a power of two: exact).
+std::vector<float> scaled(std::vector<float> v, float scale) {
+  for (float& t : v)
+    t *= scale;
+  return v;
+}
+
 // At large d the CPU path expands |x - y|^2 = |a|^2 + |b|^2 - 2 a.b on points centred
 // at the sample's mean (a GEMM) and takes the direct form for every pair where that
 // would not be accurate. Here half the sample is a cluster at 1000 (spread 1e-2),
@@ -240,11 +247,7 @@ TEST_P(GaussFamily, LargeDClusterFarFromTheSampleMean) {
   }
   const auto v = uniform<float>(N * R, 26);
   for (const float scale : {1.0f, 0x1p40f, 0x1p-40f}) {
-    std::vector<float> xs(x), ys(y);
-    for (auto& t : xs)
-      t *= scale;
-    for (auto& t : ys)
-      t *= scale;
+    const std::vector<float> xs = scaled(x, scale), ys = scaled(y, scale);
     const double sigma = 0.1 * double(scale);
     TestArray<float> X(GetParam(), xs), Y(GetParam(), ys), V(GetParam(), v);
     TestArray<float> out(GetParam(), nan_filled<float>(M * R)),
@@ -277,11 +280,7 @@ TEST_P(GaussFamily, LargeDRandomPoints) {
   const auto x = uniform<float>(m * d, 27), y = uniform<float>(n * d, 28, -0.9, 1.1);
   const auto v = uniform<float>(n * R, 29);
   for (const float scale : {1.0f, 0x1p40f, 0x1p-40f}) {
-    std::vector<float> xs(x), ys(y);
-    for (auto& t : xs)
-      t *= scale;
-    for (auto& t : ys)
-      t *= scale;
+    const std::vector<float> xs = scaled(x, scale), ys = scaled(y, scale);
     const double sigma = sigma_for(d) * double(scale);
     TestArray<float> X(GetParam(), xs), Y(GetParam(), ys), V(GetParam(), v);
     TestArray<float> out(GetParam(), nan_filled<float>(m * R)),

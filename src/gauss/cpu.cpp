@@ -370,9 +370,6 @@ constexpr double kGemmKappa = 4.0;
 constexpr std::int64_t kGemmPanelRows = 256;
 constexpr std::int64_t kGemmColBlock = 1024;
 
-// false only to check that the tests catch a route without its fallback.
-constexpr bool kGemmFallback = true;
-
 // The constants of the test above, in fp32: err = gamma (ra + rb)^2 + tiny, kept when
 // err * ratio <= dhat (ratio rounded up, so that the product is not below the real
 // E (1 + 1 / (kappa gamma_d))).
@@ -431,8 +428,7 @@ KFUSE_CPU_HOT void sum_row_block_gemm(const GaussProblem<T>& p, const GaussEpilo
         const float dhat = (xn + yn[jj]) + t[jj];
         const float root = xr + yr[jj];
         const float err = bound.gamma * root * root + bound.tiny;
-        const bool ok = !kGemmFallback ||
-                        (err * bound.ratio <= dhat && dhat <= std::numeric_limits<float>::max());
+        const bool ok = err * bound.ratio <= dhat && dhat <= std::numeric_limits<float>::max();
         const float dist = kScaled ? dhat * q * q : dhat;
         t[jj] = ok ? -c * dist : std::numeric_limits<float>::quiet_NaN();
         redo += ok ? 0 : 1;
