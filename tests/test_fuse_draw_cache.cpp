@@ -48,7 +48,7 @@ Call rp_call(const std::vector<const std::vector<float>*>& inputs, std::int64_t 
   };
 }
 
-// (n, here and below: enough rows for the TF32 calls to take the BLAS route.)
+// (n: enough rows for the TF32 calls to take the BLAS route.)
 TEST(FuseDrawCache, CachedResultsEqualAContextWithoutTheCacheBitwise) {
   const std::int64_t n = cpu::kProjectionGemmMinRows + 29, l = 70, d0 = 45, d1 = 23;
   const std::vector<float> a = uniform<float>(n * d0, 1), b = uniform<float>(n * d1, 2);
@@ -138,6 +138,7 @@ TEST(FuseDrawCache, BackwardFromTheCacheEqualsAContextWithoutIt) {
 // order where a key missing that thing would hand a later call an earlier call's
 // matrix; every result must equal a context without the cache.
 TEST(FuseDrawCache, CallsThatDrawDifferentMatricesNeverShareAnEntry) {
+  // (n: enough rows for the TF32 calls to take the BLAS route.)
   const std::int64_t n = cpu::kProjectionGemmMinRows + 13, d = 24;
   const std::vector<float> a = uniform<float>(n * 40, 4), b = uniform<float>(n * 40, 5);
   Context ctx = Context::cpu();

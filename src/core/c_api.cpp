@@ -43,6 +43,16 @@ kfuse_status_t create(kfuse_context_t* out, kfuse::Context (*make)(int, void*), 
   });
 }
 
+// A context's property into *out (checked non-null): the C getters' one shape.
+template <class Out, class Get>
+kfuse_status_t context_query(kfuse_context_t ctx, const char* op, Out* out, Get get) {
+  return guarded([&] {
+    kfuse::Context& c = context_of(ctx, op);
+    if (out == nullptr) fail(kfuse::Status::InvalidArgument, op, "out", "is null");
+    *out = get(c);
+  });
+}
+
 }  // namespace
 }  // namespace kfuse::c_api
 
@@ -93,12 +103,8 @@ void kfuse_context_destroy(kfuse_context_t ctx) {
 }
 
 kfuse_status_t kfuse_context_backend(kfuse_context_t ctx, kfuse_backend_t* out) {
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, "kfuse_context_backend");
-    if (out == nullptr)
-      fail(kfuse::Status::InvalidArgument, "kfuse_context_backend", "out", "is null");
-    *out = static_cast<kfuse_backend_t>(c.backend());
-  });
+  return context_query(ctx, "kfuse_context_backend", out,
+                       [](kfuse::Context& c) { return static_cast<kfuse_backend_t>(c.backend()); });
 }
 
 kfuse_status_t kfuse_context_synchronize(kfuse_context_t ctx) {
@@ -114,11 +120,8 @@ kfuse_status_t kfuse_context_set_draw_cache_budget(kfuse_context_t ctx, uint64_t
 }
 
 kfuse_status_t kfuse_context_draw_cache_bytes(kfuse_context_t ctx, uint64_t* out) {
-  return guarded([&] {
-    kfuse::Context& c = context_of(ctx, "kfuse_context_draw_cache_bytes");
-    if (out == nullptr)
-      fail(kfuse::Status::InvalidArgument, "kfuse_context_draw_cache_bytes", "out", "is null");
-    *out = c.draw_cache_bytes();
+  return context_query(ctx, "kfuse_context_draw_cache_bytes", out, [](kfuse::Context& c) {
+    return static_cast<uint64_t>(c.draw_cache_bytes());
   });
 }
 
